@@ -1,0 +1,74 @@
+//! The HTTP API (`/v1`, JSON). Handlers parse, call the service, and shape
+//! the answer; every error is an [`ApiError`].
+
+mod error;
+mod secrets;
+mod sys;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+
+pub use error::ApiError;
+
+use crate::auth::Actor;
+use crate::service::Coffer;
+
+/// Shared state of every handler.
+pub type AppState = Arc<Coffer>;
+
+/// Extra room a request body may take beyond the value itself (JSON
+/// framing, escapes, the `cas` field).
+const BODY_OVERHEAD: usize = 16 * 1024;
+
+/// The router: `/v1/sys/health` is open, everything else needs a token.
+pub fn app(state: AppState, max_value_bytes: usize) -> Router {
+    // JSON escapes can grow a value up to six-fold (\uXXXX).
+    let body_limit = max_value_bytes.saturating_mul(6).saturating_add(BODY_OVERHEAD);
+    let protected = Router::new()
+        .route("/v1/sys/plugins", get(sys::plugins))
+        .route("/v1/secrets/{namespace}", get(secrets::list))
+        .route(
+            "/v1/secrets/{namespace}/{*name}",
+            get(secrets::read).put(secrets::write).post(secrets::write).delete(secrets::delete),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .route("/v1/sys/health", get(sys::health))
+        .merge(protected)
+        .fallback(sys::no_route)
+        .method_not_allowed_fallback(sys::no_method)
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(no_store))
+        .with_state(state)
+}
+
+/// Checks the bearer token and records the actor for handlers.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        return Err(ApiError::unauthorized());
+    };
+    let actor: Actor = state.auth.verify(token).await?.ok_or_else(ApiError::unauthorized)?;
+    request.extensions_mut().insert(actor);
+    Ok(next.run(request).await)
+}
+
+/// Secrets must not linger in caches between client and server.
+async fn no_store(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

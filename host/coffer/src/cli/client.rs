@@ -1,0 +1,205 @@
+//! `coffer secret put|get|list|delete`: a small client of the HTTP API.
+//!
+//! The server address comes from `--addr` / `COFFER_ADDR`, the token from
+//! `COFFER_TOKEN` or else the root-token file in the default data dir.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use crate::config::default_data_dir;
+
+#[derive(Args)]
+pub struct Connection {
+    /// The server's base URL.
+    #[arg(long, env = "COFFER_ADDR", default_value = "http://127.0.0.1:8270", global = true)]
+    addr: String,
+}
+
+#[derive(Subcommand)]
+pub enum SecretCommand {
+    /// Store a new version (the value is read from stdin when not given).
+    Put {
+        namespace: String,
+        name: String,
+        /// The value; prefer stdin, as arguments show in process listings.
+        value: Option<String>,
+        /// Write only if the latest version is this one (0: only if new).
+        #[arg(long)]
+        cas: Option<u32>,
+    },
+    /// Print a secret's value (latest, or --version).
+    Get {
+        namespace: String,
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+        /// Print the whole JSON answer instead of the bare value.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List names in a namespace.
+    List {
+        namespace: String,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+    /// Soft-delete the latest version.
+    Delete { namespace: String, name: String },
+}
+
+pub async fn run(connection: Connection, command: SecretCommand) -> ExitCode {
+    match execute(&connection, command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("coffer: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    fn other(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn token() -> Result<Zeroizing<String>, Failure> {
+    if let Ok(token) = std::env::var("COFFER_TOKEN") {
+        return Ok(Zeroizing::new(token));
+    }
+    let file = default_data_dir().join("root-token");
+    std::fs::read_to_string(&file)
+        .map(|t| Zeroizing::new(t.trim().to_owned()))
+        .map_err(|_| Failure::usage(format!("no token: set COFFER_TOKEN (or run the server once so {} exists)", file.display())))
+}
+
+/// Percent-encodes one path segment, keeping `/` inside secret names.
+fn encode_path(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), Failure> {
+    let base = connection.addr.trim_end_matches('/');
+    match command {
+        SecretCommand::Put { namespace, name, value, cas } => {
+            let value = match value {
+                Some(v) if v != "-" => Zeroizing::new(v),
+                _ => {
+                    let mut text = Zeroizing::new(String::new());
+                    std::io::stdin()
+                        .read_to_string(&mut text)
+                        .map_err(|e| Failure::other(format!("cannot read the value from stdin: {e}")))?;
+                    if text.ends_with('\n') {
+                        text.pop();
+                    }
+                    text
+                }
+            };
+            let url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+            let body = Zeroizing::new(json!({ "value": value.as_str(), "cas": cas }).to_string());
+            let answer = request(Method::PUT, &url, Some(body)).await?;
+            println!("{}/{} version {}", namespace, name, answer["version"]);
+        }
+        SecretCommand::Get { namespace, name, version, json } => {
+            let mut url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+            if let Some(version) = version {
+                url.push_str(&format!("?version={version}"));
+            }
+            let answer = request(Method::GET, &url, None).await?;
+            if json {
+                println!("{answer}");
+            } else {
+                println!("{}", answer["value"].as_str().unwrap_or_default());
+            }
+        }
+        SecretCommand::List { namespace, prefix } => {
+            let mut after: Option<String> = None;
+            loop {
+                let mut url = reqwest::Url::parse(&format!("{base}/v1/secrets/{}", encode_path(&namespace)))
+                    .map_err(|e| Failure::usage(format!("bad address: {e}")))?;
+                url.query_pairs_mut().append_pair("prefix", &prefix).append_pair("limit", "1000");
+                if let Some(after) = &after {
+                    url.query_pairs_mut().append_pair("after", after);
+                }
+                let answer = request(Method::GET, url.as_str(), None).await?;
+                for name in answer["names"].as_array().into_iter().flatten() {
+                    println!("{}", name.as_str().unwrap_or_default());
+                }
+                match answer["next"].as_str() {
+                    Some(next) => after = Some(next.to_owned()),
+                    None => break,
+                }
+            }
+        }
+        SecretCommand::Delete { namespace, name } => {
+            let url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+            request(Method::DELETE, &url, None).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn request(method: Method, url: &str, body: Option<Zeroizing<String>>) -> Result<Value, Failure> {
+    let token = token()?;
+    let client = reqwest::Client::new();
+    let mut builder = client.request(method, url).bearer_auth(token.as_str());
+    if let Some(body) = body {
+        builder = builder
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.as_str().to_owned());
+    }
+    let response = builder
+        .send()
+        .await
+        .map_err(|e| Failure::other(format!("cannot reach {url}: {e}")))?;
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| Failure::other(format!("cannot read the answer: {e}")))?;
+    if status.is_success() {
+        return Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) });
+    }
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or(text);
+    let code = match status {
+        StatusCode::NOT_FOUND => 3,
+        StatusCode::CONFLICT => 4,
+        StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => 2,
+        _ => 1,
+    };
+    Err(Failure {
+        code,
+        message: format!("{message} (HTTP {})", status.as_u16()),
+    })
+}

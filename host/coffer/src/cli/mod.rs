@@ -1,0 +1,58 @@
+//! The `coffer` command line: `coffer server` runs the engine; `coffer
+//! secret …` talks to a running server over the HTTP API.
+//!
+//! Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
+//! 3 not found, 4 conflict.
+
+mod client;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "coffer", version, about = "A secrets engine with sandboxed WebAssembly backends")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite and keyset when no config is given).
+    Server {
+        /// The configuration file (coffer.toml).
+        #[arg(long, env = "COFFER_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Read and write secrets on a running server.
+    Secret {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: client::SecretCommand,
+    },
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("coffer: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Server { config, data_dir } => server::run(config, data_dir).await,
+            Command::Secret { connection, command } => client::run(connection, command).await,
+        }
+    })
+}

@@ -1,0 +1,96 @@
+//! `coffer server`: load the configuration, start the engine, serve the API
+//! until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tracing_subscriber::EnvFilter;
+
+use crate::api;
+use crate::config::Config;
+use crate::service::Coffer;
+
+pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
+    init_logging();
+    let config = match Config::load(config_file.as_deref(), std::env::vars(), data_dir.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("coffer: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let coffer = match Coffer::open(&config).await {
+        Ok(coffer) => Arc::new(coffer),
+        Err(error) => {
+            eprintln!("coffer: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let token_file = config.data_dir.join("root-token");
+    match coffer.auth.bootstrap_root(&token_file).await {
+        Ok(Some(token)) => {
+            println!(
+                "Root token (shown once; also saved to {} with mode 0600):\n\n    {}\n",
+                token_file.display(),
+                token.as_str()
+            );
+        }
+        Ok(None) => {}
+        Err(error) => {
+            eprintln!("coffer: cannot create the root token: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("coffer: cannot listen on {}: {error}", config.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
+    println!("coffer listening on http://{address}");
+    let app = api::app(coffer.clone(), config.max_value_bytes);
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    coffer.close().await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("coffer: server error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,427 @@
+//! `coffer.toml`: the server's configuration, its defaults (the embedded
+//! SQLite + keyset setup) and `COFFER_…` environment overrides.
+//!
+//! Every key can be overridden from the environment: `COFFER_LISTEN`,
+//! `COFFER_STORAGE__SQL__URL`, `COFFER_KEYRING__CONFIG__PATH`, … (`__`
+//! separates table levels). A bad value is one error that names its key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use coffer_runtime::Limits;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the embedded database, keyset, root token and caches live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Where plugin names are looked up (`<plugin_dir>/<name>.wasm`).
+    pub plugin_dir: Option<PathBuf>,
+    /// Compiled-component cache; defaults to `<data_dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Versions kept per secret; older ones are dropped on write.
+    #[serde(default = "default_max_versions")]
+    pub max_versions: u32,
+    /// Largest secret value accepted, in bytes.
+    #[serde(default = "default_max_value_bytes")]
+    pub max_value_bytes: usize,
+    pub storage: Option<PluginSection>,
+    pub keyring: Option<PluginSection>,
+}
+
+/// A `[storage]` or `[keyring]` section: which plugin and what it may use.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    /// A name from the plugin directory, or a path to a `.wasm` file.
+    pub plugin: String,
+    /// SHA-256 (hex) the `.wasm` must have.
+    pub sha256: Option<String>,
+    /// Passed to the plugin; every scalar becomes its string form.
+    #[serde(default)]
+    pub config: BTreeMap<String, toml::Value>,
+    /// A database the host opens and lends the plugin (storage only).
+    pub sql: Option<SqlGrant>,
+    #[serde(default)]
+    pub limits: LimitsSection,
+}
+
+/// The `[<section>.sql]` grant.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlGrant {
+    /// `sqlite://path` or `postgres://user:password@host/db`.
+    pub url: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for SqlGrant {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlGrant")
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `[<section>.limits]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: usize,
+    #[serde(default = "default_cpu_ms")]
+    pub cpu_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(default = "default_max_instances")]
+    pub max_instances: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            memory_mb: default_memory_mb(),
+            cpu_ms: default_cpu_ms(),
+            timeout_ms: default_timeout_ms(),
+            max_instances: default_max_instances(),
+        }
+    }
+}
+
+impl LimitsSection {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            memory_bytes: self.memory_mb.saturating_mul(1 << 20),
+            cpu_time: Duration::from_millis(self.cpu_ms),
+            call_timeout: Duration::from_millis(self.timeout_ms),
+            max_instances: self.max_instances,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8270))
+}
+
+fn default_max_versions() -> u32 {
+    10
+}
+
+fn default_max_value_bytes() -> usize {
+    64 * 1024
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+fn default_memory_mb() -> usize {
+    64
+}
+
+fn default_cpu_ms() -> u64 {
+    2_000
+}
+
+fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_max_instances() -> usize {
+    32
+}
+
+/// The data directory when none is configured: `$XDG_DATA_HOME/coffer`,
+/// else `~/.local/share/coffer`, else `./coffer-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("coffer");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/coffer");
+    }
+    PathBuf::from("coffer-data")
+}
+
+/// A configuration error, naming the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{origin}: key `{key}`: {message}")]
+    Key {
+        origin: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// Top-level keys environment variables may override; other `COFFER_…`
+/// variables (the client's `COFFER_ADDR`, `COFFER_TOKEN`) are not config.
+const OVERRIDABLE: &[&str] = &[
+    "listen",
+    "data_dir",
+    "plugin_dir",
+    "cache_dir",
+    "max_versions",
+    "max_value_bytes",
+    "storage",
+    "keyring",
+];
+
+impl Config {
+    /// Loads `file` (or nothing), applies `vars` overrides and the data-dir
+    /// option, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        data_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let origin = file.map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: origin.clone(),
+                    source,
+                })?;
+                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                    path: origin.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => toml::Table::new(),
+        };
+        apply_env(&mut table, vars);
+        if let Some(dir) = data_dir {
+            table.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
+        }
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ConfigError::Key {
+                origin: origin.clone(),
+                key: e.path().to_string(),
+                message: e.inner().to_string(),
+            }
+        })?;
+        config.validate(&origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let fail = |key: &str, message: &str| ConfigError::Key {
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        if !(1..=1000).contains(&self.max_versions) {
+            return Err(fail("max_versions", "must be between 1 and 1000"));
+        }
+        if !(1..=16 << 20).contains(&self.max_value_bytes) {
+            return Err(fail("max_value_bytes", "must be between 1 and 16777216"));
+        }
+        for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
+            let Some(section) = section else { continue };
+            if section.plugin.is_empty() {
+                return Err(fail(&format!("{name}.plugin"), "must not be empty"));
+            }
+            if let Some(sha) = &section.sha256
+                && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(fail(&format!("{name}.sha256"), "must be 64 hex digits"));
+            }
+            for (key, value) in &section.config {
+                if scalar_string(value).is_none() {
+                    return Err(fail(&format!("{name}.config.{key}"), "must be a string, number or boolean"));
+                }
+            }
+            let limits = &section.limits;
+            if !(1..=1024).contains(&limits.memory_mb) {
+                return Err(fail(&format!("{name}.limits.memory_mb"), "must be between 1 and 1024"));
+            }
+            if limits.cpu_ms < 10 {
+                return Err(fail(&format!("{name}.limits.cpu_ms"), "must be at least 10"));
+            }
+            if limits.timeout_ms < 10 {
+                return Err(fail(&format!("{name}.limits.timeout_ms"), "must be at least 10"));
+            }
+            if !(1..=256).contains(&limits.max_instances) {
+                return Err(fail(&format!("{name}.limits.max_instances"), "must be between 1 and 256"));
+            }
+            if name == "keyring" && section.sql.is_some() {
+                return Err(fail("keyring.sql", "keyring plugins cannot be granted a database"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `[storage]` section, or the embedded default: SQLite in the data dir.
+    pub fn storage_section(&self) -> PluginSection {
+        self.storage.clone().unwrap_or_else(|| PluginSection {
+            plugin: "storage-sql".to_owned(),
+            sha256: None,
+            config: BTreeMap::new(),
+            sql: Some(SqlGrant {
+                url: format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
+                max_connections: default_max_connections(),
+            }),
+            limits: LimitsSection::default(),
+        })
+    }
+
+    /// The `[keyring]` section, or the embedded default: a Tink keyset in the
+    /// data dir, created if missing.
+    pub fn keyring_section(&self) -> PluginSection {
+        self.keyring.clone().unwrap_or_else(|| PluginSection {
+            plugin: "keyring-file".to_owned(),
+            sha256: None,
+            config: BTreeMap::from([
+                (
+                    "path".to_owned(),
+                    toml::Value::String(self.data_dir.join("keyset.json").display().to_string()),
+                ),
+                ("create_if_missing".to_owned(), toml::Value::Boolean(true)),
+            ]),
+            sql: None,
+            limits: LimitsSection::default(),
+        })
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+}
+
+/// The string a plugin sees for a TOML scalar; none for tables and arrays.
+pub fn scalar_string(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        toml::Value::Array(_) | toml::Value::Table(_) => None,
+    }
+}
+
+/// Applies `COFFER_A__B__C=value` overrides to `table`.
+fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) {
+    for (name, value) in vars {
+        let Some(path) = name.strip_prefix("COFFER_") else { continue };
+        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
+        if keys.iter().any(String::is_empty) || !OVERRIDABLE.contains(&keys[0].as_str()) {
+            continue;
+        }
+        set_path(table, &keys, env_value(&value));
+    }
+}
+
+/// An environment value as TOML: numbers and booleans keep their type,
+/// anything else is a string.
+fn env_value(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut parsed) => match parsed.remove("v") {
+            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            _ => toml::Value::String(raw.to_owned()),
+        },
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
+    let Some((last, parents)) = keys.split_last() else { return };
+    let mut current = table;
+    for key in parents {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else { return };
+        current = next;
+    }
+    current.insert(last.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn no_file_gives_the_embedded_default() {
+        let config = Config::load(None, vars(&[]), Some(Path::new("/tmp/d"))).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.storage_section().plugin, "storage-sql");
+        let sql = config.storage_section().sql.unwrap();
+        assert_eq!(sql.url, "sqlite:///tmp/d/coffer.db");
+        let keyring = config.keyring_section();
+        assert_eq!(keyring.config["create_if_missing"], toml::Value::Boolean(true));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys_with_types() {
+        let config = Config::load(
+            None,
+            vars(&[
+                ("COFFER_LISTEN", "127.0.0.1:9999"),
+                ("COFFER_STORAGE__PLUGIN", "storage-sql"),
+                ("COFFER_STORAGE__SQL__URL", "sqlite:///x.db"),
+                ("COFFER_STORAGE__LIMITS__CPU_MS", "500"),
+                ("COFFER_ADDR", "http://ignored"),
+                ("COFFER_TOKEN", "ignored"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        let storage = config.storage.unwrap();
+        assert_eq!(storage.sql.unwrap().url, "sqlite:///x.db");
+        assert_eq!(storage.limits.cpu_ms, 500);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("coffer.toml");
+        std::fs::write(&file, "[storage]\nplugin = \"storage-sql\"\n[storage.limits]\ncpu_ms = \"lots\"\n").unwrap();
+        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        assert!(error.contains("storage.limits.cpu_ms"), "{error}");
+
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        assert!(error.contains("lisen"), "{error}");
+
+        std::fs::write(&file, "max_versions = 0\n").unwrap();
+        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        assert!(error.contains("max_versions"), "{error}");
+    }
+
+    #[test]
+    fn sql_grant_debug_hides_the_url() {
+        let grant = SqlGrant {
+            url: "postgres://u:hunter2@db/x".into(),
+            max_connections: 1,
+        };
+        assert!(!format!("{grant:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,40 @@
+//! The service-level error every operation returns; the HTTP layer and the
+//! CLI turn it into their own shapes.
+
+use coffer_runtime::PluginError;
+
+/// What went wrong, in terms a client can act on.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the message says how.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// A check-and-set did not hold, or writers raced too often.
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data failed authentication: tampered, or the wrong key.
+    #[error("stored data failed its integrity check")]
+    Integrity,
+    /// A key needed to decrypt is not available.
+    #[error("{0}")]
+    KeyUnavailable(String),
+    /// A plugin failed or answered with an error.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// A broken invariant; details are logged, not returned.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<coffer_crypto::CryptoError> for Error {
+    fn from(error: coffer_crypto::CryptoError) -> Self {
+        match error {
+            coffer_crypto::CryptoError::Integrity => Error::Integrity,
+            other => Error::Internal(format!("malformed stored data: {other}")),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,166 @@
+//! Turning the `[storage]` and `[keyring]` sections into running plugins:
+//! resolve the `.wasm`, open granted databases, preopen the key file's
+//! directory, and load each through the runtime.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coffer_runtime::{FileGrant, KeyringPlugin, PluginSpec, Runtime, SqlPool, StoragePlugin};
+
+use crate::config::{Config, PluginSection, scalar_string};
+
+/// Where the keyring's key file directory appears inside the sandbox.
+const KEYRING_GUEST_DIR: &str = "/keyring";
+
+/// What was loaded, for health and the plugin listing.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PluginInfo {
+    pub kind: &'static str,
+    pub name: String,
+    pub sha256: String,
+}
+
+/// Why a plugin could not be started; the message is for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PluginStartError(pub String);
+
+/// Loads the storage plugin of `config`, opening its database grant.
+pub async fn load_storage(
+    runtime: &Runtime,
+    config: &Config,
+) -> Result<(StoragePlugin, Option<Arc<SqlPool>>), PluginStartError> {
+    let section = config.storage_section();
+    let sql = match &section.sql {
+        Some(grant) => {
+            if let Some(path) = grant.url.strip_prefix("sqlite://")
+                && let Some(parent) = Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| PluginStartError(format!("storage.sql.url: cannot create {}: {e}", parent.display())))?;
+            }
+            let pool = SqlPool::connect(&grant.url, grant.max_connections)
+                .await
+                .map_err(|e| PluginStartError(format!("storage.sql.url: {e}")))?;
+            Some(Arc::new(pool))
+        }
+        None => None,
+    };
+    let spec = spec(config, &section, plugin_config(&section), Vec::new())?;
+    let plugin = StoragePlugin::load(runtime, spec, sql.clone())
+        .await
+        .map_err(|e| PluginStartError(e.to_string()))?;
+    Ok((plugin, sql))
+}
+
+/// Loads the keyring plugin of `config`. Its `path` is a file on the host:
+/// the plugin gets that file's directory (writable only when it may create
+/// or rewrite the keyset) and sees the file under `/keyring`.
+pub async fn load_keyring(runtime: &Runtime, config: &Config) -> Result<KeyringPlugin, PluginStartError> {
+    let section = config.keyring_section();
+    let mut plugin_config = plugin_config(&section);
+    let mut files = Vec::new();
+    if let Some(path) = plugin_config.get("path").cloned() {
+        let path = PathBuf::from(path);
+        let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
+            return Err(PluginStartError("keyring.config.path: must name a file".to_owned()));
+        };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let writable = ["create_if_missing", "writable"]
+            .iter()
+            .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
+        if writable {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| PluginStartError(format!("keyring.config.path: cannot create {}: {e}", dir.display())))?;
+        }
+        files.push(FileGrant {
+            host_dir: dir.to_path_buf(),
+            guest_dir: KEYRING_GUEST_DIR.to_owned(),
+            writable,
+        });
+        plugin_config.insert(
+            "path".to_owned(),
+            format!("{KEYRING_GUEST_DIR}/{}", file_name.to_string_lossy()),
+        );
+    }
+    let spec = spec(config, &section, plugin_config, files)?;
+    KeyringPlugin::load(runtime, spec)
+        .await
+        .map_err(|e| PluginStartError(e.to_string()))
+}
+
+fn plugin_config(section: &PluginSection) -> BTreeMap<String, String> {
+    section
+        .config
+        .iter()
+        .filter_map(|(k, v)| scalar_string(v).map(|v| (k.clone(), v)))
+        .collect()
+}
+
+fn spec(
+    config: &Config,
+    section: &PluginSection,
+    plugin_config: BTreeMap<String, String>,
+    files: Vec<FileGrant>,
+) -> Result<PluginSpec, PluginStartError> {
+    Ok(PluginSpec {
+        name: plugin_name(&section.plugin),
+        wasm_path: resolve(config, &section.plugin)?,
+        sha256: section.sha256.clone(),
+        config: plugin_config,
+        limits: section.limits.to_limits(),
+        files,
+    })
+}
+
+/// The name a plugin is shown under: its file stem for paths.
+fn plugin_name(plugin: &str) -> String {
+    if is_path(plugin) {
+        Path::new(plugin)
+            .file_stem()
+            .map_or_else(|| plugin.to_owned(), |s| s.to_string_lossy().into_owned())
+    } else {
+        plugin.to_owned()
+    }
+}
+
+fn is_path(plugin: &str) -> bool {
+    plugin.contains('/') || plugin.ends_with(".wasm")
+}
+
+/// A path as given, or `<dir>/<name>.wasm` from the first plugin directory
+/// that has it.
+fn resolve(config: &Config, plugin: &str) -> Result<PathBuf, PluginStartError> {
+    if is_path(plugin) {
+        return Ok(PathBuf::from(plugin));
+    }
+    let dirs = plugin_dirs(config);
+    let file = format!("{plugin}.wasm");
+    dirs.iter()
+        .map(|dir| dir.join(&file))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            PluginStartError(format!(
+                "plugin {plugin}: no {file} in {} (build the plugins with `cargo xtask build`, or set plugin_dir)",
+                searched.join(", ")
+            ))
+        })
+}
+
+fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
+    if let Some(dir) = &config.plugin_dir {
+        return vec![dir.clone()];
+    }
+    let mut dirs = Vec::new();
+    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+        dirs.push(exe_dir.join("plugins"));
+        if let Some(parent) = exe_dir.parent() {
+            dirs.push(parent.join("plugins"));
+        }
+    }
+    dirs.push(PathBuf::from("/usr/lib/coffer/plugins"));
+    dirs
+}

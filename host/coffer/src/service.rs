@@ -1,0 +1,104 @@
+//! The running engine: plugins, keys, secrets and tokens wired together.
+//! The HTTP API and the CLI both call into this; neither holds logic.
+
+use std::sync::Arc;
+
+use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage};
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::keys::{DataKeys, Kek};
+use crate::plugins::{self, PluginInfo};
+use crate::secrets::{Secrets, SecretsSettings};
+
+/// Everything a request needs.
+pub struct Coffer {
+    pub secrets: Secrets,
+    pub auth: Auth,
+    pub storage: Arc<dyn Storage>,
+    pub plugins: Vec<PluginInfo>,
+    /// Kept so the engine (and its epoch ticker) lives as long as the plugins.
+    _runtime: Runtime,
+    sql: Option<Arc<SqlPool>>,
+}
+
+/// Why the engine could not start; printed to the operator as is.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+impl Coffer {
+    /// Starts the runtime, loads the plugins and the KEK (creating a keyset
+    /// when the keyring allows it).
+    pub async fn open(config: &Config) -> Result<Coffer, StartError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartError(format!("data_dir: cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(config.cache_dir()),
+        })
+        .map_err(|e| StartError(e.to_string()))?;
+
+        let (storage, sql) = plugins::load_storage(&runtime, config)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let keyring = plugins::load_keyring(&runtime, config)
+            .await
+            .map_err(|e| StartError(e.to_string()))?;
+        let plugins = vec![
+            PluginInfo {
+                kind: "storage",
+                name: storage.name().to_owned(),
+                sha256: storage.sha256().to_owned(),
+            },
+            PluginInfo {
+                kind: "keyring",
+                name: keyring.name().to_owned(),
+                sha256: keyring.sha256().to_owned(),
+            },
+        ];
+
+        let (kek, created) = Kek::load_or_create(&keyring)
+            .await
+            .map_err(|e| StartError(format!("keyring {}: {e}", keyring.name())))?;
+        if created {
+            tracing::warn!(
+                "created a new root keyset through keyring plugin {}; back it up: without it no secret can be read",
+                keyring.name()
+            );
+        }
+        if config.keyring.is_none() {
+            tracing::warn!(
+                keyset = %config.data_dir.join("keyset.json").display(),
+                "the root keyset sits next to the data it protects: fine for development, \
+                 not for production (configure [keyring] with a key kept elsewhere)"
+            );
+        }
+
+        let storage: Arc<dyn Storage> = Arc::new(storage);
+        let keys = Arc::new(DataKeys::new(storage.clone(), kek));
+        let secrets = Secrets::new(
+            storage.clone(),
+            keys,
+            SecretsSettings {
+                max_versions: config.max_versions,
+                max_value_bytes: config.max_value_bytes,
+            },
+        );
+        Ok(Coffer {
+            secrets,
+            auth: Auth::new(storage.clone()),
+            storage,
+            plugins,
+            _runtime: runtime,
+            sql,
+        })
+    }
+
+    /// Closes database pools so SQLite checkpoints its WAL.
+    pub async fn close(&self) {
+        if let Some(sql) = &self.sql {
+            sql.close().await;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! Host-side bindings generated from the `coffer:plugin` WIT package.
+//!
+//! One host world imports every capability and exports every plugin
+//! interface, so shared types are generated once. Each plugin kind links only
+//! the imports it is granted and looks up only the export it implements.
+
+wasmtime::component::bindgen!({
+    inline: "
+        package coffer:host;
+
+        world plugins {
+            import coffer:plugin/log@0.1.0;
+            import coffer:plugin/config@0.1.0;
+            import coffer:plugin/sql@0.1.0;
+            export coffer:plugin/storage@0.1.0;
+            export coffer:plugin/keyring@0.1.0;
+            export coffer:plugin/kms@0.1.0;
+        }
+    ",
+    path: "../../wit",
+    imports: { default: async | trappable },
+    exports: { default: async },
+});
+
+pub use coffer::plugin::{config, log, sql, types};
+pub use exports::coffer::plugin::{keyring, storage};

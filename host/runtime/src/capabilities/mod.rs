@@ -1,0 +1,28 @@
+//! Host capabilities a plugin may import: `log`, `config` and `sql`.
+//!
+//! Each is linked only into the plugin kinds that may have it; `sql` further
+//! answers `denied` unless the plugin's configuration grants a database.
+
+pub mod config;
+pub mod log;
+pub mod sql;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::bindings;
+use crate::state::PluginState;
+
+/// Links the capabilities every plugin kind gets: `log` and `config`.
+pub fn add_common(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    bindings::types::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    bindings::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    bindings::config::add_to_linker::<_, HasSelf<_>>(linker, |s| s)?;
+    Ok(())
+}
+
+/// Links the `sql` capability.
+pub fn add_sql(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    bindings::sql::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+}
+
+impl bindings::types::Host for PluginState {}

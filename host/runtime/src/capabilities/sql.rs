@@ -1,0 +1,287 @@
+//! The `sql` capability: statements run by the host on its own sqlx pool.
+//!
+//! The pool is opened from the operator's grant, so a plugin never learns the
+//! database URL or its credentials. Errors the database reports become
+//! guest-visible `error` values; only a host bug traps.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
+use sqlx::{Column, Row, TypeInfo, ValueRef};
+
+use crate::bindings::sql::{Dialect, Host, Value};
+use crate::bindings::types::Error as WitError;
+use crate::error::GuestError;
+use crate::state::PluginState;
+
+/// Rows one query may return; a plugin asking for more gets `invalid`.
+const MAX_ROWS: usize = 10_000;
+
+/// The database dialect behind a pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlDialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool owned by the host and lent to one plugin.
+pub enum SqlPool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl std::fmt::Debug for SqlPool {
+    // The URL may hold a password: name the dialect only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SqlPool({:?})", self.dialect())
+    }
+}
+
+impl SqlPool {
+    /// Opens a pool for `url` (`sqlite://path` or `postgres://…`). SQLite
+    /// files are created if missing and run in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<SqlPool, String> {
+        let acquire = Duration::from_secs(5);
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| format!("invalid sqlite url: {e}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(options)
+                .await
+                .map_err(|e| format!("cannot open sqlite database: {e}"))?;
+            Ok(SqlPool::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|e| format!("invalid postgres url: {}", redact(&e.to_string())))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(options)
+                .await
+                .map_err(|e| format!("cannot connect to postgres: {}", redact(&e.to_string())))?;
+            Ok(SqlPool::Postgres(pool))
+        } else {
+            Err("the url must start with sqlite: or postgres:".to_owned())
+        }
+    }
+
+    /// Which database this pool talks to.
+    pub fn dialect(&self) -> SqlDialect {
+        match self {
+            SqlPool::Sqlite(_) => SqlDialect::Sqlite,
+            SqlPool::Postgres(_) => SqlDialect::Postgres,
+        }
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        match self {
+            SqlPool::Sqlite(pool) => pool.close().await,
+            SqlPool::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    async fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, GuestError> {
+        let done = match self {
+            SqlPool::Sqlite(pool) => bind_all(sqlx::query(statement), params)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+            SqlPool::Postgres(pool) => bind_all(sqlx::query(statement), params)
+                .execute(pool)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        done.map_err(classify)
+    }
+
+    async fn query(&self, statement: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>, GuestError> {
+        match self {
+            SqlPool::Sqlite(pool) => {
+                let rows = bind_all(sqlx::query(statement), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(classify)?;
+                check_row_count(rows.len())?;
+                rows.iter().map(sqlite_row).collect()
+            }
+            SqlPool::Postgres(pool) => {
+                let rows = bind_all(sqlx::query(statement), params)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(classify)?;
+                check_row_count(rows.len())?;
+                rows.iter().map(pg_row).collect()
+            }
+        }
+    }
+}
+
+fn check_row_count(rows: usize) -> Result<(), GuestError> {
+    if rows > MAX_ROWS {
+        return Err(GuestError::Invalid(format!(
+            "query returned {rows} rows, more than the {MAX_ROWS} allowed"
+        )));
+    }
+    Ok(())
+}
+
+fn bind_all<'q, DB>(
+    mut query: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    params: Vec<Value>,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    f64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Vec<u8>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for param in params {
+        query = match param {
+            Value::Null => query.bind(None::<i64>),
+            Value::Integer(v) => query.bind(v),
+            Value::Real(v) => query.bind(v),
+            Value::Text(v) => query.bind(v),
+            Value::Blob(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, GuestError> {
+    (0..row.columns().len())
+        .map(|i| {
+            let raw = row.try_get_raw(i).map_err(classify)?;
+            if raw.is_null() {
+                return Ok(Value::Null);
+            }
+            let type_name = raw.type_info().name().to_owned();
+            let value = match type_name.as_str() {
+                "INTEGER" | "BOOLEAN" => Value::Integer(row.try_get(i).map_err(classify)?),
+                "REAL" => Value::Real(row.try_get(i).map_err(classify)?),
+                "TEXT" => Value::Text(row.try_get(i).map_err(classify)?),
+                "BLOB" => Value::Blob(row.try_get(i).map_err(classify)?),
+                other => return Err(unsupported_column(row.column(i).name(), other)),
+            };
+            Ok(value)
+        })
+        .collect()
+}
+
+fn pg_row(row: &PgRow) -> Result<Vec<Value>, GuestError> {
+    (0..row.columns().len())
+        .map(|i| {
+            let raw = row.try_get_raw(i).map_err(classify)?;
+            if raw.is_null() {
+                return Ok(Value::Null);
+            }
+            let type_name = raw.type_info().name().to_owned();
+            let value = match type_name.as_str() {
+                "INT8" => Value::Integer(row.try_get(i).map_err(classify)?),
+                "INT4" => Value::Integer(row.try_get::<i32, _>(i).map_err(classify)?.into()),
+                "INT2" => Value::Integer(row.try_get::<i16, _>(i).map_err(classify)?.into()),
+                "BOOL" => Value::Integer(row.try_get::<bool, _>(i).map_err(classify)?.into()),
+                "FLOAT8" => Value::Real(row.try_get(i).map_err(classify)?),
+                "FLOAT4" => Value::Real(row.try_get::<f32, _>(i).map_err(classify)?.into()),
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" => {
+                    Value::Text(row.try_get(i).map_err(classify)?)
+                }
+                "BYTEA" => Value::Blob(row.try_get(i).map_err(classify)?),
+                other => return Err(unsupported_column(row.column(i).name(), other)),
+            };
+            Ok(value)
+        })
+        .collect()
+}
+
+fn unsupported_column(column: &str, type_name: &str) -> GuestError {
+    GuestError::Invalid(format!(
+        "column {column} has type {type_name}; cast it to an integer, real, text or blob"
+    ))
+}
+
+/// Turns a database error into what the plugin may see and act on.
+fn classify(error: sqlx::Error) -> GuestError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            GuestError::Conflict(db.message().to_owned())
+        }
+        sqlx::Error::Database(db) => GuestError::Invalid(db.message().to_owned()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            GuestError::Unavailable(error.to_string())
+        }
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. } => {
+            GuestError::Invalid(error.to_string())
+        }
+        _ => GuestError::Internal(error.to_string()),
+    }
+}
+
+/// Drops the password from a connection error that echoes the URL.
+fn redact(message: &str) -> String {
+    match (message.find("://"), message.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}://…@{}", &message[..scheme], &message[at + 1..])
+        }
+        _ => message.to_owned(),
+    }
+}
+
+fn denied() -> WitError {
+    WitError::Denied("no database is granted to this plugin: add a [<section>.sql] url in coffer.toml".to_owned())
+}
+
+impl Host for PluginState {
+    async fn database(&mut self) -> wasmtime::Result<Dialect> {
+        // Without a grant the answer does not matter: every statement is denied.
+        Ok(match self.sql.as_deref().map(SqlPool::dialect) {
+            Some(SqlDialect::Postgres) => Dialect::Postgres,
+            _ => Dialect::Sqlite,
+        })
+    }
+
+    async fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<u64, WitError>> {
+        let Some(pool) = self.sql.clone() else {
+            return Ok(Err(denied()));
+        };
+        Ok(pool.execute(&statement, params).await.map_err(Into::into))
+    }
+
+    async fn query(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Vec<Vec<Value>>, WitError>> {
+        let Some(pool) = self.sql.clone() else {
+            return Ok(Err(denied()));
+        };
+        Ok(pool.query(&statement, params).await.map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_credentials_in_urls() {
+        assert_eq!(
+            redact("error with postgres://u:secret@127.0.0.1:5/db"),
+            "error with postgres://…@127.0.0.1:5/db"
+        );
+        assert_eq!(redact("no url here"), "no url here");
+    }
+}

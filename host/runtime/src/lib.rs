@@ -1,0 +1,34 @@
+//! coffer-runtime: runs coffer's backends as sandboxed WebAssembly components.
+//!
+//! One [`Runtime`] owns the wasmtime engine, the on-disk cache of compiled
+//! components and the epoch ticker that bounds CPU time. Plugins loaded from it
+//! are exposed as plain Rust traits ([`Storage`], [`Keyring`]); nothing here
+//! knows what a secret is.
+//!
+//! Every plugin runs in its own store with only the capabilities its
+//! configuration grants, within a memory limit, a CPU budget and a wall-clock
+//! deadline per call. A call that traps, loops or runs out of memory fails
+//! with a [`PluginError`] and its instance is thrown away; the next call gets
+//! a fresh one.
+
+#![deny(unsafe_code)]
+
+mod bindings;
+mod cache;
+mod capabilities;
+mod engine;
+mod error;
+pub mod keyring;
+mod limits;
+mod plugin;
+mod pool;
+mod state;
+pub mod storage;
+
+pub use capabilities::sql::{SqlDialect, SqlPool};
+pub use engine::{Runtime, RuntimeOptions};
+pub use error::{GuestError, LoadError, PluginError, PluginFailure};
+pub use keyring::{Keyring, KeyringPlugin};
+pub use limits::Limits;
+pub use plugin::{FileGrant, PluginKind, PluginSpec};
+pub use storage::{Entry, Expected, Page, Storage, StoragePlugin};

@@ -1,0 +1,255 @@
+//! Loading a plugin: read and pin its `.wasm`, compile it (through the
+//! cache), check that it imports nothing beyond its grants, and prepare a
+//! linker-bound `InstancePre` from which warm instances are made.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::capabilities::{self, sql::SqlPool};
+use crate::engine::{EPOCH_TICK, Runtime};
+use crate::error::LoadError;
+use crate::limits::{Limits, MAX_MEMORY_BYTES};
+use crate::state::{MemoryLimiter, PluginState};
+
+/// What a plugin is for; decides which imports it may have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PluginKind {
+    Storage,
+    Keyring,
+    Kms,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Storage => "storage",
+            PluginKind::Keyring => "keyring",
+            PluginKind::Kms => "kms",
+        }
+    }
+
+    /// Import namespaces this kind may use. WASI's cli/io/random/clocks are
+    /// what Rust's standard library links against; they grant nothing by
+    /// themselves (no environment, arguments or sockets are configured).
+    fn allowed_imports(self) -> &'static [&'static str] {
+        const BASE: &[&str] = &[
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:random/",
+            "wasi:clocks/",
+            "wasi:filesystem/",
+            "wasi:sockets/",
+            "coffer:plugin/types",
+            "coffer:plugin/log",
+            "coffer:plugin/config",
+        ];
+        const STORAGE: &[&str] = &[
+            "wasi:cli/",
+            "wasi:io/",
+            "wasi:random/",
+            "wasi:clocks/",
+            "wasi:filesystem/",
+            "wasi:sockets/",
+            "coffer:plugin/types",
+            "coffer:plugin/log",
+            "coffer:plugin/config",
+            "coffer:plugin/sql",
+        ];
+        match self {
+            PluginKind::Storage => STORAGE,
+            PluginKind::Keyring | PluginKind::Kms => BASE,
+        }
+    }
+}
+
+/// A directory of the host filesystem lent to a plugin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileGrant {
+    pub host_dir: PathBuf,
+    pub guest_dir: String,
+    pub writable: bool,
+}
+
+/// Everything needed to load one plugin.
+#[derive(Clone, Debug)]
+pub struct PluginSpec {
+    /// The name used in logs and errors (the config section's plugin name).
+    pub name: String,
+    pub wasm_path: PathBuf,
+    /// Lowercase hex SHA-256 the `.wasm` must have, when pinned.
+    pub sha256: Option<String>,
+    /// The plugin's `config` table, every value as a string.
+    pub config: BTreeMap<String, String>,
+    pub limits: Limits,
+    /// Directories preopened for the plugin.
+    pub files: Vec<FileGrant>,
+}
+
+/// A compiled, linked plugin ready to be instantiated.
+pub(crate) struct Prepared {
+    pub name: Arc<str>,
+    pub sha256: String,
+    pub instance_pre: InstancePre<PluginState>,
+    pub limits: Limits,
+    config: Arc<BTreeMap<String, String>>,
+    files: Vec<FileGrant>,
+    sql: Option<Arc<SqlPool>>,
+}
+
+impl Runtime {
+    /// Reads, verifies, compiles and links a plugin of `kind`.
+    pub(crate) fn prepare(
+        &self,
+        spec: PluginSpec,
+        kind: PluginKind,
+        sql: Option<Arc<SqlPool>>,
+    ) -> Result<Prepared, LoadError> {
+        let plugin = spec.name.clone();
+        let path = spec.wasm_path.display().to_string();
+        if spec.limits.memory_bytes > MAX_MEMORY_BYTES {
+            return Err(LoadError::Grant {
+                plugin,
+                detail: format!("memory limit may not exceed {MAX_MEMORY_BYTES} bytes"),
+            });
+        }
+        let wasm = std::fs::read(&spec.wasm_path).map_err(|source| LoadError::Read {
+            plugin: plugin.clone(),
+            path: path.clone(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&wasm));
+        if let Some(expected) = &spec.sha256
+            && !expected.eq_ignore_ascii_case(&sha256)
+        {
+            return Err(LoadError::Sha256Mismatch {
+                plugin,
+                path,
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+        let component =
+            self.cache
+                .load(&self.engine, &wasm, &sha256)
+                .map_err(|e| LoadError::Compile {
+                    plugin: plugin.clone(),
+                    path: path.clone(),
+                    detail: format!("{e:#}"),
+                })?;
+        self.check_imports(&component, kind, &plugin)?;
+        for grant in &spec.files {
+            if !grant.host_dir.is_dir() {
+                return Err(LoadError::Grant {
+                    plugin,
+                    detail: format!("{} is not a directory", grant.host_dir.display()),
+                });
+            }
+        }
+
+        let linker = self.linker(kind).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Compile {
+                plugin: plugin.clone(),
+                path,
+                detail: format!("{e:#}"),
+            })?;
+        Ok(Prepared {
+            name: plugin.into(),
+            sha256,
+            instance_pre,
+            limits: spec.limits,
+            config: Arc::new(spec.config),
+            files: spec.files,
+            sql,
+        })
+    }
+
+    /// Refuses a component that imports anything its kind is not granted,
+    /// naming the import, before wasmtime's less readable link error.
+    fn check_imports(&self, component: &Component, kind: PluginKind, plugin: &str) -> Result<(), LoadError> {
+        let allowed = kind.allowed_imports();
+        for (name, item) in component.component_type().imports(&self.engine) {
+            let is_interface = matches!(item.ty, ComponentItem::ComponentInstance(_));
+            if !is_interface || !allowed.iter().any(|prefix| name.starts_with(prefix)) {
+                return Err(LoadError::NotGranted {
+                    plugin: plugin.to_owned(),
+                    kind: kind.as_str(),
+                    import: name.to_owned(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn linker(&self, kind: PluginKind) -> wasmtime::Result<Linker<PluginState>> {
+        let mut linker = Linker::new(&self.engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        capabilities::add_common(&mut linker)?;
+        if kind == PluginKind::Storage {
+            capabilities::add_sql(&mut linker)?;
+        }
+        Ok(linker)
+    }
+}
+
+impl Prepared {
+    /// A fresh store for one instance, with this plugin's grants and limits.
+    pub fn new_store(&self) -> wasmtime::Result<Store<PluginState>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        for grant in &self.files {
+            let perms = if grant.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&grant.host_dir, &grant.guest_dir, perms)?;
+        }
+        let state = PluginState {
+            plugin: self.name.clone(),
+            config: self.config.clone(),
+            sql: self.sql.clone(),
+            wasi: wasi.build(),
+            table: wasmtime::component::ResourceTable::new(),
+            memory: MemoryLimiter {
+                max_bytes: self.limits.memory_bytes,
+                refused: false,
+            },
+            cpu_ticks_left: 0,
+            cpu_exhausted: false,
+        };
+        let mut store = Store::new(self.instance_pre.engine(), state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.cpu_ticks_left == 0 {
+                state.cpu_exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.cpu_ticks_left -= 1;
+            // Yielding each tick keeps the executor responsive and lets the
+            // wall-clock deadline fire even while a guest spins.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        self.arm(&mut store);
+        Ok(store)
+    }
+
+    /// Gives the next call a full CPU budget.
+    pub fn arm(&self, store: &mut Store<PluginState>) {
+        let ticks = self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis();
+        let state = store.data_mut();
+        state.cpu_ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
+        state.cpu_exhausted = false;
+        store.set_epoch_deadline(1);
+    }
+}

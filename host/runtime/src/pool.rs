@@ -1,0 +1,141 @@
+//! Warm instances of one plugin, reused across calls.
+//!
+//! A call takes an idle instance (or makes one), arms its CPU budget, and
+//! runs under the plugin's deadline. Only an instance whose call returned
+//! normally goes back to the pool: after a trap, a timeout or a cancelled
+//! call the store may be mid-execution or poisoned, so it is dropped and the
+//! next call gets a fresh one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+
+use tokio::sync::Semaphore;
+use wasmtime::Store;
+use wasmtime::component::{Instance, InstancePre};
+
+use crate::error::PluginFailure;
+use crate::plugin::Prepared;
+use crate::state::PluginState;
+
+/// One live instance: its store and the typed handle of its export.
+pub(crate) struct Warm<G> {
+    pub store: Store<PluginState>,
+    pub guest: G,
+}
+
+/// Looks a plugin kind's export up in a fresh instance.
+pub(crate) type LoadExport<G> =
+    fn(&InstancePre<PluginState>, &mut Store<PluginState>, &Instance) -> wasmtime::Result<G>;
+
+/// A boxed call on a warm instance.
+pub(crate) type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+pub(crate) struct Pool<G> {
+    pub prepared: Prepared,
+    load_export: LoadExport<G>,
+    idle: Mutex<Vec<Warm<G>>>,
+    permits: Semaphore,
+}
+
+impl<G: Send + 'static> Pool<G> {
+    pub fn new(prepared: Prepared, load_export: LoadExport<G>) -> Pool<G> {
+        let permits = Semaphore::new(prepared.limits.max_instances.max(1));
+        Pool {
+            prepared,
+            load_export,
+            idle: Mutex::new(Vec::new()),
+            permits,
+        }
+    }
+
+    /// Makes one instance now, so a plugin that cannot start is reported at
+    /// load time rather than on the first request.
+    pub async fn warm_up(&self) -> Result<(), PluginFailure> {
+        let warm = self.instantiate().await?;
+        self.give_back(warm);
+        Ok(())
+    }
+
+    /// Runs `call` on a warm instance within the plugin's limits.
+    pub async fn call<R, F>(&self, call: F) -> Result<R, PluginFailure>
+    where
+        F: for<'a> FnOnce(&'a mut Warm<G>) -> CallFuture<'a, R>,
+    {
+        let limits = &self.prepared.limits;
+        let deadline = tokio::time::Instant::now() + limits.call_timeout;
+        let _permit = tokio::time::timeout_at(deadline, self.permits.acquire())
+            .await
+            .map_err(|_| PluginFailure::Busy(limits.max_instances))?
+            .map_err(|_| PluginFailure::Busy(limits.max_instances))?;
+
+        let outcome = tokio::time::timeout_at(deadline, async {
+            let mut warm = match self.take_idle() {
+                Some(warm) => warm,
+                None => self.instantiate().await?,
+            };
+            self.prepared.arm(&mut warm.store);
+            match call(&mut warm).await {
+                Ok(value) => Ok((value, warm)),
+                Err(error) => Err(self.classify(&warm.store, error)),
+            }
+        })
+        .await;
+
+        match outcome {
+            Ok(Ok((value, warm))) => {
+                self.give_back(warm);
+                Ok(value)
+            }
+            Ok(Err(failure)) => {
+                tracing::warn!(plugin = %self.prepared.name, %failure, "plugin call failed; instance discarded");
+                Err(failure)
+            }
+            Err(_) => {
+                let failure = PluginFailure::TimedOut(limits.call_timeout);
+                tracing::warn!(plugin = %self.prepared.name, %failure, "plugin call failed; instance discarded");
+                Err(failure)
+            }
+        }
+    }
+
+    async fn instantiate(&self) -> Result<Warm<G>, PluginFailure> {
+        let mut store = self
+            .prepared
+            .new_store()
+            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))?;
+        let instance = match self.prepared.instance_pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(error) => return Err(self.classify(&store, error)),
+        };
+        let guest = (self.load_export)(&self.prepared.instance_pre, &mut store, &instance)
+            .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))?;
+        Ok(Warm { store, guest })
+    }
+
+    fn take_idle(&self) -> Option<Warm<G>> {
+        self.idle.lock().ok().and_then(|mut idle| idle.pop())
+    }
+
+    fn give_back(&self, warm: Warm<G>) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(warm);
+        }
+    }
+
+    /// Says why a call failed: the limiter flags tell a CPU or memory limit
+    /// from an ordinary trap.
+    fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> PluginFailure {
+        let state = store.data();
+        if state.cpu_exhausted {
+            return PluginFailure::CpuExhausted(self.prepared.limits.cpu_time);
+        }
+        if state.memory.refused {
+            return PluginFailure::OutOfMemory(self.prepared.limits.memory_bytes);
+        }
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => PluginFailure::Trapped(trap.to_string()),
+            None => PluginFailure::Trapped(format!("{error:#}")),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The `Storage` trait the host uses, and its implementation by a plugin.
+
+use std::sync::Arc;
+
+use crate::bindings::storage as wit;
+use crate::capabilities::sql::SqlPool;
+use crate::engine::Runtime;
+use crate::error::{LoadError, PluginError};
+use crate::plugin::{PluginKind, PluginSpec};
+use crate::pool::{Pool, Warm};
+
+/// A stored value and the revision it was read at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub value: Vec<u8>,
+    pub revision: u64,
+}
+
+/// What a write expects to find (checked atomically by the backend).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expected {
+    Any,
+    Absent,
+    Revision(u64),
+}
+
+/// One page of keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Page {
+    pub keys: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// A revisioned key-value store of opaque bytes.
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Reads a key; none when absent.
+    async fn get(&self, key: &str) -> Result<Option<Entry>, PluginError>;
+    /// Writes a key if `expected` holds; returns the new revision.
+    async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError>;
+    /// Deletes a key if `expected` holds.
+    async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError>;
+    /// Keys under `prefix` after `after`, at most `limit`.
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, PluginError>;
+}
+
+/// A storage backend running as a WebAssembly component.
+pub struct StoragePlugin {
+    pool: Pool<wit::Guest>,
+}
+
+impl StoragePlugin {
+    /// Loads a storage plugin, lending it `sql` when granted, and starts one
+    /// instance to prove it can run.
+    pub async fn load(
+        runtime: &Runtime,
+        spec: PluginSpec,
+        sql: Option<Arc<SqlPool>>,
+    ) -> Result<StoragePlugin, LoadError> {
+        let name = spec.name.clone();
+        let prepared = runtime.prepare(spec, PluginKind::Storage, sql)?;
+        wit::GuestIndices::new(&prepared.instance_pre).map_err(|_| LoadError::MissingExport {
+            plugin: name.clone(),
+            kind: "storage",
+            interface: "coffer:plugin/storage",
+        })?;
+        let pool = Pool::new(prepared, |pre, store, instance| {
+            wit::GuestIndices::new(pre)?.load(store, instance)
+        });
+        pool.warm_up().await.map_err(|failure| LoadError::Grant {
+            plugin: name,
+            detail: failure.to_string(),
+        })?;
+        Ok(StoragePlugin { pool })
+    }
+
+    /// The plugin's configured name.
+    pub fn name(&self) -> &str {
+        &self.pool.prepared.name
+    }
+
+    /// SHA-256 of the loaded `.wasm`.
+    pub fn sha256(&self) -> &str {
+        &self.pool.prepared.sha256
+    }
+
+    async fn call<R, F>(&self, call: F) -> Result<R, PluginError>
+    where
+        F: for<'a> FnOnce(&'a mut Warm<wit::Guest>) -> crate::pool::CallFuture<'a, Result<R, crate::bindings::types::Error>>,
+    {
+        match self.pool.call(call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(PluginError::Guest {
+                plugin: self.name().to_owned(),
+                error: error.into(),
+            }),
+            Err(failure) => Err(PluginError::Failed {
+                plugin: self.name().to_owned(),
+                failure,
+            }),
+        }
+    }
+}
+
+impl From<Expected> for wit::Expected {
+    fn from(expected: Expected) -> Self {
+        match expected {
+            Expected::Any => wit::Expected::Any,
+            Expected::Absent => wit::Expected::Absent,
+            Expected::Revision(r) => wit::Expected::Revision(r),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for StoragePlugin {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, PluginError> {
+        let key = key.to_owned();
+        let entry = self
+            .call(move |w| Box::pin(async move { w.guest.call_get(&mut w.store, &key).await }))
+            .await?;
+        Ok(entry.map(|e| Entry {
+            value: e.value,
+            revision: e.revision,
+        }))
+    }
+
+    async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
+        let key = key.to_owned();
+        let value = value.to_vec();
+        let expected = wit::Expected::from(expected);
+        self.call(move |w| {
+            Box::pin(async move { w.guest.call_put(&mut w.store, &key, &value, expected).await })
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
+        let key = key.to_owned();
+        let expected = wit::Expected::from(expected);
+        self.call(move |w| Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await }))
+            .await
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, PluginError> {
+        let prefix = prefix.to_owned();
+        let after = after.map(str::to_owned);
+        let page = self
+            .call(move |w| {
+                Box::pin(async move {
+                    w.guest
+                        .call_list(&mut w.store, &prefix, after.as_deref(), limit)
+                        .await
+                })
+            })
+            .await?;
+        Ok(Page {
+            keys: page.keys,
+            next: page.next,
+        })
+    }
+}

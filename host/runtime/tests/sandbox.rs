@@ -1,0 +1,163 @@
+//! A hostile plugin fails only the call it misbehaves in: loops, memory
+//! bombs, panics and sleeps are cut off, escapes are refused, and the next
+//! call gets a working instance.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_runtime::{
+    GuestError, KeyringPlugin, LoadError, Limits, PluginError, PluginFailure, Storage, StoragePlugin,
+};
+
+fn tight_limits() -> Limits {
+    Limits {
+        memory_bytes: 32 << 20,
+        cpu_time: Duration::from_millis(200),
+        call_timeout: Duration::from_secs(2),
+        max_instances: 4,
+    }
+}
+
+async fn hostile(limits: Limits) -> (coffer_runtime::Runtime, StoragePlugin) {
+    let runtime = common::runtime();
+    let plugin = StoragePlugin::load(&runtime, common::spec("hostile-guest", &[], limits), None)
+        .await
+        .unwrap();
+    (runtime, plugin)
+}
+
+fn failure(error: PluginError) -> PluginFailure {
+    match error {
+        PluginError::Failed { plugin, failure } => {
+            assert_eq!(plugin, "hostile-guest");
+            failure
+        }
+        other => panic!("expected a plugin failure, got {other:?}"),
+    }
+}
+
+async fn still_serves(plugin: &StoragePlugin) {
+    let entry = plugin.get("hello").await.unwrap().unwrap();
+    assert_eq!(entry.value, b"hello");
+}
+
+#[tokio::test]
+async fn an_endless_loop_exhausts_its_cpu_budget_and_the_plugin_keeps_serving() {
+    let (_rt, plugin) = hostile(tight_limits()).await;
+    let error = plugin.get("loop").await.unwrap_err();
+    assert_eq!(failure(error), PluginFailure::CpuExhausted(Duration::from_millis(200)));
+    still_serves(&plugin).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_the_memory_limit() {
+    let (_rt, plugin) = hostile(tight_limits()).await;
+    let error = plugin.get("oom").await.unwrap_err();
+    assert_eq!(failure(error), PluginFailure::OutOfMemory(32 << 20));
+    still_serves(&plugin).await;
+}
+
+#[tokio::test]
+async fn a_panic_traps_and_the_instance_is_replaced() {
+    let (_rt, plugin) = hostile(Limits {
+        max_instances: 1,
+        ..tight_limits()
+    })
+    .await;
+    let calls = |e: coffer_runtime::Entry| String::from_utf8(e.value).unwrap();
+    assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "1");
+    assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "2", "warm instance reused");
+    let error = plugin.get("panic").await.unwrap_err();
+    assert!(matches!(failure(error), PluginFailure::Trapped(_)));
+    assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "1", "fresh instance after the trap");
+}
+
+#[tokio::test]
+async fn a_call_that_blocks_is_cut_off_at_the_deadline() {
+    let (_rt, plugin) = hostile(Limits {
+        call_timeout: Duration::from_millis(300),
+        ..tight_limits()
+    })
+    .await;
+    let started = Instant::now();
+    let error = plugin.get("sleep").await.unwrap_err();
+    assert_eq!(failure(error), PluginFailure::TimedOut(Duration::from_millis(300)));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    still_serves(&plugin).await;
+}
+
+#[tokio::test]
+async fn plugins_get_no_filesystem_environment_network_or_database_by_default() {
+    let (_rt, plugin) = hostile(tight_limits()).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let connect = format!("connect:{}", listener.local_addr().unwrap());
+    for key in ["read-file", "read-env", connect.as_str(), "sql"] {
+        let error = plugin.get(key).await.unwrap_err();
+        assert!(
+            matches!(error.guest(), Some(GuestError::Denied(_))),
+            "{key}: expected a refusal, got {error:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn misbehaving_calls_do_not_disturb_concurrent_good_ones() {
+    let (_rt, plugin) = hostile(tight_limits()).await;
+    let plugin = Arc::new(plugin);
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let plugin = plugin.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = match i % 4 {
+                0 => "loop".to_owned(),
+                1 => "panic".to_owned(),
+                _ => format!("good-{i}"),
+            };
+            (key.clone(), plugin.get(&key).await)
+        }));
+    }
+    for task in tasks {
+        let (key, result) = task.await.unwrap();
+        if key.starts_with("good-") {
+            assert_eq!(result.unwrap().unwrap().value, key.as_bytes());
+        } else {
+            assert!(result.is_err());
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_sha256_pin_that_does_not_match_is_refused() {
+    let runtime = common::runtime();
+    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    spec.sha256 = Some("00".repeat(32));
+    let error = StoragePlugin::load(&runtime, spec, None).await.err().unwrap();
+    assert!(matches!(error, LoadError::Sha256Mismatch { .. }), "{error}");
+    assert!(error.to_string().contains("sha256 mismatch"));
+}
+
+#[tokio::test]
+async fn a_storage_plugin_is_not_accepted_as_a_keyring() {
+    let runtime = common::runtime();
+    let spec = common::spec("hostile-guest", &[], tight_limits());
+    let error = KeyringPlugin::load(&runtime, spec).await.err().unwrap();
+    // It imports `sql`, which keyrings are not granted.
+    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
+    assert!(error.to_string().contains("coffer:plugin/sql"), "{error}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_component_is_refused_clearly() {
+    let runtime = common::runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk.wasm");
+    std::fs::write(&path, b"definitely not wasm").unwrap();
+    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    spec.wasm_path = path;
+    let error = StoragePlugin::load(&runtime, spec, None).await.err().unwrap();
+    assert!(matches!(error, LoadError::Compile { .. }), "{error}");
+}

@@ -1,0 +1,102 @@
+//! The SQL statements of the storage table, per dialect.
+
+use coffer_sdk::Error;
+use coffer_sdk::sql::Dialect;
+
+/// Every statement the backend runs, built once when it opens.
+pub struct Statements {
+    pub create_table: String,
+    pub get: String,
+    pub upsert: String,
+    pub insert: String,
+    pub update: String,
+    pub delete: String,
+    pub delete_at: String,
+    pub list_from: String,
+    pub list_after: String,
+    pub list_from_bounded: String,
+    pub list_after_bounded: String,
+}
+
+impl Statements {
+    pub fn new(table: &str, dialect: Dialect) -> Result<Statements, Error> {
+        if !is_identifier(table) {
+            return Err(Error::Invalid(format!(
+                "config key `table`: `{table}` is not a plain SQL identifier (letters, digits, _)"
+            )));
+        }
+        // PostgreSQL's default collation is locale-aware; keys must sort
+        // bytewise for prefix ranges and cursors to be right.
+        let (key_type, blob_type) = match dialect {
+            Dialect::Sqlite => ("TEXT", "BLOB"),
+            Dialect::Postgres => ("TEXT COLLATE \"C\"", "BYTEA"),
+        };
+        let t = table;
+        Ok(Statements {
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS {t} (k {key_type} PRIMARY KEY, v {blob_type} NOT NULL, rev BIGINT NOT NULL)"
+            ),
+            get: format!("SELECT v, rev FROM {t} WHERE k = $1"),
+            upsert: format!(
+                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, 1) \
+                 ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = {t}.rev + 1 RETURNING rev"
+            ),
+            insert: format!(
+                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, 1) ON CONFLICT (k) DO NOTHING RETURNING rev"
+            ),
+            update: format!("UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3 RETURNING rev"),
+            delete: format!("DELETE FROM {t} WHERE k = $1"),
+            delete_at: format!("DELETE FROM {t} WHERE k = $1 AND rev = $2"),
+            list_from: format!("SELECT k FROM {t} WHERE k >= $1 ORDER BY k LIMIT $2"),
+            list_after: format!("SELECT k FROM {t} WHERE k > $1 ORDER BY k LIMIT $2"),
+            list_from_bounded: format!("SELECT k FROM {t} WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3"),
+            list_after_bounded: format!("SELECT k FROM {t} WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3"),
+        })
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit()
+}
+
+/// The smallest string greater than every string starting with `prefix`
+/// (in code-point order, which is UTF-8 byte order), or none when `prefix`
+/// is empty or cannot be bounded.
+pub fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = u32::from(last) + 1;
+        // Skip the surrogate gap, which holds no chars.
+        if (0xD800..=0xDFFF).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upper_bound_increments_the_last_char() {
+        assert_eq!(prefix_upper_bound("secrets/a/"), Some("secrets/a0".to_owned()));
+        assert_eq!(prefix_upper_bound(""), None);
+        assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".to_owned()));
+    }
+
+    #[test]
+    fn table_names_must_be_identifiers() {
+        assert!(is_identifier("coffer_kv"));
+        assert!(!is_identifier("kv; DROP TABLE x"));
+        assert!(!is_identifier("1kv"));
+        assert!(!is_identifier(""));
+    }
+}

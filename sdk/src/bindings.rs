@@ -1,0 +1,31 @@
+//! Guest bindings generated from the `coffer:plugin` WIT package, one module
+//! per world. Shared interfaces are generated once (in `storage_world`) and
+//! reused by the others. Plugin authors use the wrappers in this crate
+//! instead.
+
+/// The `storage-plugin` world.
+pub mod storage_world {
+    wit_bindgen::generate!({
+        world: "storage-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        default_bindings_module: "coffer_sdk::bindings::storage_world",
+        runtime_path: "coffer_sdk::wit_bindgen::rt",
+    });
+}
+
+/// The `keyring-plugin` world.
+pub mod keyring_world {
+    wit_bindgen::generate!({
+        world: "keyring-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        default_bindings_module: "coffer_sdk::bindings::keyring_world",
+        runtime_path: "coffer_sdk::wit_bindgen::rt",
+        with: {
+            "coffer:plugin/types@0.1.0": crate::bindings::storage_world::coffer::plugin::types,
+            "coffer:plugin/log@0.1.0": crate::bindings::storage_world::coffer::plugin::log,
+            "coffer:plugin/config@0.1.0": crate::bindings::storage_world::coffer::plugin::config,
+        },
+    });
+}

@@ -1,0 +1,55 @@
+//! The storage trait a backend implements, and its export macro.
+
+use std::marker::PhantomData;
+
+use crate::Error;
+use crate::bindings::storage_world::exports::coffer::plugin::storage as wit;
+use crate::instance;
+
+pub use wit::{Entry, Expected, Page};
+
+/// A revisioned key-value store of opaque bytes. See the WIT contract
+/// (`coffer:plugin/storage`) for what each method must guarantee: above all,
+/// `put` and `delete` check `expected` atomically with the write.
+pub trait Storage: Sized + 'static {
+    /// Opens the backend from [`crate::config`]; called once per instance
+    /// before its first call, and again after a failed open.
+    fn open() -> Result<Self, Error>;
+    fn get(&self, key: &str) -> Result<Option<Entry>, Error>;
+    fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error>;
+    fn delete(&self, key: &str, expected: Expected) -> Result<(), Error>;
+    fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Error>;
+}
+
+/// Connects a [`Storage`] type to the generated export. Used by [`export_storage!`].
+#[doc(hidden)]
+pub struct Adapter<T>(PhantomData<T>);
+
+impl<T: Storage> wit::Guest for Adapter<T> {
+    fn get(key: String) -> Result<Option<Entry>, Error> {
+        instance::with(T::open, |s: &T| s.get(&key))
+    }
+
+    fn put(key: String, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
+        instance::with(T::open, |s: &T| s.put(&key, value, expected))
+    }
+
+    fn delete(key: String, expected: Expected) -> Result<(), Error> {
+        instance::with(T::open, |s: &T| s.delete(&key, expected))
+    }
+
+    fn list(prefix: String, after: Option<String>, limit: u32) -> Result<Page, Error> {
+        instance::with(T::open, |s: &T| s.list(&prefix, after.as_deref(), limit))
+    }
+}
+
+/// Exports a [`Storage`] implementation as this component's storage backend.
+#[macro_export]
+macro_rules! export_storage {
+    ($plugin:ty) => {
+        type __CofferStorageExport = $crate::storage::Adapter<$plugin>;
+        $crate::bindings::storage_world::export!(
+            __CofferStorageExport with_types_in $crate::bindings::storage_world
+        );
+    };
+}

@@ -1,0 +1,29 @@
+//! Running the test suite's Python helpers (real Google Tink).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The venv python `cargo xtask test` prepared.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("COFFER_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-venv/bin/python")));
+    assert!(
+        python.is_file(),
+        "{} is missing: run `cargo xtask test`, which installs Tink into a venv",
+        python.display()
+    );
+    python
+}
+
+/// Runs `tests/support/tink_tool.py` with `args`; returns its stdout.
+pub fn tink_tool(args: &[&str]) -> String {
+    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/support/tink_tool.py"));
+    let output = Command::new(python()).arg(script).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "tink_tool {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}

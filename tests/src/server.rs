@@ -1,0 +1,190 @@
+//! A `coffer server` process for one test, stopped when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// How long a server may take to start (a debug build compiling its plugins).
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub config_file: PathBuf,
+    pub token: String,
+    client: reqwest::Client,
+}
+
+/// The `coffer` binary cargo built next to this test's executable.
+pub fn coffer_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = profile_dir.join("coffer");
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests through `cargo xtask test` or `cargo nextest run --workspace`",
+        binary.display()
+    );
+    binary
+}
+
+/// Where `cargo xtask` installed the plugin components.
+pub fn plugin_dir() -> PathBuf {
+    std::env::var_os("COFFER_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/plugins")))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `coffer.toml` for a test server: its own port and data dir, the shared
+/// compile cache, the built plugins, plus `extra` TOML.
+pub fn config_text(data_dir: &Path, port: u16, extra: &str) -> String {
+    let cache = std::env::var_os("COFFER_TEST_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| data_dir.join("cache"));
+    format!(
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\ncache_dir = {:?}\nplugin_dir = {:?}\n{extra}\n",
+        data_dir.display().to_string(),
+        cache.display().to_string(),
+        plugin_dir().display().to_string(),
+    )
+}
+
+impl Server {
+    /// Starts a server on `data_dir` with `extra` configuration and waits
+    /// until it is healthy. The root token is read from its file.
+    pub fn start(data_dir: &Path, extra: &str) -> Server {
+        let port = free_port();
+        let config_file = data_dir.join("coffer.toml");
+        std::fs::create_dir_all(data_dir).unwrap();
+        std::fs::write(&config_file, config_text(data_dir, port, extra)).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("server.log"))
+            .unwrap();
+        let child = Command::new(coffer_binary())
+            .args(["server", "--config"])
+            .arg(&config_file)
+            .env_remove("COFFER_TOKEN")
+            .env_remove("COFFER_ADDR")
+            .env("COFFER_LOG", "info,coffer=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child: Some(child),
+            addr: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            config_file,
+            token: String::new(),
+            client: reqwest::Client::new(),
+        };
+        server.wait_healthy();
+        server.token = std::fs::read_to_string(data_dir.join("root-token"))
+            .map(|t| t.trim().to_owned())
+            .unwrap_or_default();
+        server
+    }
+
+    fn wait_healthy(&mut self) {
+        let started = Instant::now();
+        let url = format!("{}/v1/sys/health", self.addr);
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("coffer server exited with {status} before serving:\n{}", self.log());
+            }
+            let healthy = std::thread::spawn({
+                let url = url.clone();
+                move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap()
+                        .block_on(async { reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) })
+                }
+            })
+            .join()
+            .unwrap();
+            if healthy {
+                return;
+            }
+            assert!(started.elapsed() < START_TIMEOUT, "coffer server did not become healthy:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the server printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a request with the root token; returns status and JSON body
+    /// (`Value::Null` when empty).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_as(&self.token.clone(), method, path, body).await
+    }
+
+    pub async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.addr));
+        if !token.is_empty() {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, json)
+    }
+
+    /// Sends a raw body.
+    pub async fn call_raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.addr))
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,105 @@
+//! The `coffer` CLI against a running server, and its exit codes.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use coffer_e2e::Server;
+use coffer_e2e::server::coffer_binary;
+
+fn coffer(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(coffer_binary())
+        .args(args)
+        .env("COFFER_ADDR", &server.addr)
+        .env("COFFER_TOKEN", &server.token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+#[test]
+fn the_cli_puts_gets_lists_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+
+    let out = stdout(&coffer(&server, &["secret", "put", "app", "db/password"], Some("s3cret value\n")));
+    assert!(out.contains("version 1"), "{out}");
+    stdout(&coffer(&server, &["secret", "put", "app", "api-key", "from-arg"], None));
+    assert_eq!(stdout(&coffer(&server, &["secret", "get", "app", "db/password"], None)), "s3cret value\n");
+    assert_eq!(stdout(&coffer(&server, &["secret", "get", "app", "api-key"], None)), "from-arg\n");
+    assert_eq!(stdout(&coffer(&server, &["secret", "list", "app"], None)), "api-key\ndb/password\n");
+
+    let conflict = coffer(&server, &["secret", "put", "app", "api-key", "x", "--cas", "0"], None);
+    assert_eq!(conflict.status.code(), Some(4), "{}", String::from_utf8_lossy(&conflict.stderr));
+
+    stdout(&coffer(&server, &["secret", "delete", "app", "api-key"], None));
+    let missing = coffer(&server, &["secret", "get", "app", "api-key"], None);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}
+
+#[test]
+fn a_wrong_token_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "");
+    server.token = "cft_wrong".into();
+    let output = coffer(&server, &["secret", "get", "app", "x"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("token"));
+}
+
+#[test]
+fn a_bad_configuration_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("coffer.toml");
+    for (text, key) in [
+        ("[storage]\nplugin = \"storage-sql\"\n[storage.limits]\nmemory_mb = \"lots\"\n", "storage.limits.memory_mb"),
+        ("listen = \"not an address\"\n", "listen"),
+        ("[keyring]\nplugin = \"keyring-file\"\nsha256 = \"abc\"\n", "keyring.sha256"),
+        ("colour = \"blue\"\n", "colour"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let output = Command::new(coffer_binary())
+            .args(["server", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "{key}: {stderr}");
+    }
+}
+
+#[test]
+fn a_missing_plugin_or_wrong_pin_stops_the_server_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = coffer_e2e::server::free_port();
+    let file = dir.path().join("coffer.toml");
+    for (extra, expected) in [
+        ("[storage]\nplugin = \"no-such-plugin\"\n", "no-such-plugin"),
+        (
+            &*format!("[keyring]\nplugin = \"keyring-file\"\nsha256 = \"{}\"\n", "0".repeat(64)),
+            "sha256 mismatch",
+        ),
+    ] {
+        std::fs::write(&file, coffer_e2e::server::config_text(dir.path(), port, extra)).unwrap();
+        let output = Command::new(coffer_binary()).args(["server", "--config"]).arg(&file).output().unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+}
