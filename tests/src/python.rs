@@ -7,7 +7,12 @@ use std::process::Command;
 pub fn python() -> PathBuf {
     let python = std::env::var_os("COFFER_TEST_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/test-venv/bin/python")));
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../target/test-venv/bin/python"
+            ))
+        });
     assert!(
         python.is_file(),
         "{} is missing: run `cargo xtask test`, which installs Tink into a venv",
@@ -19,7 +24,11 @@ pub fn python() -> PathBuf {
 /// Runs `tests/support/tink_tool.py` with `args`; returns its stdout.
 pub fn tink_tool(args: &[&str]) -> String {
     let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/support/tink_tool.py"));
-    let output = Command::new(python()).arg(script).args(args).output().unwrap();
+    let output = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "tink_tool {args:?} failed:\n{}",

@@ -105,7 +105,10 @@ impl Server {
         let url = format!("{}/v1/sys/health", self.addr);
         loop {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("coffer server exited with {status} before serving:\n{}", self.log());
+                panic!(
+                    "coffer server exited with {status} before serving:\n{}",
+                    self.log()
+                );
             }
             let healthy = std::thread::spawn({
                 let url = url.clone();
@@ -114,7 +117,11 @@ impl Server {
                         .enable_all()
                         .build()
                         .unwrap()
-                        .block_on(async { reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) })
+                        .block_on(async {
+                            reqwest::get(&url)
+                                .await
+                                .is_ok_and(|r| r.status().is_success())
+                        })
                 }
             })
             .join()
@@ -122,7 +129,11 @@ impl Server {
             if healthy {
                 return;
             }
-            assert!(started.elapsed() < START_TIMEOUT, "coffer server did not become healthy:\n{}", self.log());
+            assert!(
+                started.elapsed() < START_TIMEOUT,
+                "coffer server did not become healthy:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -135,7 +146,10 @@ impl Server {
     /// Stops the server with SIGTERM and waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -147,11 +161,22 @@ impl Server {
 
     /// Sends a request with the root token; returns status and JSON body
     /// (`Value::Null` when empty).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         self.call_as(&self.token.clone(), method, path, body).await
     }
 
-    pub async fn call_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call_as(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, format!("{}{path}", self.addr));
         if !token.is_empty() {
             request = request.bearer_auth(token);
@@ -162,7 +187,11 @@ impl Server {
         let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, json)
     }
 
@@ -179,7 +208,10 @@ impl Server {
             .unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 }
 

@@ -8,7 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or_else(|| panic!("not a JSON error: {body}"))
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON error: {body}"))
 }
 
 #[tokio::test]
@@ -16,40 +18,103 @@ async fn secrets_are_written_read_versioned_listed_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
 
-    let (status, body) = server.call(Method::PUT, "/v1/secrets/payments/db/password", Some(json!({"value": "hunter2"}))).await;
+    let (status, body) = server
+        .call(
+            Method::PUT,
+            "/v1/secrets/payments/db/password",
+            Some(json!({"value": "hunter2"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
-    let (_, body) = server.call(Method::PUT, "/v1/secrets/payments/db/password", Some(json!({"value": "hunter3"}))).await;
+    let (_, body) = server
+        .call(
+            Method::PUT,
+            "/v1/secrets/payments/db/password",
+            Some(json!({"value": "hunter3"})),
+        )
+        .await;
     assert_eq!(body["version"], 2);
 
-    let (status, body) = server.call(Method::GET, "/v1/secrets/payments/db/password", None).await;
+    let (status, body) = server
+        .call(Method::GET, "/v1/secrets/payments/db/password", None)
+        .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((body["value"].as_str(), body["version"].as_u64()), (Some("hunter3"), Some(2)));
+    assert_eq!(
+        (body["value"].as_str(), body["version"].as_u64()),
+        (Some("hunter3"), Some(2))
+    );
     assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
-    let (_, body) = server.call(Method::GET, "/v1/secrets/payments/db/password?version=1", None).await;
+    let (_, body) = server
+        .call(
+            Method::GET,
+            "/v1/secrets/payments/db/password?version=1",
+            None,
+        )
+        .await;
     assert_eq!(body["value"], "hunter2");
 
     for name in ["api/key", "api/other", "zeta"] {
-        server.call(Method::PUT, &format!("/v1/secrets/payments/{name}"), Some(json!({"value": "v"}))).await;
+        server
+            .call(
+                Method::PUT,
+                &format!("/v1/secrets/payments/{name}"),
+                Some(json!({"value": "v"})),
+            )
+            .await;
     }
-    let (_, body) = server.call(Method::GET, "/v1/secrets/payments?limit=2", None).await;
+    let (_, body) = server
+        .call(Method::GET, "/v1/secrets/payments?limit=2", None)
+        .await;
     assert_eq!(body["names"], json!(["api/key", "api/other"]));
     let next = body["next"].as_str().unwrap().to_owned();
-    let (_, body) = server.call(Method::GET, &format!("/v1/secrets/payments?limit=2&after={next}"), None).await;
+    let (_, body) = server
+        .call(
+            Method::GET,
+            &format!("/v1/secrets/payments?limit=2&after={next}"),
+            None,
+        )
+        .await;
     assert_eq!(body["names"], json!(["db/password", "zeta"]));
     assert_eq!(body["next"], Value::Null);
-    let (_, body) = server.call(Method::GET, "/v1/secrets/payments?prefix=api/", None).await;
+    let (_, body) = server
+        .call(Method::GET, "/v1/secrets/payments?prefix=api/", None)
+        .await;
     assert_eq!(body["names"], json!(["api/key", "api/other"]));
-    let (_, body) = server.call(Method::GET, "/v1/secrets/other-namespace", None).await;
+    let (_, body) = server
+        .call(Method::GET, "/v1/secrets/other-namespace", None)
+        .await;
     assert_eq!(body["names"], json!([]));
 
-    let (status, _) = server.call(Method::DELETE, "/v1/secrets/payments/db/password", None).await;
+    let (status, _) = server
+        .call(Method::DELETE, "/v1/secrets/payments/db/password", None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = server.call(Method::GET, "/v1/secrets/payments/db/password", None).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
-    let (_, body) = server.call(Method::GET, "/v1/secrets/payments/db/password?version=1", None).await;
-    assert_eq!(body["value"], "hunter2", "older versions survive a delete of the latest");
-    let (_, body) = server.call(Method::PUT, "/v1/secrets/payments/db/password", Some(json!({"value": "again"}))).await;
+    let (status, body) = server
+        .call(Method::GET, "/v1/secrets/payments/db/password", None)
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::NOT_FOUND, "not_found")
+    );
+    let (_, body) = server
+        .call(
+            Method::GET,
+            "/v1/secrets/payments/db/password?version=1",
+            None,
+        )
+        .await;
+    assert_eq!(
+        body["value"], "hunter2",
+        "older versions survive a delete of the latest"
+    );
+    let (_, body) = server
+        .call(
+            Method::PUT,
+            "/v1/secrets/payments/db/password",
+            Some(json!({"value": "again"})),
+        )
+        .await;
     assert_eq!(body["version"], 3);
 }
 
@@ -58,13 +123,27 @@ async fn check_and_set_refuses_stale_writers() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
     let path = "/v1/secrets/app/counter";
-    let (status, _) = server.call(Method::PUT, path, Some(json!({"value": "a", "cas": 0}))).await;
+    let (status, _) = server
+        .call(Method::PUT, path, Some(json!({"value": "a", "cas": 0})))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = server.call(Method::PUT, path, Some(json!({"value": "b", "cas": 0}))).await;
-    assert_eq!((status, error_code(&body)), (StatusCode::CONFLICT, "conflict"));
-    let (status, body) = server.call(Method::PUT, path, Some(json!({"value": "b", "cas": 1}))).await;
-    assert_eq!((status, body["version"].as_u64()), (StatusCode::OK, Some(2)));
-    let (status, _) = server.call(Method::PUT, path, Some(json!({"value": "c", "cas": 1}))).await;
+    let (status, body) = server
+        .call(Method::PUT, path, Some(json!({"value": "b", "cas": 0})))
+        .await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::CONFLICT, "conflict")
+    );
+    let (status, body) = server
+        .call(Method::PUT, path, Some(json!({"value": "b", "cas": 1})))
+        .await;
+    assert_eq!(
+        (status, body["version"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    let (status, _) = server
+        .call(Method::PUT, path, Some(json!({"value": "c", "cas": 1})))
+        .await;
     assert_eq!(status, StatusCode::CONFLICT);
 }
 
@@ -77,7 +156,11 @@ async fn concurrent_writers_each_get_their_own_version() {
         let server = server.clone();
         tasks.push(tokio::spawn(async move {
             let (status, body) = server
-                .call(Method::PUT, "/v1/secrets/race/one", Some(json!({"value": format!("v{i}")})))
+                .call(
+                    Method::PUT,
+                    "/v1/secrets/race/one",
+                    Some(json!({"value": format!("v{i}")})),
+                )
                 .await;
             assert_eq!(status, StatusCode::OK, "{body}");
             body["version"].as_u64().unwrap()
@@ -96,11 +179,21 @@ async fn old_versions_beyond_the_retention_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "max_versions = 3");
     for i in 1..=5 {
-        server.call(Method::PUT, "/v1/secrets/app/rotating", Some(json!({"value": format!("v{i}")}))).await;
+        server
+            .call(
+                Method::PUT,
+                "/v1/secrets/app/rotating",
+                Some(json!({"value": format!("v{i}")})),
+            )
+            .await;
     }
-    let (status, _) = server.call(Method::GET, "/v1/secrets/app/rotating?version=2", None).await;
+    let (status, _) = server
+        .call(Method::GET, "/v1/secrets/app/rotating?version=2", None)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, body) = server.call(Method::GET, "/v1/secrets/app/rotating?version=3", None).await;
+    let (_, body) = server
+        .call(Method::GET, "/v1/secrets/app/rotating?version=3", None)
+        .await;
     assert_eq!(body["value"], "v3");
 }
 
@@ -109,39 +202,83 @@ async fn requests_without_a_valid_token_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
     for token in ["", "cft_not-a-real-token", "Bearer", "something-else"] {
-        let (status, body) = server.call_as(token, Method::GET, "/v1/secrets/app/x", None).await;
-        assert_eq!((status, error_code(&body)), (StatusCode::UNAUTHORIZED, "unauthorized"), "{token}");
+        let (status, body) = server
+            .call_as(token, Method::GET, "/v1/secrets/app/x", None)
+            .await;
+        assert_eq!(
+            (status, error_code(&body)),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{token}"
+        );
     }
-    let (status, body) = server.call_as("", Method::GET, "/v1/sys/health", None).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (status, body) = server
+        .call_as("", Method::GET, "/v1/sys/health", None)
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
 }
 
 #[tokio::test]
 async fn malformed_requests_get_stable_json_errors() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "max_value_bytes = 1024");
-    let cases: Vec<(Method, String, Option<Vec<u8>>, StatusCode, &str)> = vec![
-        (Method::PUT, "/v1/secrets/bad%20ns/x".into(), Some(br#"{"value":"v"}"#.to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/a//b".into(), Some(br#"{"value":"v"}"#.to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/x".into(), Some(b"not json".to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/x".into(), Some(br#"{"value":"v","extra":1}"#.to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/x".into(), Some(br#"{"value":5}"#.to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/x".into(), Some(format!(r#"{{"value":"{}"}}"#, "x".repeat(2000)).into_bytes()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::PUT, "/v1/secrets/app/x".into(), Some(vec![b' '; 1 << 20]), StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-        (Method::PUT, format!("/v1/secrets/app/{}", "n".repeat(600)), Some(br#"{"value":"v"}"#.to_vec()), StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::GET, "/v1/secrets/app/x?version=abc".into(), None, StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::GET, "/v1/secrets/app/never-written".into(), None, StatusCode::NOT_FOUND, "not_found"),
-        (Method::GET, "/v1/secrets/app?limit=0".into(), None, StatusCode::BAD_REQUEST, "bad_request"),
-        (Method::GET, "/v1/nothing-here".into(), None, StatusCode::NOT_FOUND, "not_found"),
-        (Method::PATCH, "/v1/secrets/app/x".into(), None, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+    let put = |path: &str, body: &[u8]| (Method::PUT, path.to_owned(), body.to_vec());
+    let get = |path: &str| (Method::GET, path.to_owned(), Vec::new());
+    let json_value = br#"{"value":"v"}"#;
+    let long_value = format!(r#"{{"value":"{}"}}"#, "x".repeat(2000));
+    let long_name = format!("/v1/secrets/app/{}", "n".repeat(600));
+    let bad = (StatusCode::BAD_REQUEST, "bad_request");
+    let cases = [
+        (put("/v1/secrets/bad%20ns/x", json_value), bad),
+        (put("/v1/secrets/app/a//b", json_value), bad),
+        (put("/v1/secrets/app/x", b"not json"), bad),
+        (put("/v1/secrets/app/x", br#"{"value":"v","extra":1}"#), bad),
+        (put("/v1/secrets/app/x", br#"{"value":5}"#), bad),
+        (put("/v1/secrets/app/x", long_value.as_bytes()), bad),
+        (
+            put("/v1/secrets/app/x", &[b' '; 1 << 20]),
+            (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+        ),
+        (put(&long_name, json_value), bad),
+        (get("/v1/secrets/app/x?version=abc"), bad),
+        (
+            get("/v1/secrets/app/never-written"),
+            (StatusCode::NOT_FOUND, "not_found"),
+        ),
+        (get("/v1/secrets/app?limit=0"), bad),
+        (
+            get("/v1/nothing-here"),
+            (StatusCode::NOT_FOUND, "not_found"),
+        ),
+        (
+            (Method::PATCH, "/v1/secrets/app/x".to_owned(), Vec::new()),
+            (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+        ),
     ];
-    for (method, path, body, status, code) in cases {
-        let (got, answer) = server.call_raw(method.clone(), &path, body.unwrap_or_default()).await;
-        assert_eq!((got, error_code(&answer)), (status, code), "{method} {}", &path[..path.len().min(80)]);
-        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    for ((method, path, body), (status, code)) in cases {
+        let (got, answer) = server.call_raw(method.clone(), &path, body).await;
+        let shown = &path[..path.len().min(80)];
+        assert_eq!(
+            (got, error_code(&answer)),
+            (status, code),
+            "{method} {shown}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     // The server is still fine afterwards.
-    let (status, _) = server.call(Method::PUT, "/v1/secrets/app/x", Some(json!({"value": "ok"}))).await;
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            "/v1/secrets/app/x",
+            Some(json!({"value": "ok"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -150,7 +287,13 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), "");
     let value = "plaintext-canary-7f3a9c";
-    let (status, _) = server.call(Method::PUT, "/v1/secrets/app/canary", Some(json!({"value": value}))).await;
+    let (status, _) = server
+        .call(
+            Method::PUT,
+            "/v1/secrets/app/canary",
+            Some(json!({"value": value})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let token = server.token.clone();
     assert!(!token.is_empty());
@@ -167,12 +310,24 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
             );
         }
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(dir.path().join("root-token")).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(dir.path().join("root-token"))
+            .unwrap()
+            .permissions(),
+    );
     assert_eq!(mode & 0o777, 0o600);
 
     let server = Server::start(dir.path(), "");
     assert_eq!(server.token, token, "the root token is created once");
-    let (status, body) = server.call(Method::GET, "/v1/secrets/app/canary", None).await;
-    assert_eq!((status, body["value"].as_str()), (StatusCode::OK, Some(value)));
-    assert!(!server.log().contains(value), "the log must not contain secret values");
+    let (status, body) = server
+        .call(Method::GET, "/v1/secrets/app/canary", None)
+        .await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (StatusCode::OK, Some(value))
+    );
+    assert!(
+        !server.log().contains(value),
+        "the log must not contain secret values"
+    );
 }

@@ -27,7 +27,11 @@ fn coffer(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn stdout(output: &Output) -> String {
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
@@ -36,20 +40,54 @@ fn the_cli_puts_gets_lists_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
 
-    let out = stdout(&coffer(&server, &["secret", "put", "app", "db/password"], Some("s3cret value\n")));
+    let out = stdout(&coffer(
+        &server,
+        &["secret", "put", "app", "db/password"],
+        Some("s3cret value\n"),
+    ));
     assert!(out.contains("version 1"), "{out}");
-    stdout(&coffer(&server, &["secret", "put", "app", "api-key", "from-arg"], None));
-    assert_eq!(stdout(&coffer(&server, &["secret", "get", "app", "db/password"], None)), "s3cret value\n");
-    assert_eq!(stdout(&coffer(&server, &["secret", "get", "app", "api-key"], None)), "from-arg\n");
-    assert_eq!(stdout(&coffer(&server, &["secret", "list", "app"], None)), "api-key\ndb/password\n");
+    stdout(&coffer(
+        &server,
+        &["secret", "put", "app", "api-key", "from-arg"],
+        None,
+    ));
+    assert_eq!(
+        stdout(&coffer(
+            &server,
+            &["secret", "get", "app", "db/password"],
+            None
+        )),
+        "s3cret value\n"
+    );
+    assert_eq!(
+        stdout(&coffer(&server, &["secret", "get", "app", "api-key"], None)),
+        "from-arg\n"
+    );
+    assert_eq!(
+        stdout(&coffer(&server, &["secret", "list", "app"], None)),
+        "api-key\ndb/password\n"
+    );
 
-    let conflict = coffer(&server, &["secret", "put", "app", "api-key", "x", "--cas", "0"], None);
-    assert_eq!(conflict.status.code(), Some(4), "{}", String::from_utf8_lossy(&conflict.stderr));
+    let conflict = coffer(
+        &server,
+        &["secret", "put", "app", "api-key", "x", "--cas", "0"],
+        None,
+    );
+    assert_eq!(
+        conflict.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&conflict.stderr)
+    );
 
-    stdout(&coffer(&server, &["secret", "delete", "app", "api-key"], None));
+    stdout(&coffer(
+        &server,
+        &["secret", "delete", "app", "api-key"],
+        None,
+    ));
     let missing = coffer(&server, &["secret", "get", "app", "api-key"], None);
     assert_eq!(missing.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is deleted"));
 }
 
 #[test]
@@ -67,9 +105,15 @@ fn a_bad_configuration_exits_2_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("coffer.toml");
     for (text, key) in [
-        ("[storage]\nplugin = \"storage-sql\"\n[storage.limits]\nmemory_mb = \"lots\"\n", "storage.limits.memory_mb"),
+        (
+            "[storage]\nplugin = \"storage-sql\"\n[storage.limits]\nmemory_mb = \"lots\"\n",
+            "storage.limits.memory_mb",
+        ),
         ("listen = \"not an address\"\n", "listen"),
-        ("[keyring]\nplugin = \"keyring-file\"\nsha256 = \"abc\"\n", "keyring.sha256"),
+        (
+            "[keyring]\nplugin = \"keyring-file\"\nsha256 = \"abc\"\n",
+            "keyring.sha256",
+        ),
         ("colour = \"blue\"\n", "colour"),
     ] {
         std::fs::write(&file, text).unwrap();
@@ -92,12 +136,23 @@ fn a_missing_plugin_or_wrong_pin_stops_the_server_with_a_clear_message() {
     for (extra, expected) in [
         ("[storage]\nplugin = \"no-such-plugin\"\n", "no-such-plugin"),
         (
-            &*format!("[keyring]\nplugin = \"keyring-file\"\nsha256 = \"{}\"\n", "0".repeat(64)),
+            &*format!(
+                "[keyring]\nplugin = \"keyring-file\"\nsha256 = \"{}\"\n",
+                "0".repeat(64)
+            ),
             "sha256 mismatch",
         ),
     ] {
-        std::fs::write(&file, coffer_e2e::server::config_text(dir.path(), port, extra)).unwrap();
-        let output = Command::new(coffer_binary()).args(["server", "--config"]).arg(&file).output().unwrap();
+        std::fs::write(
+            &file,
+            coffer_e2e::server::config_text(dir.path(), port, extra),
+        )
+        .unwrap();
+        let output = Command::new(coffer_binary())
+            .args(["server", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(expected), "{expected}: {stderr}");

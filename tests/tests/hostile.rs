@@ -19,7 +19,10 @@ fn hostile_config(token: &str) -> String {
     });
     format!(
         "[storage]\nplugin = {:?}\n[storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n[storage.config]\n\"fixture:tokens/{hash}\" = {:?}\n",
-        plugin_dir().join("hostile-guest.wasm").display().to_string(),
+        plugin_dir()
+            .join("hostile-guest.wasm")
+            .display()
+            .to_string(),
         record.to_string(),
     )
 }
@@ -35,15 +38,33 @@ async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
         ("loop", StatusCode::BAD_GATEWAY, "plugin_failed"),
         ("oom", StatusCode::BAD_GATEWAY, "plugin_failed"),
         ("panic", StatusCode::BAD_GATEWAY, "plugin_failed"),
-        ("sleep", StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable"),
+        (
+            "sleep",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "plugin_unavailable",
+        ),
         ("read-file", StatusCode::BAD_GATEWAY, "backend_error"),
     ] {
-        let (got, body) = server.call(Method::GET, &format!("/v1/secrets/app/{name}"), None).await;
-        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{name}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains("hostile-guest"), "{body}");
+        let (got, body) = server
+            .call(Method::GET, &format!("/v1/secrets/app/{name}"), None)
+            .await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{name}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("hostile-guest"),
+            "{body}"
+        );
         let (health, _) = server.call(Method::GET, "/v1/sys/health", None).await;
         assert_eq!(health, StatusCode::OK, "after {name}");
-        let (missing, _) = server.call(Method::GET, "/v1/secrets/app/ordinary", None).await;
+        let (missing, _) = server
+            .call(Method::GET, "/v1/secrets/app/ordinary", None)
+            .await;
         assert_eq!(missing, StatusCode::NOT_FOUND, "after {name}");
     }
     assert!(server.log().contains("hostile-guest"));

@@ -18,7 +18,9 @@ use serde_json::json;
 use sqlx::Row;
 
 async fn stored(db: &Path, key: &str) -> Vec<u8> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
     let row = sqlx::query("SELECT v FROM coffer_kv WHERE k = $1")
         .bind(key)
         .fetch_one(&pool)
@@ -30,7 +32,10 @@ async fn stored(db: &Path, key: &str) -> Vec<u8> {
 }
 
 fn keyring_config(keyset: &Path) -> String {
-    format!("[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\n", keyset.display().to_string())
+    format!(
+        "[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\n",
+        keyset.display().to_string()
+    )
 }
 
 async fn coffer_and_tink_agree_on(template: &str) {
@@ -38,18 +43,30 @@ async fn coffer_and_tink_agree_on(template: &str) {
     let keyset = dir.path().join("keys").join("tink-keyset.json");
     std::fs::create_dir_all(keyset.parent().unwrap()).unwrap();
     tink_tool(&["create-keyset", template, keyset.to_str().unwrap()]);
-    let tink_primary: u32 = tink_tool(&["primary-id", keyset.to_str().unwrap()]).parse().unwrap();
+    let tink_primary: u32 = tink_tool(&["primary-id", keyset.to_str().unwrap()])
+        .parse()
+        .unwrap();
     let before = std::fs::read(&keyset).unwrap();
 
     let mut server = Server::start(&dir.path().join("data"), &keyring_config(&keyset));
     let (status, _) = server
-        .call(Method::PUT, "/v1/secrets/interop/greeting", Some(json!({"value": "hello tink"})))
+        .call(
+            Method::PUT,
+            "/v1/secrets/interop/greeting",
+            Some(json!({"value": "hello tink"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let (_, body) = server.call(Method::GET, "/v1/secrets/interop/greeting", None).await;
+    let (_, body) = server
+        .call(Method::GET, "/v1/secrets/interop/greeting", None)
+        .await;
     assert_eq!(body["value"], "hello tink");
     server.stop();
-    assert_eq!(std::fs::read(&keyset).unwrap(), before, "a read-only keyring never rewrites the keyset");
+    assert_eq!(
+        std::fs::read(&keyset).unwrap(),
+        before,
+        "a read-only keyring never rewrites the keyset"
+    );
 
     // The namespace's data key is wrapped by Tink's primary key...
     let db = dir.path().join("data").join("coffer.db");
@@ -59,7 +76,12 @@ async fn coffer_and_tink_agree_on(template: &str) {
 
     // ...so Tink itself unwraps it, given coffer's associated data.
     let aad = data_key_aad("interop", data_key.id, data_key.algorithm);
-    let plain = tink_tool(&["decrypt", keyset.to_str().unwrap(), &hex::encode(&data_key.wrapped), &hex::encode(&aad)]);
+    let plain = tink_tool(&[
+        "decrypt",
+        keyset.to_str().unwrap(),
+        &hex::encode(&data_key.wrapped),
+        &hex::encode(&aad),
+    ]);
     let material = KeyMaterial::new(data_key.algorithm, hex::decode(plain).unwrap()).unwrap();
 
     // And the key Tink recovered opens the stored secret.
@@ -90,14 +112,38 @@ fn coffer_unwraps_what_tink_encrypted() {
     let keyset_path = dir.path().join("keyset.json");
     tink_tool(&["create-keyset", "AES256_GCM", keyset_path.to_str().unwrap()]);
     let keyset = parse_keyset_json(&std::fs::read_to_string(&keyset_path).unwrap()).unwrap();
-    let key = keyset.keys.iter().find(|k| k.id == keyset.primary_key_id).unwrap();
+    let key = keyset
+        .keys
+        .iter()
+        .find(|k| k.id == keyset.primary_key_id)
+        .unwrap();
     let wrapping = WrappingKey::new(key.id, key.output_prefix, key.material.clone());
 
     let aad = b"coffer interop";
-    let ciphertext = tink_tool(&["encrypt", keyset_path.to_str().unwrap(), &hex::encode(b"tink wrote this"), &hex::encode(aad)]);
-    let plain = wrapping.unwrap(&hex::decode(ciphertext).unwrap(), aad).unwrap();
+    let ciphertext = tink_tool(&[
+        "encrypt",
+        keyset_path.to_str().unwrap(),
+        &hex::encode(b"tink wrote this"),
+        &hex::encode(aad),
+    ]);
+    let plain = wrapping
+        .unwrap(&hex::decode(ciphertext).unwrap(), aad)
+        .unwrap();
     assert_eq!(plain.as_slice(), b"tink wrote this");
-    assert!(wrapping.unwrap(&hex::decode(tink_tool(&["encrypt", keyset_path.to_str().unwrap(), "00", ""])).unwrap(), aad).is_err());
+    assert!(
+        wrapping
+            .unwrap(
+                &hex::decode(tink_tool(&[
+                    "encrypt",
+                    keyset_path.to_str().unwrap(),
+                    "00",
+                    ""
+                ]))
+                .unwrap(),
+                aad
+            )
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -105,7 +151,9 @@ async fn a_created_keyset_is_one_tink_can_read() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
     let keyset = dir.path().join("keyset.json");
-    let primary: u32 = tink_tool(&["primary-id", keyset.to_str().unwrap()]).parse().unwrap();
+    let primary: u32 = tink_tool(&["primary-id", keyset.to_str().unwrap()])
+        .parse()
+        .unwrap();
     let parsed = parse_keyset_json(&std::fs::read_to_string(&keyset).unwrap()).unwrap();
     assert_eq!(parsed.primary_key_id, primary);
     drop(server);

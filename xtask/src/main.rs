@@ -70,7 +70,14 @@ fn status(command: &mut Command) -> Result<()> {
 /// Builds the release binary and the plugins; returns the binary's path.
 fn build() -> Result<PathBuf> {
     wasm::build_components(wasm::PLUGINS)?;
-    status(cargo().args(["build", "--release", "--package", "coffer", "--bin", "coffer"]))?;
+    status(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "coffer",
+        "--bin",
+        "coffer",
+    ]))?;
     Ok(target_dir().join("release").join("coffer"))
 }
 
@@ -85,6 +92,8 @@ fn run(server_args: &[String]) -> Result<()> {
 fn test(runner_args: &[String]) -> Result<()> {
     wasm::build_components(wasm::ALL_COMPONENTS)?;
     let python = python::test_venv()?;
+    // The end-to-end tests run the real binary, which nextest does not build.
+    status(cargo().args(["build", "--package", "coffer", "--bin", "coffer"]))?;
     let database = postgres::Cluster::start_unless_given(&python)?;
 
     let mut command = if has_nextest() {
@@ -100,7 +109,10 @@ fn test(runner_args: &[String]) -> Result<()> {
         .args(runner_args)
         .env("COFFER_TEST_PYTHON", &python)
         .env("COFFER_PLUGIN_DIR", wasm::plugin_dir())
-        .env("COFFER_TEST_CACHE_DIR", target_dir().join("coffer-test-cache"))
+        .env(
+            "COFFER_TEST_CACHE_DIR",
+            target_dir().join("coffer-test-cache"),
+        )
         .env("COFFER_TEST_DATABASE_URL", database.url());
     let outcome = status(&mut command);
     drop(database);
@@ -109,7 +121,14 @@ fn test(runner_args: &[String]) -> Result<()> {
 
 fn lint() -> Result<()> {
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
-    status(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    status(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     wasm::ensure_target()?;
     let mut clippy = cargo();
     clippy.args(["clippy", "--target", wasm::TARGET]);

@@ -62,7 +62,10 @@ impl Drop for Cluster {
                 .arg(state)
                 .status();
             if !stopped.is_ok_and(|s| s.success()) {
-                eprintln!("xtask: could not stop the test PostgreSQL in {}", state.display());
+                eprintln!(
+                    "xtask: could not stop the test PostgreSQL in {}",
+                    state.display()
+                );
             }
         }
     }

@@ -12,7 +12,10 @@ use crate::{root, status, target_dir};
 pub fn test_venv() -> Result<PathBuf> {
     let venv = target_dir().join("test-venv");
     let python = venv.join("bin").join("python");
-    let requirements = root().join("tests").join("support").join("requirements.txt");
+    let requirements = root()
+        .join("tests")
+        .join("support")
+        .join("requirements.txt");
     let wanted = std::fs::read_to_string(&requirements)
         .with_context(|| format!("cannot read {}", requirements.display()))?;
     let stamp = venv.join("installed-requirements.txt");
@@ -24,7 +27,14 @@ pub fn test_venv() -> Result<PathBuf> {
         .context("cannot create the test venv (is python3 with the venv module installed?)")?;
     status(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "-r",
+            ])
             .arg(&requirements),
     )?;
     std::fs::write(&stamp, wanted)?;

@@ -17,15 +17,30 @@ pub struct Component {
 
 /// The plugins coffer ships.
 pub const PLUGINS: &[Component] = &[
-    Component { package: "storage-sql", artifact: "storage_sql" },
-    Component { package: "keyring-file", artifact: "keyring_file" },
+    Component {
+        package: "storage-sql",
+        artifact: "storage_sql",
+    },
+    Component {
+        package: "keyring-file",
+        artifact: "keyring_file",
+    },
 ];
 
 /// The plugins plus the guests only tests use.
 pub const ALL_COMPONENTS: &[Component] = &[
-    Component { package: "storage-sql", artifact: "storage_sql" },
-    Component { package: "keyring-file", artifact: "keyring_file" },
-    Component { package: "hostile-guest", artifact: "hostile_guest" },
+    Component {
+        package: "storage-sql",
+        artifact: "storage_sql",
+    },
+    Component {
+        package: "keyring-file",
+        artifact: "keyring_file",
+    },
+    Component {
+        package: "hostile-guest",
+        artifact: "hostile_guest",
+    },
 ];
 
 /// Where built components are installed; `coffer` looks here by default.
@@ -39,7 +54,10 @@ pub fn ensure_target() -> Result<()> {
         .args(["target", "list", "--installed"])
         .output()
         .context("cannot run rustup: install Rust with rustup (https://rustup.rs)")?;
-    if !String::from_utf8_lossy(&installed.stdout).lines().any(|l| l.trim() == TARGET) {
+    if !String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
         status(Command::new("rustup").args(["target", "add", TARGET]))?;
     }
     Ok(())

@@ -78,7 +78,10 @@ impl Auth {
     pub async fn create(&self, name: &str, policies: Vec<String>) -> Result<NewToken> {
         let mut secret = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(secret.as_mut());
-        let token = Zeroizing::new(format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret.as_ref())));
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(secret.as_ref())
+        ));
         let hash = token_hash(&token);
         let record = TokenRecord {
             id: hash[..16].to_owned(),
@@ -89,7 +92,9 @@ impl Auth {
             expires_at_ms: None,
         };
         let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-        self.storage.put(&record_key(&hash), &bytes, Expected::Absent).await?;
+        self.storage
+            .put(&record_key(&hash), &bytes, Expected::Absent)
+            .await?;
         Ok(NewToken { token, record })
     }
 

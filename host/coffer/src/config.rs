@@ -200,24 +200,29 @@ impl Config {
                     path: origin.clone(),
                     source,
                 })?;
-                text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-                    path: origin.clone(),
-                    message: e.to_string(),
-                })?
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Syntax {
+                        path: origin.clone(),
+                        message: e.to_string(),
+                    })?
             }
             None => toml::Table::new(),
         };
         apply_env(&mut table, vars);
         if let Some(dir) = data_dir {
-            table.insert("data_dir".into(), toml::Value::String(dir.display().to_string()));
+            table.insert(
+                "data_dir".into(),
+                toml::Value::String(dir.display().to_string()),
+            );
         }
-        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            ConfigError::Key {
-                origin: origin.clone(),
-                key: e.path().to_string(),
-                message: e.inner().to_string(),
-            }
-        })?;
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                ConfigError::Key {
+                    origin: origin.clone(),
+                    key: e.path().to_string(),
+                    message: e.inner().to_string(),
+                }
+            })?;
         config.validate(&origin)?;
         Ok(config)
     }
@@ -246,24 +251,42 @@ impl Config {
             }
             for (key, value) in &section.config {
                 if scalar_string(value).is_none() {
-                    return Err(fail(&format!("{name}.config.{key}"), "must be a string, number or boolean"));
+                    return Err(fail(
+                        &format!("{name}.config.{key}"),
+                        "must be a string, number or boolean",
+                    ));
                 }
             }
             let limits = &section.limits;
             if !(1..=1024).contains(&limits.memory_mb) {
-                return Err(fail(&format!("{name}.limits.memory_mb"), "must be between 1 and 1024"));
+                return Err(fail(
+                    &format!("{name}.limits.memory_mb"),
+                    "must be between 1 and 1024",
+                ));
             }
             if limits.cpu_ms < 10 {
-                return Err(fail(&format!("{name}.limits.cpu_ms"), "must be at least 10"));
+                return Err(fail(
+                    &format!("{name}.limits.cpu_ms"),
+                    "must be at least 10",
+                ));
             }
             if limits.timeout_ms < 10 {
-                return Err(fail(&format!("{name}.limits.timeout_ms"), "must be at least 10"));
+                return Err(fail(
+                    &format!("{name}.limits.timeout_ms"),
+                    "must be at least 10",
+                ));
             }
             if !(1..=256).contains(&limits.max_instances) {
-                return Err(fail(&format!("{name}.limits.max_instances"), "must be between 1 and 256"));
+                return Err(fail(
+                    &format!("{name}.limits.max_instances"),
+                    "must be between 1 and 256",
+                ));
             }
             if name == "keyring" && section.sql.is_some() {
-                return Err(fail("keyring.sql", "keyring plugins cannot be granted a database"));
+                return Err(fail(
+                    "keyring.sql",
+                    "keyring plugins cannot be granted a database",
+                ));
             }
         }
         Ok(())
@@ -302,7 +325,9 @@ impl Config {
     }
 
     pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir.clone().unwrap_or_else(|| self.data_dir.join("cache"))
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
     }
 }
 
@@ -321,7 +346,9 @@ pub fn scalar_string(value: &toml::Value) -> Option<String> {
 /// Applies `COFFER_A__B__C=value` overrides to `table`.
 fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) {
     for (name, value) in vars {
-        let Some(path) = name.strip_prefix("COFFER_") else { continue };
+        let Some(path) = name.strip_prefix("COFFER_") else {
+            continue;
+        };
         let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
         if keys.iter().any(String::is_empty) || !OVERRIDABLE.contains(&keys[0].as_str()) {
             continue;
@@ -335,7 +362,9 @@ fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, St
 fn env_value(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut parsed) => match parsed.remove("v") {
-            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+            ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },
         Err(_) => toml::Value::String(raw.to_owned()),
@@ -343,7 +372,9 @@ fn env_value(raw: &str) -> toml::Value {
 }
 
 fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
-    let Some((last, parents)) = keys.split_last() else { return };
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
     let mut current = table;
     for key in parents {
         let entry = current
@@ -352,7 +383,9 @@ fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
         if !entry.is_table() {
             *entry = toml::Value::Table(toml::Table::new());
         }
-        let toml::Value::Table(next) = entry else { return };
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
         current = next;
     }
     current.insert(last.clone(), value);
@@ -364,7 +397,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -375,7 +411,10 @@ mod tests {
         let sql = config.storage_section().sql.unwrap();
         assert_eq!(sql.url, "sqlite:///tmp/d/coffer.db");
         let keyring = config.keyring_section();
-        assert_eq!(keyring.config["create_if_missing"], toml::Value::Boolean(true));
+        assert_eq!(
+            keyring.config["create_if_missing"],
+            toml::Value::Boolean(true)
+        );
     }
 
     #[test]
@@ -403,16 +442,26 @@ mod tests {
     fn bad_values_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("coffer.toml");
-        std::fs::write(&file, "[storage]\nplugin = \"storage-sql\"\n[storage.limits]\ncpu_ms = \"lots\"\n").unwrap();
-        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        std::fs::write(
+            &file,
+            "[storage]\nplugin = \"storage-sql\"\n[storage.limits]\ncpu_ms = \"lots\"\n",
+        )
+        .unwrap();
+        let error = Config::load(Some(&file), vars(&[]), None)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("storage.limits.cpu_ms"), "{error}");
 
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
-        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        let error = Config::load(Some(&file), vars(&[]), None)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("lisen"), "{error}");
 
         std::fs::write(&file, "max_versions = 0\n").unwrap();
-        let error = Config::load(Some(&file), vars(&[]), None).unwrap_err().to_string();
+        let error = Config::load(Some(&file), vars(&[]), None)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("max_versions"), "{error}");
     }
 

@@ -38,8 +38,12 @@ pub async fn load_storage(
                 && let Some(parent) = Path::new(path).parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| PluginStartError(format!("storage.sql.url: cannot create {}: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    PluginStartError(format!(
+                        "storage.sql.url: cannot create {}: {e}",
+                        parent.display()
+                    ))
+                })?;
             }
             let pool = SqlPool::connect(&grant.url, grant.max_connections)
                 .await
@@ -58,22 +62,35 @@ pub async fn load_storage(
 /// Loads the keyring plugin of `config`. Its `path` is a file on the host:
 /// the plugin gets that file's directory (writable only when it may create
 /// or rewrite the keyset) and sees the file under `/keyring`.
-pub async fn load_keyring(runtime: &Runtime, config: &Config) -> Result<KeyringPlugin, PluginStartError> {
+pub async fn load_keyring(
+    runtime: &Runtime,
+    config: &Config,
+) -> Result<KeyringPlugin, PluginStartError> {
     let section = config.keyring_section();
     let mut plugin_config = plugin_config(&section);
     let mut files = Vec::new();
     if let Some(path) = plugin_config.get("path").cloned() {
         let path = PathBuf::from(path);
         let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
-            return Err(PluginStartError("keyring.config.path: must name a file".to_owned()));
+            return Err(PluginStartError(
+                "keyring.config.path: must name a file".to_owned(),
+            ));
         };
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         let writable = ["create_if_missing", "writable"]
             .iter()
             .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
         if writable {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| PluginStartError(format!("keyring.config.path: cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                PluginStartError(format!(
+                    "keyring.config.path: cannot create {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         files.push(FileGrant {
             host_dir: dir.to_path_buf(),
@@ -155,7 +172,10 @@ fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
         return vec![dir.clone()];
     }
     let mut dirs = Vec::new();
-    if let Some(exe_dir) = std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)) {
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
         dirs.push(exe_dir.join("plugins"));
         if let Some(parent) = exe_dir.parent() {
             dirs.push(parent.join("plugins"));

@@ -32,7 +32,10 @@ impl Coffer {
     /// when the keyring allows it).
     pub async fn open(config: &Config) -> Result<Coffer, StartError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StartError(format!("data_dir: cannot create {}: {e}", config.data_dir.display()))
+            StartError(format!(
+                "data_dir: cannot create {}: {e}",
+                config.data_dir.display()
+            ))
         })?;
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(config.cache_dir()),

@@ -1,27 +1,31 @@
-//! The crate's error type. Authentication failures carry no detail on
-//! purpose: which byte or key failed is information for an attacker.
+//! The error type shared by every part of the crate.
 
 use crate::key::Algorithm;
 
+/// Everything that can go wrong while handling keys, ciphertexts and records.
+///
+/// [`CryptoError::Integrity`] deliberately carries no detail: telling a caller
+/// *why* authentication failed (wrong key, wrong AAD, flipped bit) would hand an
+/// attacker an oracle, and callers cannot act on the difference anyway.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CryptoError {
-    /// Ciphertext failed authentication: tampered, truncated in a way that
-    /// still parsed, moved to another context, or the wrong key.
+    /// The ciphertext, its tag or its associated data does not authenticate.
     #[error("ciphertext failed authentication")]
     Integrity,
-    /// A blob or record is shorter or longer than its format allows.
-    #[error("malformed data: {0}")]
+    /// The input is structurally wrong: too short, a bad length, trailing bytes.
+    #[error("malformed input: {0}")]
     Malformed(&'static str),
-    /// A record starts with a format version this build does not know.
-    #[error("unsupported record format version {0}")]
+    /// A stored record starts with a format version this build does not know.
+    #[error("unsupported record format version {0:#04x}")]
     UnsupportedFormat(u8),
-    /// A wrapped key names another key than the one asked to unwrap it.
-    #[error("ciphertext is for key {found}, not key {expected}")]
+    /// A prefixed blob names a different key than the one asked to open it.
+    #[error("blob was made by key {found}, not key {expected}")]
     KeyIdMismatch { expected: u32, found: u32 },
-    /// Key material of the wrong length for its algorithm.
-    #[error("{} needs a {}-byte key, got {len}", algorithm.as_str(), algorithm.key_len())]
+    /// Key bytes whose length does not fit the algorithm.
+    #[error("{algorithm} key must be {} bytes, got {len}", algorithm.key_len())]
     KeyLength { algorithm: Algorithm, len: usize },
 }
 
+/// Shorthand used throughout the crate.
 pub type Result<T> = std::result::Result<T, CryptoError>;

@@ -1,13 +1,18 @@
-//! Key material and the AEAD algorithms coffer uses.
+//! Symmetric key material and the algorithms it is used with.
+//!
+//! Key bytes live only in [`zeroize::Zeroizing`] buffers so they are wiped when
+//! dropped, and never appear in `Debug` output.
 
 use std::fmt;
 use std::str::FromStr;
 
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{CryptoError, Result};
 
-/// An AES-GCM variant.
+/// The AEAD algorithms coffer supports. Both are AES-GCM with a 96-bit random
+/// nonce and a 128-bit tag; they differ only in key length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     Aes128Gcm,
@@ -15,28 +20,34 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub fn key_len(self) -> usize {
+    /// Key length in bytes.
+    pub const fn key_len(self) -> usize {
         match self {
             Algorithm::Aes128Gcm => 16,
             Algorithm::Aes256Gcm => 32,
         }
     }
 
-    /// Tink's template name.
-    pub fn as_str(self) -> &'static str {
+    /// The Tink key template name (`AES128_GCM` / `AES256_GCM`).
+    pub const fn as_str(self) -> &'static str {
         match self {
             Algorithm::Aes128Gcm => "AES128_GCM",
             Algorithm::Aes256Gcm => "AES256_GCM",
         }
     }
 
-    /// The algorithm a key of `len` bytes is for.
-    pub fn for_key_len(len: usize) -> Option<Algorithm> {
+    /// The algorithm whose keys are `len` bytes long, if any.
+    pub const fn from_key_len(len: usize) -> Option<Algorithm> {
         match len {
             16 => Some(Algorithm::Aes128Gcm),
             32 => Some(Algorithm::Aes256Gcm),
             _ => None,
         }
+    }
+
+    /// Same as [`Algorithm::from_key_len`]; kept for callers using this name.
+    pub const fn for_key_len(len: usize) -> Option<Algorithm> {
+        Self::from_key_len(len)
     }
 }
 
@@ -47,36 +58,37 @@ impl fmt::Display for Algorithm {
 }
 
 impl FromStr for Algorithm {
-    type Err = String;
+    type Err = CryptoError;
 
-    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        match s.to_ascii_uppercase().replace('-', "_").as_str() {
-            "AES128_GCM" => Ok(Algorithm::Aes128Gcm),
-            "AES256_GCM" => Ok(Algorithm::Aes256Gcm),
-            other => Err(format!("unknown algorithm {other} (AES128_GCM or AES256_GCM)")),
+    /// Accepts the Tink template names, ignoring ASCII case.
+    fn from_str(s: &str) -> Result<Self> {
+        if s.eq_ignore_ascii_case("AES128_GCM") {
+            Ok(Algorithm::Aes128Gcm)
+        } else if s.eq_ignore_ascii_case("AES256_GCM") {
+            Ok(Algorithm::Aes256Gcm)
+        } else {
+            Err(CryptoError::Malformed("unknown algorithm name"))
         }
     }
 }
 
-/// Raw key bytes, wiped from memory when dropped. `Debug` shows only the length.
+/// Raw symmetric key bytes whose length is valid for an [`Algorithm`].
+///
+/// Equality is constant time so comparing keys leaks nothing through timing.
 #[derive(Clone)]
-pub struct KeyMaterial(Zeroizing<Vec<u8>>);
+pub struct KeyMaterial {
+    algorithm: Algorithm,
+    bytes: Zeroizing<Vec<u8>>,
+}
 
 impl KeyMaterial {
-    /// Takes ownership of `bytes` (no copy is left behind) after checking
-    /// the length fits `algorithm`.
+    /// Takes ownership of `bytes` (no copy is made), checking the length.
+    /// On error the bytes are wiped before being dropped.
     pub fn new(algorithm: Algorithm, bytes: Vec<u8>) -> Result<KeyMaterial> {
-        let bytes = Zeroizing::new(bytes);
-        if bytes.len() != algorithm.key_len() {
-            return Err(CryptoError::KeyLength {
-                algorithm,
-                len: bytes.len(),
-            });
-        }
-        Ok(KeyMaterial(bytes))
+        Self::from_zeroizing(algorithm, Zeroizing::new(bytes))
     }
 
-    /// Like [`KeyMaterial::new`] for bytes already in a zeroizing buffer.
+    /// Like [`KeyMaterial::new`] for bytes that are already in a wiping buffer.
     pub fn from_zeroizing(algorithm: Algorithm, bytes: Zeroizing<Vec<u8>>) -> Result<KeyMaterial> {
         if bytes.len() != algorithm.key_len() {
             return Err(CryptoError::KeyLength {
@@ -84,48 +96,55 @@ impl KeyMaterial {
                 len: bytes.len(),
             });
         }
-        Ok(KeyMaterial(bytes))
+        Ok(KeyMaterial { algorithm, bytes })
     }
 
-    /// Fresh random key material from the operating system's CSPRNG.
+    /// Fresh key bytes from the operating system's CSPRNG.
     #[cfg(feature = "envelope")]
     pub fn generate(algorithm: Algorithm) -> KeyMaterial {
         use rand::RngCore;
         let mut bytes = Zeroizing::new(vec![0u8; algorithm.key_len()]);
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        KeyMaterial(bytes)
+        KeyMaterial { algorithm, bytes }
+    }
+
+    /// The algorithm these bytes are sized for.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.bytes.len()
     }
 
+    /// Always false: the constructors refuse empty keys. Present for API symmetry.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The algorithm implied by the key's length.
-    pub fn algorithm(&self) -> Algorithm {
-        // `new` only admits 16- or 32-byte keys.
-        if self.0.len() == 16 {
-            Algorithm::Aes128Gcm
-        } else {
-            Algorithm::Aes256Gcm
-        }
+        self.bytes.is_empty()
     }
 }
 
 impl fmt::Debug for KeyMaterial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyMaterial {{ len: {} }}", self.0.len())
+        f.debug_struct("KeyMaterial")
+            .field("len", &self.bytes.len())
+            .finish()
     }
 }
 
-/// A random, nonzero key id (Tink's ids are unsigned 32-bit).
+impl PartialEq for KeyMaterial {
+    fn eq(&self, other: &Self) -> bool {
+        self.algorithm == other.algorithm && bool::from(self.bytes.ct_eq(&other.bytes))
+    }
+}
+
+impl Eq for KeyMaterial {}
+
+/// A random, nonzero 32-bit key id. Zero is avoided because some tools treat it
+/// as "unset".
 #[cfg(feature = "envelope")]
 pub fn random_key_id() -> u32 {
     use rand::RngCore;
@@ -139,20 +158,47 @@ pub fn random_key_id() -> u32 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
-    fn debug_never_shows_key_bytes() {
-        let key = KeyMaterial::new(Algorithm::Aes128Gcm, vec![0xAB; 16]).unwrap();
-        let shown = format!("{key:?}");
-        assert_eq!(shown, "KeyMaterial { len: 16 }");
+    fn debug_never_prints_bytes() {
+        let key = KeyMaterial::new(Algorithm::Aes128Gcm, vec![0xAB; 16]);
+        let text = format!("{key:?}");
+        assert_eq!(text, "Ok(KeyMaterial { len: 16 })");
     }
 
     #[test]
-    fn lengths_are_checked() {
-        assert!(KeyMaterial::new(Algorithm::Aes256Gcm, vec![0; 16]).is_err());
-        assert!(KeyMaterial::new(Algorithm::Aes128Gcm, vec![0; 16]).is_ok());
-        assert_eq!("aes256-gcm".parse::<Algorithm>().unwrap(), Algorithm::Aes256Gcm);
+    fn wrong_length_is_refused() {
+        let err = KeyMaterial::new(Algorithm::Aes256Gcm, vec![0; 16]);
+        assert!(matches!(
+            err,
+            Err(CryptoError::KeyLength {
+                algorithm: Algorithm::Aes256Gcm,
+                len: 16
+            })
+        ));
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for algorithm in [Algorithm::Aes128Gcm, Algorithm::Aes256Gcm] {
+            assert_eq!(algorithm.as_str().parse::<Algorithm>(), Ok(algorithm));
+            assert_eq!(
+                Algorithm::from_key_len(algorithm.key_len()),
+                Some(algorithm)
+            );
+        }
+        assert!("aes256_gcm".parse::<Algorithm>().is_ok());
+        assert!("AES192_GCM".parse::<Algorithm>().is_err());
+    }
+
+    #[cfg(feature = "envelope")]
+    #[test]
+    fn generated_keys_differ_and_ids_are_nonzero() {
+        let a = KeyMaterial::generate(Algorithm::Aes256Gcm);
+        let b = KeyMaterial::generate(Algorithm::Aes256Gcm);
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+        assert_ne!(random_key_id(), 0);
     }
 }

@@ -1,20 +1,29 @@
-//! coffer-crypto: the cryptography of coffer, with no runtime attached.
+//! coffer-crypto: envelope encryption, key material, the stored record format
+//! and the Tink keyset codec for the coffer secrets engine.
 //!
-//! Three tiers of keys protect every secret:
+//! # Key hierarchy
 //!
-//! 1. a KEK (root key) from the keyring, held as a Tink keyset;
-//! 2. a data key per namespace, wrapped by the KEK ([`WrappingKey`]);
-//! 3. a fresh key per secret version, wrapped by the data key, which
-//!    encrypts exactly one value ([`envelope`]).
+//! coffer encrypts in three tiers:
 //!
-//! All encryption is AES-GCM with random 96-bit nonces; associated data
-//! ([`aad`]) binds each ciphertext to its namespace, name, version and key
-//! ids. Wrapped keys carry Tink's output prefix, so Tink reads them too.
+//! 1. **KEK** (key-encryption key, the root): held by a keyring plugin as a Tink
+//!    keyset ([`tink`]) or kept inside a remote KMS. It wraps data keys with
+//!    [`aad::data_key_aad`], which binds the scope, data key id and algorithm.
+//! 2. **Data key**: one active key per scope (namespace), stored wrapped in a
+//!    [`record::DataKeySet`]. It wraps secret keys ([`wrap::WrappingKey`]).
+//! 3. **Secret key**: a fresh AES-256-GCM key per secret version that encrypts
+//!    exactly one value ([`envelope`]); stored wrapped next to the value in a
+//!    [`record::SecretRecord`].
 //!
-//! Without the default `envelope` feature only the parts that need no
-//! randomness remain (key types, [`tink`] keyset codec, [`record`] format),
-//! which is what a keyring plugin compiled to WebAssembly needs.
-
+//! Every wrapped key starts with a Tink output prefix naming the key that wrapped
+//! it ([`prefix`]), so decryption picks the right key and rotation only re-wraps.
+//!
+//! # Features
+//!
+//! * `envelope` (default): the AES-GCM parts — [`aead`], [`wrap`], [`envelope`],
+//!   [`KeyMaterial::generate`] and [`random_key_id`]. These need OS randomness.
+//! * Without it the crate offers only [`error`], [`key`], [`prefix`], [`aad`],
+//!   [`record`] and [`tink`], needs no randomness and builds for
+//!   `wasm32-wasip2`, so plugins can parse keysets and records.
 #![forbid(unsafe_code)]
 
 pub mod aad;
@@ -22,18 +31,22 @@ pub mod aad;
 pub mod aead;
 #[cfg(feature = "envelope")]
 pub mod envelope;
-mod error;
-mod key;
-mod prefix;
+pub mod error;
+pub mod key;
+pub mod prefix;
 pub mod record;
 pub mod tink;
 #[cfg(feature = "envelope")]
-mod wrap;
+pub mod wrap;
 
+#[cfg(feature = "envelope")]
+pub use envelope::{SealedValue, open_value, rewrap_secret_key, seal_value, sealed_data_key_id};
 pub use error::{CryptoError, Result};
 #[cfg(feature = "envelope")]
 pub use key::random_key_id;
 pub use key::{Algorithm, KeyMaterial};
 pub use prefix::{OutputPrefix, PREFIX_LEN, tink_key_id};
+pub use record::{DataKeyEntry, DataKeySet, DataKeyStatus, SecretRecord, VersionEntry};
+pub use tink::{KeyStatus, TinkError, TinkKey, TinkKeyset, keyset_to_json, parse_keyset_json};
 #[cfg(feature = "envelope")]
 pub use wrap::WrappingKey;

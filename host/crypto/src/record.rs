@@ -1,52 +1,85 @@
-//! The byte format of the records coffer stores. Storage plugins only ever
-//! see these bytes, which hold ciphertext and wrapped keys, never plaintext.
+//! The versioned byte format of records coffer stores: a secret's versions
+//! ([`SecretRecord`]) and a scope's data keys ([`DataKeySet`]).
 //!
-//! Every record starts with a format version byte (`0x01`) and a kind byte;
-//! integers are big endian; variable-length fields are a `u32` length then
-//! the bytes. Decoding is strict: unknown versions or kinds, lengths beyond
-//! the data, more than 10,000 entries, fields over 16 MiB and trailing bytes
-//! are all errors, and no input makes it panic.
+//! Records hold only ciphertext and metadata, so they can sit in any storage
+//! plugin. Decoding is strict: it never panics, never allocates more than the
+//! input could hold, and refuses truncated input, trailing bytes, any single
+//! field over 16 MiB ([`MAX_FIELD_LEN`]) and more than 10,000 entries
+//! ([`MAX_ENTRIES`]).
 //!
-//! Secret record (kind `0x01`): `u32` version count, then per version in
-//! ascending order:
+//! # Layout
 //!
-//! | field | type |
-//! | --- | --- |
-//! | version | u32 |
-//! | created_at_ms | i64 |
-//! | deleted flag, then deleted_at_ms if 1 | u8, i64 |
-//! | data_key_id | u32 |
-//! | wrapped_key | bytes |
-//! | ciphertext | bytes |
+//! All integers are big endian. `bytes` is `length (u32) ‖ bytes`; `string` is
+//! the same with UTF-8 content.
 //!
-//! Data-key set (kind `0x02`): scope (bytes, UTF-8), `u32` key count, then per key:
+//! Both kinds start with the same header:
 //!
-//! | field | type |
-//! | --- | --- |
-//! | id | u32 |
-//! | algorithm | u8 (1 AES-128-GCM, 2 AES-256-GCM) |
-//! | status | u8 (1 active, 2 deprecated, 3 inactive, 4 destroyed) |
-//! | created_at_ms, updated_at_ms | i64, i64 |
-//! | version | u64 |
-//! | kek_id | u32 |
-//! | wrapped | bytes |
+//! | field          | type | value                                         |
+//! |----------------|------|-----------------------------------------------|
+//! | format version | u8   | `0x01`                                        |
+//! | kind           | u8   | `0x53` (`'S'`) secret, `0x44` (`'D'`) data keys |
+//!
+//! A **secret record** continues with:
+//!
+//! | field            | type  | notes                                      |
+//! |------------------|-------|--------------------------------------------|
+//! | version count    | u32   | ≤ 10,000; then that many entries:          |
+//! | ↳ version        | u32   | entries are written in ascending order     |
+//! | ↳ created_at_ms  | i64   | Unix epoch milliseconds                    |
+//! | ↳ deleted flag   | u8    | `0` live, `1` deleted (anything else is refused) |
+//! | ↳ deleted_at_ms  | i64   | present only when the flag is `1`          |
+//! | ↳ data_key_id    | u32   | data key the secret key is wrapped under   |
+//! | ↳ wrapped_key    | bytes | output prefix ‖ nonce ‖ ciphertext ‖ tag   |
+//! | ↳ ciphertext     | bytes | nonce ‖ ciphertext ‖ tag                   |
+//!
+//! A **data key set** continues with:
+//!
+//! | field           | type   | notes                                          |
+//! |-----------------|--------|------------------------------------------------|
+//! | scope           | string | the namespace the keys belong to               |
+//! | key count       | u32    | ≤ 10,000; then that many entries:              |
+//! | ↳ id            | u32    | data key id                                    |
+//! | ↳ algorithm     | u8     | `1` AES128_GCM, `2` AES256_GCM                  |
+//! | ↳ status        | u8     | `1` active, `2` deprecated, `3` inactive, `4` destroyed |
+//! | ↳ created_at_ms | i64    |                                                |
+//! | ↳ updated_at_ms | i64    |                                                |
+//! | ↳ version       | u64    | bumped on every change, for optimistic writes  |
+//! | ↳ kek_id        | u32    | KEK the data key is wrapped under              |
+//! | ↳ wrapped       | bytes  | empty once destroyed                           |
+//!
+//! Encoding does not check the limits; writers must keep values below 16 MiB
+//! and entry counts below 10,000 or the record will not decode.
+
+use std::fmt;
+use std::str::FromStr;
 
 use crate::error::{CryptoError, Result};
 use crate::key::Algorithm;
 
-const FORMAT_V1: u8 = 0x01;
-const KIND_SECRET: u8 = 0x01;
-const KIND_DATA_KEYS: u8 = 0x02;
-const MAX_FIELD: usize = 16 << 20;
-const MAX_ENTRIES: usize = 10_000;
+/// The only record format version this build reads and writes.
+pub const FORMAT_VERSION: u8 = 0x01;
+/// Kind byte of a [`SecretRecord`].
+pub const KIND_SECRET: u8 = b'S';
+/// Kind byte of a [`DataKeySet`].
+pub const KIND_DATA_KEYS: u8 = b'D';
+/// Largest single variable-length field accepted when decoding.
+pub const MAX_FIELD_LEN: usize = 16 * 1024 * 1024;
+/// Largest number of versions or keys accepted when decoding.
+pub const MAX_ENTRIES: usize = 10_000;
 
-/// One stored secret with its retained versions.
+/// Smallest encoded size of one version entry, used to bound preallocation.
+const MIN_VERSION_ENTRY: usize = 4 + 8 + 1 + 4 + 4 + 4;
+/// Smallest encoded size of one data key entry.
+const MIN_DATA_KEY_ENTRY: usize = 4 + 1 + 1 + 8 + 8 + 8 + 4 + 4;
+
+/// All versions of one secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecretRecord {
+    /// Ascending by `version`.
     pub versions: Vec<VersionEntry>,
 }
 
-/// One sealed version of a secret.
+/// One version of a secret.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionEntry {
     pub version: u32,
@@ -58,8 +91,9 @@ pub struct VersionEntry {
 }
 
 impl SecretRecord {
+    /// The highest version, deleted or not.
     pub fn latest(&self) -> Option<&VersionEntry> {
-        self.versions.last()
+        self.versions.iter().max_by_key(|v| v.version)
     }
 
     pub fn get(&self, version: u32) -> Option<&VersionEntry> {
@@ -67,29 +101,34 @@ impl SecretRecord {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(KIND_SECRET);
+        let body: usize = self
+            .versions
+            .iter()
+            .map(|v| MIN_VERSION_ENTRY + 8 + v.wrapped_key.len() + v.ciphertext.len())
+            .sum();
+        let mut w = Writer::new(KIND_SECRET, 4 + body);
         w.count(self.versions.len());
         for v in &self.versions {
             w.u32(v.version);
             w.i64(v.created_at_ms);
             match v.deleted_at_ms {
+                None => w.u8(0),
                 Some(at) => {
                     w.u8(1);
                     w.i64(at);
                 }
-                None => w.u8(0),
             }
             w.u32(v.data_key_id);
             w.bytes(&v.wrapped_key);
             w.bytes(&v.ciphertext);
         }
-        w.out
+        w.0
     }
 
-    pub fn decode(data: &[u8]) -> Result<SecretRecord> {
-        let mut r = Reader::new(data, KIND_SECRET)?;
+    pub fn decode(input: &[u8]) -> Result<SecretRecord> {
+        let mut r = Reader::new(input, KIND_SECRET, "not a secret record")?;
         let count = r.count()?;
-        let mut versions = Vec::with_capacity(count.min(64));
+        let mut versions = Vec::with_capacity(count.min(r.remaining() / MIN_VERSION_ENTRY));
         for _ in 0..count {
             let version = r.u32()?;
             let created_at_ms = r.i64()?;
@@ -112,7 +151,8 @@ impl SecretRecord {
     }
 }
 
-/// Lifecycle state of a data key.
+/// Lifecycle of a data key. Only `Active` encrypts; `Deprecated` and `Inactive`
+/// still decrypt; `Destroyed` keys are gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataKeyStatus {
     Active,
@@ -122,7 +162,7 @@ pub enum DataKeyStatus {
 }
 
 impl DataKeyStatus {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             DataKeyStatus::Active => "active",
             DataKeyStatus::Deprecated => "deprecated",
@@ -131,7 +171,7 @@ impl DataKeyStatus {
         }
     }
 
-    fn code(self) -> u8 {
+    const fn code(self) -> u8 {
         match self {
             DataKeyStatus::Active => 1,
             DataKeyStatus::Deprecated => 2,
@@ -151,14 +191,34 @@ impl DataKeyStatus {
     }
 }
 
-/// The data keys of one scope (namespace).
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl fmt::Display for DataKeyStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DataKeyStatus {
+    type Err = CryptoError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "active" => Ok(DataKeyStatus::Active),
+            "deprecated" => Ok(DataKeyStatus::Deprecated),
+            "inactive" => Ok(DataKeyStatus::Inactive),
+            "destroyed" => Ok(DataKeyStatus::Destroyed),
+            _ => Err(CryptoError::Malformed("unknown data key status")),
+        }
+    }
+}
+
+/// All data keys of one scope.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DataKeySet {
     pub scope: String,
     pub keys: Vec<DataKeyEntry>,
 }
 
-/// One data key, wrapped by the KEK `kek_id`.
+/// One data key, wrapped under a KEK.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataKeyEntry {
     pub id: u32,
@@ -172,6 +232,7 @@ pub struct DataKeyEntry {
 }
 
 impl DataKeySet {
+    /// The key new secrets are sealed with.
     pub fn active(&self) -> Option<&DataKeyEntry> {
         self.keys.iter().find(|k| k.status == DataKeyStatus::Active)
     }
@@ -181,15 +242,17 @@ impl DataKeySet {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::new(KIND_DATA_KEYS);
+        let body: usize = self
+            .keys
+            .iter()
+            .map(|k| MIN_DATA_KEY_ENTRY + k.wrapped.len())
+            .sum();
+        let mut w = Writer::new(KIND_DATA_KEYS, 8 + self.scope.len() + body);
         w.bytes(self.scope.as_bytes());
         w.count(self.keys.len());
         for k in &self.keys {
             w.u32(k.id);
-            w.u8(match k.algorithm {
-                Algorithm::Aes128Gcm => 1,
-                Algorithm::Aes256Gcm => 2,
-            });
+            w.u8(algorithm_code(k.algorithm));
             w.u8(k.status.code());
             w.i64(k.created_at_ms);
             w.i64(k.updated_at_ms);
@@ -197,24 +260,19 @@ impl DataKeySet {
             w.u32(k.kek_id);
             w.bytes(&k.wrapped);
         }
-        w.out
+        w.0
     }
 
-    pub fn decode(data: &[u8]) -> Result<DataKeySet> {
-        let mut r = Reader::new(data, KIND_DATA_KEYS)?;
-        let scope = String::from_utf8(r.bytes()?).map_err(|_| CryptoError::Malformed("scope is not UTF-8"))?;
+    pub fn decode(input: &[u8]) -> Result<DataKeySet> {
+        let mut r = Reader::new(input, KIND_DATA_KEYS, "not a data key set")?;
+        let scope = String::from_utf8(r.bytes()?)
+            .map_err(|_| CryptoError::Malformed("scope is not UTF-8"))?;
         let count = r.count()?;
-        let mut keys = Vec::with_capacity(count.min(64));
+        let mut keys = Vec::with_capacity(count.min(r.remaining() / MIN_DATA_KEY_ENTRY));
         for _ in 0..count {
-            let id = r.u32()?;
-            let algorithm = match r.u8()? {
-                1 => Algorithm::Aes128Gcm,
-                2 => Algorithm::Aes256Gcm,
-                _ => return Err(CryptoError::Malformed("unknown algorithm")),
-            };
             keys.push(DataKeyEntry {
-                id,
-                algorithm,
+                id: r.u32()?,
+                algorithm: algorithm_from_code(r.u8()?)?,
                 status: DataKeyStatus::from_code(r.u8()?)?,
                 created_at_ms: r.i64()?,
                 updated_at_ms: r.i64()?,
@@ -228,68 +286,95 @@ impl DataKeySet {
     }
 }
 
-struct Writer {
-    out: Vec<u8>,
+const fn algorithm_code(algorithm: Algorithm) -> u8 {
+    match algorithm {
+        Algorithm::Aes128Gcm => 1,
+        Algorithm::Aes256Gcm => 2,
+    }
 }
 
+fn algorithm_from_code(code: u8) -> Result<Algorithm> {
+    match code {
+        1 => Ok(Algorithm::Aes128Gcm),
+        2 => Ok(Algorithm::Aes256Gcm),
+        _ => Err(CryptoError::Malformed("unknown algorithm code")),
+    }
+}
+
+struct Writer(Vec<u8>);
+
 impl Writer {
-    fn new(kind: u8) -> Writer {
-        Writer { out: vec![FORMAT_V1, kind] }
+    fn new(kind: u8, capacity: usize) -> Writer {
+        let mut out = Vec::with_capacity(2 + capacity);
+        out.push(FORMAT_VERSION);
+        out.push(kind);
+        Writer(out)
     }
 
     fn u8(&mut self, v: u8) {
-        self.out.push(v);
+        self.0.push(v);
     }
 
     fn u32(&mut self, v: u32) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn u64(&mut self, v: u64) {
-        self.out.extend_from_slice(&v.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
 
     fn i64(&mut self, v: i64) {
-        self.out.extend_from_slice(&v.to_be_bytes());
+        self.0.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_be_bytes());
     }
 
     fn count(&mut self, n: usize) {
+        // Past u32::MAX the record is undecodable anyway (MAX_ENTRIES); saturate
+        // rather than panic.
         self.u32(u32::try_from(n).unwrap_or(u32::MAX));
     }
 
     fn bytes(&mut self, b: &[u8]) {
-        self.count(b.len());
-        self.out.extend_from_slice(b);
+        self.u32(u32::try_from(b.len()).unwrap_or(u32::MAX));
+        self.0.extend_from_slice(b);
     }
 }
 
 struct Reader<'a> {
-    data: &'a [u8],
+    input: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(data: &'a [u8], kind: u8) -> Result<Reader<'a>> {
-        match data {
-            [FORMAT_V1, k, rest @ ..] if *k == kind => Ok(Reader { data: rest }),
-            [FORMAT_V1, _, ..] => Err(CryptoError::Malformed("record of another kind")),
-            [version, ..] => Err(CryptoError::UnsupportedFormat(*version)),
-            [] => Err(CryptoError::Malformed("empty record")),
+    fn new(input: &'a [u8], kind: u8, wrong_kind: &'static str) -> Result<Reader<'a>> {
+        let mut r = Reader { input };
+        let version = r.u8().map_err(|_| CryptoError::Malformed("empty record"))?;
+        if version != FORMAT_VERSION {
+            return Err(CryptoError::UnsupportedFormat(version));
         }
+        if r.u8()? != kind {
+            return Err(CryptoError::Malformed(wrong_kind));
+        }
+        Ok(r)
+    }
+
+    fn remaining(&self) -> usize {
+        self.input.len()
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.data.len() < n {
+        if n > self.input.len() {
             return Err(CryptoError::Malformed("record is truncated"));
         }
-        let (head, rest) = self.data.split_at(n);
-        self.data = rest;
+        let (head, rest) = self.input.split_at(n);
+        self.input = rest;
         Ok(head)
     }
 
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
+        let Some((head, rest)) = self.input.split_first_chunk::<N>() else {
+            return Err(CryptoError::Malformed("record is truncated"));
+        };
+        self.input = rest;
+        Ok(*head)
     }
 
     fn u8(&mut self) -> Result<u8> {
@@ -300,35 +385,115 @@ impl<'a> Reader<'a> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
     fn i64(&mut self) -> Result<i64> {
         Ok(i64::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_be_bytes(self.array()?))
     }
 
     fn count(&mut self) -> Result<usize> {
         let n = self.u32()? as usize;
         if n > MAX_ENTRIES {
-            return Err(CryptoError::Malformed("too many entries"));
+            return Err(CryptoError::Malformed("more than 10,000 entries"));
         }
         Ok(n)
     }
 
     fn bytes(&mut self) -> Result<Vec<u8>> {
-        let n = self.u32()? as usize;
-        if n > MAX_FIELD {
-            return Err(CryptoError::Malformed("field too large"));
+        let len = self.u32()? as usize;
+        if len > MAX_FIELD_LEN {
+            return Err(CryptoError::Malformed("field longer than 16 MiB"));
         }
-        Ok(self.take(n)?.to_vec())
+        Ok(self.take(len)?.to_vec())
     }
 
     fn finish(self) -> Result<()> {
-        if self.data.is_empty() {
+        if self.input.is_empty() {
             Ok(())
         } else {
             Err(CryptoError::Malformed("trailing bytes after record"))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_secret_record_layout() {
+        assert_eq!(SecretRecord::default().encode(), [1, b'S', 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn one_version_layout() {
+        let record = SecretRecord {
+            versions: vec![VersionEntry {
+                version: 1,
+                created_at_ms: 2,
+                deleted_at_ms: Some(3),
+                data_key_id: 4,
+                wrapped_key: vec![5],
+                ciphertext: vec![6, 7],
+            }],
+        };
+        let expected: Vec<u8> = [
+            &[1, b'S', 0, 0, 0, 1][..],
+            &[0, 0, 0, 1],
+            &[0, 0, 0, 0, 0, 0, 0, 2],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 3],
+            &[0, 0, 0, 4],
+            &[0, 0, 0, 1, 5],
+            &[0, 0, 0, 2, 6, 7],
+        ]
+        .concat();
+        assert_eq!(record.encode(), expected);
+        assert_eq!(SecretRecord::decode(&expected).unwrap(), record);
+    }
+
+    #[test]
+    fn kinds_are_not_interchangeable() {
+        let set = DataKeySet::default().encode();
+        assert_eq!(
+            SecretRecord::decode(&set),
+            Err(CryptoError::Malformed("not a secret record"))
+        );
+        let rec = SecretRecord::default().encode();
+        assert_eq!(
+            DataKeySet::decode(&rec),
+            Err(CryptoError::Malformed("not a data key set"))
+        );
+    }
+
+    #[test]
+    fn unknown_format_version() {
+        assert_eq!(
+            SecretRecord::decode(&[2, b'S']),
+            Err(CryptoError::UnsupportedFormat(2))
+        );
+        assert_eq!(
+            SecretRecord::decode(&[]),
+            Err(CryptoError::Malformed("empty record"))
+        );
+    }
+
+    #[test]
+    fn huge_counts_and_lengths_are_refused_without_allocating() {
+        assert_eq!(
+            SecretRecord::decode(&[1, b'S', 0xff, 0xff, 0xff, 0xff]),
+            Err(CryptoError::Malformed("more than 10,000 entries"))
+        );
+        // 10,000 claimed entries in 6 bytes: rejected as truncated.
+        assert_eq!(
+            SecretRecord::decode(&[1, b'S', 0, 0, 0x27, 0x10]),
+            Err(CryptoError::Malformed("record is truncated"))
+        );
+        assert_eq!(
+            DataKeySet::decode(&[1, b'D', 0x01, 0, 0, 1]),
+            Err(CryptoError::Malformed("field longer than 16 MiB"))
+        );
     }
 }

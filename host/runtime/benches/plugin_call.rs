@@ -16,11 +16,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn plugin_dir() -> PathBuf {
     std::env::var_os("COFFER_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins"))
+        })
 }
 
 fn storage_call(c: &mut Criterion) {
-    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let runtime = Runtime::new(RuntimeOptions::default()).unwrap();
     let spec = PluginSpec {
         name: "hostile-guest".into(),
@@ -30,14 +35,27 @@ fn storage_call(c: &mut Criterion) {
         limits: Limits::default(),
         files: Vec::new(),
     };
-    let plugin = tokio.block_on(StoragePlugin::load(&runtime, spec, None)).unwrap();
+    let plugin = tokio
+        .block_on(StoragePlugin::load(&runtime, spec, None))
+        .unwrap();
 
     c.bench_function("storage get, 32-byte key, warm instance", |b| {
-        b.iter(|| tokio.block_on(plugin.get("0123456789abcdef0123456789abcdef")).unwrap())
+        b.iter(|| {
+            tokio
+                .block_on(plugin.get("0123456789abcdef0123456789abcdef"))
+                .unwrap()
+        })
     });
-    c.bench_function("baseline: the same async call shape without a plugin", |b| {
-        b.iter(|| tokio.block_on(async { std::hint::black_box(b"0123456789abcdef0123456789abcdef".to_vec()) }))
-    });
+    c.bench_function(
+        "baseline: the same async call shape without a plugin",
+        |b| {
+            b.iter(|| {
+                tokio.block_on(async {
+                    std::hint::black_box(b"0123456789abcdef0123456789abcdef".to_vec())
+                })
+            })
+        },
+    );
 }
 
 criterion_group!(benches, storage_call);

@@ -61,7 +61,9 @@ impl KeyringPlugin {
 
     async fn call<R, F>(&self, call: F) -> Result<R, PluginError>
     where
-        F: for<'a> FnOnce(&'a mut Warm<wit::Guest>) -> CallFuture<'a, Result<R, crate::bindings::types::Error>>,
+        F: for<'a> FnOnce(
+            &'a mut Warm<wit::Guest>,
+        ) -> CallFuture<'a, Result<R, crate::bindings::types::Error>>,
     {
         match self.pool.call(call).await {
             Ok(Ok(value)) => Ok(value),

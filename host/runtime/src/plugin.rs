@@ -152,7 +152,9 @@ impl Runtime {
             }
         }
 
-        let linker = self.linker(kind).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker = self
+            .linker(kind)
+            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Compile {
@@ -173,7 +175,12 @@ impl Runtime {
 
     /// Refuses a component that imports anything its kind is not granted,
     /// naming the import, before wasmtime's less readable link error.
-    fn check_imports(&self, component: &Component, kind: PluginKind, plugin: &str) -> Result<(), LoadError> {
+    fn check_imports(
+        &self,
+        component: &Component,
+        kind: PluginKind,
+        plugin: &str,
+    ) -> Result<(), LoadError> {
         let allowed = kind.allowed_imports();
         for (name, item) in component.component_type().imports(&self.engine) {
             let is_interface = matches!(item.ty, ComponentItem::ComponentInstance(_));

@@ -104,7 +104,12 @@ impl<G: Send + 'static> Pool<G> {
             .prepared
             .new_store()
             .map_err(|e| PluginFailure::Instantiate(format!("{e:#}")))?;
-        let instance = match self.prepared.instance_pre.instantiate_async(&mut store).await {
+        let instance = match self
+            .prepared
+            .instance_pre
+            .instantiate_async(&mut store)
+            .await
+        {
             Ok(instance) => instance,
             Err(error) => return Err(self.classify(&store, error)),
         };

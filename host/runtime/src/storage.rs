@@ -41,7 +41,12 @@ pub trait Storage: Send + Sync {
     /// Deletes a key if `expected` holds.
     async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError>;
     /// Keys under `prefix` after `after`, at most `limit`.
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, PluginError>;
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, PluginError>;
 }
 
 /// A storage backend running as a WebAssembly component.
@@ -86,7 +91,10 @@ impl StoragePlugin {
 
     async fn call<R, F>(&self, call: F) -> Result<R, PluginError>
     where
-        F: for<'a> FnOnce(&'a mut Warm<wit::Guest>) -> crate::pool::CallFuture<'a, Result<R, crate::bindings::types::Error>>,
+        F: for<'a> FnOnce(
+            &'a mut Warm<wit::Guest>,
+        )
+            -> crate::pool::CallFuture<'a, Result<R, crate::bindings::types::Error>>,
     {
         match self.pool.call(call).await {
             Ok(Ok(value)) => Ok(value),
@@ -138,11 +146,18 @@ impl Storage for StoragePlugin {
     async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
         let key = key.to_owned();
         let expected = wit::Expected::from(expected);
-        self.call(move |w| Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await }))
-            .await
+        self.call(move |w| {
+            Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await })
+        })
+        .await
     }
 
-    async fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, PluginError> {
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, PluginError> {
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
         let page = self

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coffer_runtime::{
-    GuestError, KeyringPlugin, LoadError, Limits, PluginError, PluginFailure, Storage, StoragePlugin,
+    GuestError, KeyringPlugin, Limits, LoadError, PluginError, PluginFailure, Storage,
+    StoragePlugin,
 };
 
 fn tight_limits() -> Limits {
@@ -49,7 +50,10 @@ async fn still_serves(plugin: &StoragePlugin) {
 async fn an_endless_loop_exhausts_its_cpu_budget_and_the_plugin_keeps_serving() {
     let (_rt, plugin) = hostile(tight_limits()).await;
     let error = plugin.get("loop").await.unwrap_err();
-    assert_eq!(failure(error), PluginFailure::CpuExhausted(Duration::from_millis(200)));
+    assert_eq!(
+        failure(error),
+        PluginFailure::CpuExhausted(Duration::from_millis(200))
+    );
     still_serves(&plugin).await;
 }
 
@@ -70,10 +74,18 @@ async fn a_panic_traps_and_the_instance_is_replaced() {
     .await;
     let calls = |e: coffer_runtime::Entry| String::from_utf8(e.value).unwrap();
     assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "1");
-    assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "2", "warm instance reused");
+    assert_eq!(
+        calls(plugin.get("calls").await.unwrap().unwrap()),
+        "2",
+        "warm instance reused"
+    );
     let error = plugin.get("panic").await.unwrap_err();
     assert!(matches!(failure(error), PluginFailure::Trapped(_)));
-    assert_eq!(calls(plugin.get("calls").await.unwrap().unwrap()), "1", "fresh instance after the trap");
+    assert_eq!(
+        calls(plugin.get("calls").await.unwrap().unwrap()),
+        "1",
+        "fresh instance after the trap"
+    );
 }
 
 #[tokio::test]
@@ -85,7 +97,10 @@ async fn a_call_that_blocks_is_cut_off_at_the_deadline() {
     .await;
     let started = Instant::now();
     let error = plugin.get("sleep").await.unwrap_err();
-    assert_eq!(failure(error), PluginFailure::TimedOut(Duration::from_millis(300)));
+    assert_eq!(
+        failure(error),
+        PluginFailure::TimedOut(Duration::from_millis(300))
+    );
     assert!(started.elapsed() < Duration::from_secs(30));
     still_serves(&plugin).await;
 }
@@ -135,7 +150,10 @@ async fn a_sha256_pin_that_does_not_match_is_refused() {
     let runtime = common::runtime();
     let mut spec = common::spec("hostile-guest", &[], tight_limits());
     spec.sha256 = Some("00".repeat(32));
-    let error = StoragePlugin::load(&runtime, spec, None).await.err().unwrap();
+    let error = StoragePlugin::load(&runtime, spec, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(error, LoadError::Sha256Mismatch { .. }), "{error}");
     assert!(error.to_string().contains("sha256 mismatch"));
 }
@@ -158,6 +176,9 @@ async fn a_file_that_is_not_a_component_is_refused_clearly() {
     std::fs::write(&path, b"definitely not wasm").unwrap();
     let mut spec = common::spec("hostile-guest", &[], tight_limits());
     spec.wasm_path = path;
-    let error = StoragePlugin::load(&runtime, spec, None).await.err().unwrap();
+    let error = StoragePlugin::load(&runtime, spec, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(error, LoadError::Compile { .. }), "{error}");
 }

@@ -13,7 +13,11 @@ async fn sql_storage(url: &str, table: &str) -> Arc<dyn Storage> {
     let runtime = Box::leak(Box::new(common::runtime()));
     let pool = Arc::new(SqlPool::connect(url, 8).await.unwrap());
     let spec = common::spec("storage-sql", &[("table", table)], Limits::default());
-    Arc::new(StoragePlugin::load(runtime, spec, Some(pool)).await.unwrap())
+    Arc::new(
+        StoragePlugin::load(runtime, spec, Some(pool))
+            .await
+            .unwrap(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,8 +29,9 @@ async fn storage_sql_on_sqlite_passes_the_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_sql_on_postgres_passes_the_contract() {
-    let url = std::env::var("COFFER_TEST_DATABASE_URL")
-        .expect("COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL");
+    let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(
+        "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
+    );
     let table = format!("kv_{}_{}", std::process::id(), rand_suffix());
     common::conformance::run_all(sql_storage(&url, &table).await).await;
 }

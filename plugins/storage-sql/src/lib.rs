@@ -37,7 +37,9 @@ impl Storage for SqlStorage {
                         value,
                         revision: revision(rev)?,
                     })),
-                    _ => Err(Error::Internal(format!("unexpected row shape for key {key}"))),
+                    _ => Err(Error::Internal(format!(
+                        "unexpected row shape for key {key}"
+                    ))),
                 }
             }
         }
@@ -56,7 +58,9 @@ impl Storage for SqlStorage {
         };
         match rows.first().and_then(|row| row.first()) {
             Some(Value::Integer(rev)) => revision(*rev),
-            Some(_) => Err(Error::Internal("the revision column is not an integer".to_owned())),
+            Some(_) => Err(Error::Internal(
+                "the revision column is not an integer".to_owned(),
+            )),
             None => Err(Error::Conflict(match expected {
                 Expected::Absent => "the key already exists".to_owned(),
                 _ => "the key is not at the expected revision".to_owned(),
@@ -85,7 +89,10 @@ impl Storage for SqlStorage {
         }
         match self.get(key)? {
             None => Err(Error::NotFound),
-            Some(entry) => Err(Error::Conflict(format!("the key is at revision {}", entry.revision))),
+            Some(entry) => Err(Error::Conflict(format!(
+                "the key is at revision {}",
+                entry.revision
+            ))),
         }
     }
 
@@ -100,10 +107,18 @@ impl Storage for SqlStorage {
         let statement = match prefix_upper_bound(prefix) {
             Some(upper) => {
                 params.push(Value::Text(upper));
-                if inclusive { &self.statements.list_from_bounded } else { &self.statements.list_after_bounded }
+                if inclusive {
+                    &self.statements.list_from_bounded
+                } else {
+                    &self.statements.list_after_bounded
+                }
             }
             None => {
-                if inclusive { &self.statements.list_from } else { &self.statements.list_after }
+                if inclusive {
+                    &self.statements.list_from
+                } else {
+                    &self.statements.list_after
+                }
             }
         };
         // One row more than asked tells whether another page exists.

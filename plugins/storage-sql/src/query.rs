@@ -44,13 +44,19 @@ impl Statements {
             insert: format!(
                 "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, 1) ON CONFLICT (k) DO NOTHING RETURNING rev"
             ),
-            update: format!("UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3 RETURNING rev"),
+            update: format!(
+                "UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3 RETURNING rev"
+            ),
             delete: format!("DELETE FROM {t} WHERE k = $1"),
             delete_at: format!("DELETE FROM {t} WHERE k = $1 AND rev = $2"),
             list_from: format!("SELECT k FROM {t} WHERE k >= $1 ORDER BY k LIMIT $2"),
             list_after: format!("SELECT k FROM {t} WHERE k > $1 ORDER BY k LIMIT $2"),
-            list_from_bounded: format!("SELECT k FROM {t} WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3"),
-            list_after_bounded: format!("SELECT k FROM {t} WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3"),
+            list_from_bounded: format!(
+                "SELECT k FROM {t} WHERE k >= $1 AND k < $2 ORDER BY k LIMIT $3"
+            ),
+            list_after_bounded: format!(
+                "SELECT k FROM {t} WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3"
+            ),
         })
     }
 }
@@ -87,7 +93,10 @@ mod tests {
 
     #[test]
     fn upper_bound_increments_the_last_char() {
-        assert_eq!(prefix_upper_bound("secrets/a/"), Some("secrets/a0".to_owned()));
+        assert_eq!(
+            prefix_upper_bound("secrets/a/"),
+            Some("secrets/a0".to_owned())
+        );
         assert_eq!(prefix_upper_bound(""), None);
         assert_eq!(prefix_upper_bound("a\u{10FFFF}"), Some("b".to_owned()));
     }

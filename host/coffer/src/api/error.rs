@@ -73,7 +73,11 @@ impl From<Error> for ApiError {
             Error::Plugin(e) => plugin_error(e),
             Error::Internal(m) => {
                 tracing::error!(detail = %m, "internal error");
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
             }
         }
     }

@@ -29,13 +29,18 @@ const BODY_OVERHEAD: usize = 16 * 1024;
 /// The router: `/v1/sys/health` is open, everything else needs a token.
 pub fn app(state: AppState, max_value_bytes: usize) -> Router {
     // JSON escapes can grow a value up to six-fold (\uXXXX).
-    let body_limit = max_value_bytes.saturating_mul(6).saturating_add(BODY_OVERHEAD);
+    let body_limit = max_value_bytes
+        .saturating_mul(6)
+        .saturating_add(BODY_OVERHEAD);
     let protected = Router::new()
         .route("/v1/sys/plugins", get(sys::plugins))
         .route("/v1/secrets/{namespace}", get(secrets::list))
         .route(
             "/v1/secrets/{namespace}/{*name}",
-            get(secrets::read).put(secrets::write).post(secrets::write).delete(secrets::delete),
+            get(secrets::read)
+                .put(secrets::write)
+                .post(secrets::write)
+                .delete(secrets::delete),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
@@ -49,7 +54,11 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
 }
 
 /// Checks the bearer token and records the actor for handlers.
-async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -59,7 +68,11 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
     let Some(token) = token else {
         return Err(ApiError::unauthorized());
     };
-    let actor: Actor = state.auth.verify(token).await?.ok_or_else(ApiError::unauthorized)?;
+    let actor: Actor = state
+        .auth
+        .verify(token)
+        .await?
+        .ok_or_else(ApiError::unauthorized)?;
     request.extensions_mut().insert(actor);
     Ok(next.run(request).await)
 }

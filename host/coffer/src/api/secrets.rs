@@ -64,7 +64,8 @@ const DEFAULT_LIST_LIMIT: u32 = 100;
 type SecretPath = Result<Path<(String, String)>, PathRejection>;
 
 fn path(path: SecretPath) -> Result<(String, String), ApiError> {
-    path.map(|Path(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+    path.map(|Path(p)| p)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn body_error(rejection: BytesRejection) -> ApiError {
@@ -113,8 +114,13 @@ pub async fn read(
     let (namespace, name) = path(secret)?;
     let Query(query) = query.map_err(query_error)?;
     let secret = state.secrets.get(&namespace, &name, query.version).await?;
-    let value = std::str::from_utf8(&secret.value)
-        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the value is not UTF-8"))?;
+    let value = std::str::from_utf8(&secret.value).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the value is not UTF-8",
+        )
+    })?;
     let answer = Read {
         namespace: &namespace,
         name: &name,
@@ -150,7 +156,10 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, secret: SecretPath) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    secret: SecretPath,
+) -> Result<StatusCode, ApiError> {
     let (namespace, name) = path(secret)?;
     state.secrets.delete(&namespace, &name).await?;
     Ok(StatusCode::NO_CONTENT)

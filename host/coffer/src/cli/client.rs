@@ -16,7 +16,12 @@ use crate::config::default_data_dir;
 #[derive(Args)]
 pub struct Connection {
     /// The server's base URL.
-    #[arg(long, env = "COFFER_ADDR", default_value = "http://127.0.0.1:8270", global = true)]
+    #[arg(
+        long,
+        env = "COFFER_ADDR",
+        default_value = "http://127.0.0.1:8270",
+        global = true
+    )]
     addr: String,
 }
 
@@ -90,7 +95,12 @@ fn token() -> Result<Zeroizing<String>, Failure> {
     let file = default_data_dir().join("root-token");
     std::fs::read_to_string(&file)
         .map(|t| Zeroizing::new(t.trim().to_owned()))
-        .map_err(|_| Failure::usage(format!("no token: set COFFER_TOKEN (or run the server once so {} exists)", file.display())))
+        .map_err(|_| {
+            Failure::usage(format!(
+                "no token: set COFFER_TOKEN (or run the server once so {} exists)",
+                file.display()
+            ))
+        })
 }
 
 /// Percent-encodes one path segment, keeping `/` inside secret names.
@@ -109,27 +119,45 @@ fn encode_path(text: &str) -> String {
 async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), Failure> {
     let base = connection.addr.trim_end_matches('/');
     match command {
-        SecretCommand::Put { namespace, name, value, cas } => {
+        SecretCommand::Put {
+            namespace,
+            name,
+            value,
+            cas,
+        } => {
             let value = match value {
                 Some(v) if v != "-" => Zeroizing::new(v),
                 _ => {
                     let mut text = Zeroizing::new(String::new());
-                    std::io::stdin()
-                        .read_to_string(&mut text)
-                        .map_err(|e| Failure::other(format!("cannot read the value from stdin: {e}")))?;
+                    std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                        Failure::other(format!("cannot read the value from stdin: {e}"))
+                    })?;
                     if text.ends_with('\n') {
                         text.pop();
                     }
                     text
                 }
             };
-            let url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+            let url = format!(
+                "{base}/v1/secrets/{}/{}",
+                encode_path(&namespace),
+                encode_path(&name)
+            );
             let body = Zeroizing::new(json!({ "value": value.as_str(), "cas": cas }).to_string());
             let answer = request(Method::PUT, &url, Some(body)).await?;
             println!("{}/{} version {}", namespace, name, answer["version"]);
         }
-        SecretCommand::Get { namespace, name, version, json } => {
-            let mut url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+        SecretCommand::Get {
+            namespace,
+            name,
+            version,
+            json,
+        } => {
+            let mut url = format!(
+                "{base}/v1/secrets/{}/{}",
+                encode_path(&namespace),
+                encode_path(&name)
+            );
             if let Some(version) = version {
                 url.push_str(&format!("?version={version}"));
             }
@@ -143,9 +171,12 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
         SecretCommand::List { namespace, prefix } => {
             let mut after: Option<String> = None;
             loop {
-                let mut url = reqwest::Url::parse(&format!("{base}/v1/secrets/{}", encode_path(&namespace)))
-                    .map_err(|e| Failure::usage(format!("bad address: {e}")))?;
-                url.query_pairs_mut().append_pair("prefix", &prefix).append_pair("limit", "1000");
+                let mut url =
+                    reqwest::Url::parse(&format!("{base}/v1/secrets/{}", encode_path(&namespace)))
+                        .map_err(|e| Failure::usage(format!("bad address: {e}")))?;
+                url.query_pairs_mut()
+                    .append_pair("prefix", &prefix)
+                    .append_pair("limit", "1000");
                 if let Some(after) = &after {
                     url.query_pairs_mut().append_pair("after", after);
                 }
@@ -160,14 +191,22 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             }
         }
         SecretCommand::Delete { namespace, name } => {
-            let url = format!("{base}/v1/secrets/{}/{}", encode_path(&namespace), encode_path(&name));
+            let url = format!(
+                "{base}/v1/secrets/{}/{}",
+                encode_path(&namespace),
+                encode_path(&name)
+            );
             request(Method::DELETE, &url, None).await?;
         }
     }
     Ok(())
 }
 
-async fn request(method: Method, url: &str, body: Option<Zeroizing<String>>) -> Result<Value, Failure> {
+async fn request(
+    method: Method,
+    url: &str,
+    body: Option<Zeroizing<String>>,
+) -> Result<Value, Failure> {
     let token = token()?;
     let client = reqwest::Client::new();
     let mut builder = client.request(method, url).bearer_auth(token.as_str());
@@ -186,7 +225,11 @@ async fn request(method: Method, url: &str, body: Option<Zeroizing<String>>) -> 
         .await
         .map_err(|e| Failure::other(format!("cannot read the answer: {e}")))?;
     if status.is_success() {
-        return Ok(if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) });
+        return Ok(if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::Null)
+        });
     }
     let message = serde_json::from_str::<Value>(&text)
         .ok()

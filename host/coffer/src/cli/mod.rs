@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "A secrets engine with sandboxed WebAssembly backends")]
+#[command(
+    name = "coffer",
+    version,
+    about = "A secrets engine with sandboxed WebAssembly backends"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -42,7 +46,10 @@ enum Command {
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("coffer: cannot start the async runtime: {error}");
@@ -52,7 +59,10 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Server { config, data_dir } => server::run(config, data_dir).await,
-            Command::Secret { connection, command } => client::run(connection, command).await,
+            Command::Secret {
+                connection,
+                command,
+            } => client::run(connection, command).await,
         }
     })
 }

@@ -13,7 +13,11 @@ use crate::service::Coffer;
 
 pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     init_logging();
-    let config = match Config::load(config_file.as_deref(), std::env::vars(), data_dir.as_deref()) {
+    let config = match Config::load(
+        config_file.as_deref(),
+        std::env::vars(),
+        data_dir.as_deref(),
+    ) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("coffer: configuration error: {error}");
@@ -49,11 +53,15 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     };
-    let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
     println!("coffer listening on http://{address}");
     let app = api::app(coffer.clone(), config.max_value_bytes);
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
     coffer.close().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,13 +84,14 @@ async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = interrupt.await;
-                return;
-            }
-        };
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

@@ -57,14 +57,23 @@ impl DataKeys {
             return Ok(key.clone());
         }
         self.cache.invalidate(scope).await;
-        self.scope(scope).await?.by_id.get(&id).cloned().ok_or_else(|| {
-            Error::KeyUnavailable(format!("data key {id} of namespace {scope} is not available"))
-        })
+        self.scope(scope)
+            .await?
+            .by_id
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| {
+                Error::KeyUnavailable(format!(
+                    "data key {id} of namespace {scope} is not available"
+                ))
+            })
     }
 
     async fn scope(&self, scope: &str) -> Result<Arc<ScopeKeys>> {
         self.cache
-            .try_get_with(scope.to_owned(), async { self.load_or_create(scope).await.map(Arc::new) })
+            .try_get_with(scope.to_owned(), async {
+                self.load_or_create(scope).await.map(Arc::new)
+            })
             .await
             .map_err(|shared| (*shared).clone())
     }
@@ -86,16 +95,26 @@ impl DataKeys {
                 return self.unwrap_set(&set);
             }
             let (set, keys) = self.new_scope(scope);
-            match self.storage.put(&key, &set.encode(), Expected::Absent).await {
+            match self
+                .storage
+                .put(&key, &set.encode(), Expected::Absent)
+                .await
+            {
                 Ok(_) => {
-                    tracing::info!(namespace = scope, key_id = keys.active.id, "created data key");
+                    tracing::info!(
+                        namespace = scope,
+                        key_id = keys.active.id,
+                        "created data key"
+                    );
                     return Ok(keys);
                 }
                 Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(Error::Conflict(format!("data keys of namespace {scope} keep changing; retry")))
+        Err(Error::Conflict(format!(
+            "data keys of namespace {scope} keep changing; retry"
+        )))
     }
 
     fn new_scope(&self, scope: &str) -> (DataKeySet, ScopeKeys) {
@@ -103,7 +122,9 @@ impl DataKeys {
         let algorithm = Algorithm::Aes256Gcm;
         let id = random_key_id();
         let material = KeyMaterial::generate(algorithm);
-        let wrapped = kek.primary().wrap(material.as_bytes(), &data_key_aad(scope, id, algorithm));
+        let wrapped = kek
+            .primary()
+            .wrap(material.as_bytes(), &data_key_aad(scope, id, algorithm));
         let now = now_ms();
         let set = DataKeySet {
             scope: scope.to_owned(),
@@ -129,7 +150,11 @@ impl DataKeys {
     fn unwrap_set(&self, set: &DataKeySet) -> Result<ScopeKeys> {
         let kek = self.kek();
         let mut by_id = HashMap::new();
-        for entry in set.keys.iter().filter(|e| e.status != DataKeyStatus::Destroyed) {
+        for entry in set
+            .keys
+            .iter()
+            .filter(|e| e.status != DataKeyStatus::Destroyed)
+        {
             let wrapping = kek.get(entry.kek_id).ok_or_else(|| {
                 Error::KeyUnavailable(format!(
                     "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold",
@@ -137,13 +162,21 @@ impl DataKeys {
                 ))
             })?;
             let aad = data_key_aad(&set.scope, entry.id, entry.algorithm);
-            let material = KeyMaterial::new(entry.algorithm, wrapping.unwrap(&entry.wrapped, &aad)?.to_vec())?;
-            by_id.insert(entry.id, Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material)));
+            let material = KeyMaterial::new(
+                entry.algorithm,
+                wrapping.unwrap(&entry.wrapped, &aad)?.to_vec(),
+            )?;
+            by_id.insert(
+                entry.id,
+                Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material)),
+            );
         }
         let active = set
             .active()
             .and_then(|entry| by_id.get(&entry.id).cloned())
-            .ok_or_else(|| Error::Internal(format!("namespace {} has no active data key", set.scope)))?;
+            .ok_or_else(|| {
+                Error::Internal(format!("namespace {} has no active data key", set.scope))
+            })?;
         Ok(ScopeKeys { active, by_id })
     }
 }

@@ -66,7 +66,11 @@ fn namespace_prefix(namespace: &str) -> String {
 }
 
 impl Secrets {
-    pub fn new(storage: Arc<dyn Storage>, keys: Arc<DataKeys>, settings: SecretsSettings) -> Secrets {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        keys: Arc<DataKeys>,
+        settings: SecretsSettings,
+    ) -> Secrets {
         Secrets {
             storage,
             keys,
@@ -76,7 +80,13 @@ impl Secrets {
 
     /// Stores a new version. With `cas`, the write happens only if the
     /// latest version is exactly `cas` (0: the secret must not exist).
-    pub async fn put(&self, namespace: &str, name: &str, value: &[u8], cas: Option<u32>) -> Result<Written> {
+    pub async fn put(
+        &self,
+        namespace: &str,
+        name: &str,
+        value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<Written> {
         check_namespace(namespace)?;
         check_name(name)?;
         if value.len() > self.settings.max_value_bytes {
@@ -88,10 +98,14 @@ impl Secrets {
         }
         let key = record_key(namespace, name);
         for _ in 0..WRITE_ATTEMPTS {
-            let (mut record, revision) = self
-                .read(&key)
-                .await?
-                .unwrap_or_else(|| (SecretRecord { versions: Vec::new() }, None));
+            let (mut record, revision) = self.read(&key).await?.unwrap_or_else(|| {
+                (
+                    SecretRecord {
+                        versions: Vec::new(),
+                    },
+                    None,
+                )
+            });
             let latest = record.versions.last().map_or(0, |v| v.version);
             if let Some(cas) = cas
                 && cas != latest
@@ -100,9 +114,9 @@ impl Secrets {
                     "check-and-set failed: the latest version is {latest}, not {cas}"
                 )));
             }
-            let version = latest
-                .checked_add(1)
-                .ok_or_else(|| Error::Invalid("the secret has run out of version numbers".to_owned()))?;
+            let version = latest.checked_add(1).ok_or_else(|| {
+                Error::Invalid("the secret has run out of version numbers".to_owned())
+            })?;
             let data_key = self.keys.active(namespace).await?;
             let sealed = seal_value(&data_key, namespace, name, version, value);
             let created_at_ms = now_ms();
@@ -121,23 +135,40 @@ impl Secrets {
             }
             let expected = revision.map_or(Expected::Absent, Expected::Revision);
             match self.storage.put(&key, &record.encode(), expected).await {
-                Ok(_) => return Ok(Written { version, created_at_ms }),
+                Ok(_) => {
+                    return Ok(Written {
+                        version,
+                        created_at_ms,
+                    });
+                }
                 Err(error) if is_conflict(&error) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(Error::Conflict("too many concurrent writes to this secret; retry".to_owned()))
+        Err(Error::Conflict(
+            "too many concurrent writes to this secret; retry".to_owned(),
+        ))
     }
 
     /// Reads the latest version, or `version` when given.
-    pub async fn get(&self, namespace: &str, name: &str, version: Option<u32>) -> Result<SecretValue> {
+    pub async fn get(
+        &self,
+        namespace: &str,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<SecretValue> {
         check_namespace(namespace)?;
         check_name(name)?;
         let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
-        let (record, _) = self.read(&record_key(namespace, name)).await?.ok_or_else(not_found)?;
+        let (record, _) = self
+            .read(&record_key(namespace, name))
+            .await?
+            .ok_or_else(not_found)?;
         let entry = match version {
             Some(v) => record.get(v).ok_or_else(|| {
-                Error::NotFound(format!("version {v} of secret {namespace}/{name} not found"))
+                Error::NotFound(format!(
+                    "version {v} of secret {namespace}/{name} not found"
+                ))
             })?,
             None => record.latest().ok_or_else(not_found)?,
         };
@@ -176,17 +207,29 @@ impl Secrets {
             }
             latest.deleted_at_ms = Some(now_ms());
             let version = latest.version;
-            match self.storage.put(&key, &record.encode(), Expected::Revision(revision)).await {
+            match self
+                .storage
+                .put(&key, &record.encode(), Expected::Revision(revision))
+                .await
+            {
                 Ok(_) => return Ok(version),
                 Err(error) if is_conflict(&error) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
-        Err(Error::Conflict("too many concurrent writes to this secret; retry".to_owned()))
+        Err(Error::Conflict(
+            "too many concurrent writes to this secret; retry".to_owned(),
+        ))
     }
 
     /// Names in `namespace` starting with `prefix`, after the cursor `after`.
-    pub async fn list(&self, namespace: &str, prefix: &str, after: Option<&str>, limit: u32) -> Result<NamePage> {
+    pub async fn list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<NamePage> {
         check_namespace(namespace)?;
         check_prefix(prefix)?;
         if let Some(after) = after {
@@ -196,7 +239,11 @@ impl Secrets {
         let after_key = after.map(|a| format!("{base}{a}"));
         let page = self
             .storage
-            .list(&format!("{base}{prefix}"), after_key.as_deref(), limit.clamp(1, MAX_LIST_LIMIT))
+            .list(
+                &format!("{base}{prefix}"),
+                after_key.as_deref(),
+                limit.clamp(1, MAX_LIST_LIMIT),
+            )
             .await?;
         let strip = |key: String| key.strip_prefix(&base).map(str::to_owned);
         Ok(NamePage {
@@ -207,7 +254,10 @@ impl Secrets {
 
     async fn read(&self, key: &str) -> Result<Option<(SecretRecord, Option<u64>)>> {
         match self.storage.get(key).await? {
-            Some(entry) => Ok(Some((SecretRecord::decode(&entry.value)?, Some(entry.revision)))),
+            Some(entry) => Ok(Some((
+                SecretRecord::decode(&entry.value)?,
+                Some(entry.revision),
+            ))),
             None => Ok(None),
         }
     }

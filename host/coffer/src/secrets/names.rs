@@ -33,12 +33,18 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
 /// or `..`, and no control characters.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
-        return Err(Error::Invalid(format!("name must be 1 to {MAX_NAME_BYTES} bytes")));
+        return Err(Error::Invalid(format!(
+            "name must be 1 to {MAX_NAME_BYTES} bytes"
+        )));
     }
     check_characters(name)?;
-    if name.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+    if name
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
         return Err(Error::Invalid(
-            "name segments must not be empty, . or .. (no leading, trailing or double /)".to_owned(),
+            "name segments must not be empty, . or .. (no leading, trailing or double /)"
+                .to_owned(),
         ));
     }
     Ok(())
@@ -47,14 +53,18 @@ pub fn check_name(name: &str) -> Result<()> {
 /// A listing prefix: like a name, but may be empty or end with `/`.
 pub fn check_prefix(prefix: &str) -> Result<()> {
     if prefix.len() > MAX_NAME_BYTES {
-        return Err(Error::Invalid(format!("prefix must be at most {MAX_NAME_BYTES} bytes")));
+        return Err(Error::Invalid(format!(
+            "prefix must be at most {MAX_NAME_BYTES} bytes"
+        )));
     }
     check_characters(prefix)
 }
 
 fn check_characters(text: &str) -> Result<()> {
     if text.chars().any(char::is_control) {
-        return Err(Error::Invalid("names must not contain control characters".to_owned()));
+        return Err(Error::Invalid(
+            "names must not contain control characters".to_owned(),
+        ));
     }
     Ok(())
 }
@@ -76,7 +86,17 @@ mod tests {
     fn names_may_hold_slashes_but_not_empty_segments() {
         assert!(check_name("db/password").is_ok());
         assert!(check_name("ünïcode/ok").is_ok());
-        for bad in ["", "/a", "a/", "a//b", "a/../b", "./a", "a\0b", "a\nb", &"x".repeat(513)] {
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "a//b",
+            "a/../b",
+            "./a",
+            "a\0b",
+            "a\nb",
+            &"x".repeat(513),
+        ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
     }

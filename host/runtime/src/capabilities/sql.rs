@@ -102,7 +102,11 @@ impl SqlPool {
         done.map_err(classify)
     }
 
-    async fn query(&self, statement: &str, params: Vec<Value>) -> Result<Vec<Vec<Value>>, GuestError> {
+    async fn query(
+        &self,
+        statement: &str,
+        params: Vec<Value>,
+    ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(pool) => {
                 let rows = bind_all(sqlx::query(statement), params)
@@ -219,9 +223,9 @@ fn classify(error: sqlx::Error) -> GuestError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             GuestError::Unavailable(error.to_string())
         }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::ColumnNotFound(_) | sqlx::Error::TypeNotFound { .. } => {
-            GuestError::Invalid(error.to_string())
-        }
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::TypeNotFound { .. } => GuestError::Invalid(error.to_string()),
         _ => GuestError::Internal(error.to_string()),
     }
 }
@@ -237,7 +241,10 @@ fn redact(message: &str) -> String {
 }
 
 fn denied() -> WitError {
-    WitError::Denied("no database is granted to this plugin: add a [<section>.sql] url in coffer.toml".to_owned())
+    WitError::Denied(
+        "no database is granted to this plugin: add a [<section>.sql] url in coffer.toml"
+            .to_owned(),
+    )
 }
 
 impl Host for PluginState {

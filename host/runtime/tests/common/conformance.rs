@@ -21,22 +21,42 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
 async fn revisions_and_compare_and_set(s: &dyn Storage) {
     assert_eq!(s.get("cas/a").await.unwrap(), None);
     let r1 = s.put("cas/a", b"one", Expected::Absent).await.unwrap();
-    assert!(is_conflict(&s.put("cas/a", b"two", Expected::Absent).await.unwrap_err()));
-    assert!(is_conflict(&s.put("cas/a", b"two", Expected::Revision(r1 + 7)).await.unwrap_err()));
-    let r2 = s.put("cas/a", b"two", Expected::Revision(r1)).await.unwrap();
+    assert!(is_conflict(
+        &s.put("cas/a", b"two", Expected::Absent).await.unwrap_err()
+    ));
+    assert!(is_conflict(
+        &s.put("cas/a", b"two", Expected::Revision(r1 + 7))
+            .await
+            .unwrap_err()
+    ));
+    let r2 = s
+        .put("cas/a", b"two", Expected::Revision(r1))
+        .await
+        .unwrap();
     assert_ne!(r1, r2);
     let entry = s.get("cas/a").await.unwrap().unwrap();
     assert_eq!((entry.value.as_slice(), entry.revision), (&b"two"[..], r2));
     let r3 = s.put("cas/a", b"three", Expected::Any).await.unwrap();
     assert_ne!(r3, r2);
-    let r4 = s.put("cas/new-with-any", b"x", Expected::Any).await.unwrap();
+    let r4 = s
+        .put("cas/new-with-any", b"x", Expected::Any)
+        .await
+        .unwrap();
     assert!(r4 > 0);
-    assert!(is_conflict(&s.put("cas/missing", b"x", Expected::Revision(1)).await.unwrap_err()));
+    assert!(is_conflict(
+        &s.put("cas/missing", b"x", Expected::Revision(1))
+            .await
+            .unwrap_err()
+    ));
 }
 
 async fn deletes_check_revisions(s: &dyn Storage) {
     let r = s.put("del/a", b"v", Expected::Absent).await.unwrap();
-    assert!(is_conflict(&s.delete("del/a", Expected::Revision(r + 1)).await.unwrap_err()));
+    assert!(is_conflict(
+        &s.delete("del/a", Expected::Revision(r + 1))
+            .await
+            .unwrap_err()
+    ));
     s.delete("del/a", Expected::Revision(r)).await.unwrap();
     assert_eq!(s.get("del/a").await.unwrap(), None);
     let missing = s.delete("del/a", Expected::Any).await.unwrap_err();
@@ -46,7 +66,9 @@ async fn deletes_check_revisions(s: &dyn Storage) {
 }
 
 async fn listing_pages_through_a_prefix(s: &dyn Storage) {
-    let keys = ["ls/a/1", "ls/a/2", "ls/a/3", "ls/a/4", "ls/a/5", "ls/a0", "ls/b/1", "ls/a/ü"];
+    let keys = [
+        "ls/a/1", "ls/a/2", "ls/a/3", "ls/a/4", "ls/a/5", "ls/a0", "ls/b/1", "ls/a/ü",
+    ];
     for key in keys {
         s.put(key, b"v", Expected::Any).await.unwrap();
     }
@@ -61,7 +83,10 @@ async fn listing_pages_through_a_prefix(s: &dyn Storage) {
             None => break,
         }
     }
-    assert_eq!(seen, ["ls/a/1", "ls/a/2", "ls/a/3", "ls/a/4", "ls/a/5", "ls/a/ü"]);
+    assert_eq!(
+        seen,
+        ["ls/a/1", "ls/a/2", "ls/a/3", "ls/a/4", "ls/a/5", "ls/a/ü"]
+    );
     let all = s.list("ls/", None, 100).await.unwrap();
     assert_eq!(all.keys.len(), keys.len());
     assert_eq!(all.next, None);
@@ -90,7 +115,14 @@ async fn concurrent_writers_lose_no_update(s: Arc<dyn Storage>) {
                     let entry = s.get("race/counter").await.unwrap().unwrap();
                     let n: u64 = std::str::from_utf8(&entry.value).unwrap().parse().unwrap();
                     let next = (n + 1).to_string();
-                    match s.put("race/counter", next.as_bytes(), Expected::Revision(entry.revision)).await {
+                    match s
+                        .put(
+                            "race/counter",
+                            next.as_bytes(),
+                            Expected::Revision(entry.revision),
+                        )
+                        .await
+                    {
                         Ok(_) => break,
                         Err(e) if is_conflict(&e) => continue,
                         Err(e) => panic!("{e}"),

@@ -14,7 +14,9 @@ use coffer_runtime::{Limits, PluginSpec, Runtime, RuntimeOptions};
 pub fn plugin_dir() -> PathBuf {
     std::env::var_os("COFFER_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins")))
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/plugins"))
+        })
 }
 
 /// The path of component `name`, failing clearly when it was not built.

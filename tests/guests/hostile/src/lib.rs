@@ -65,7 +65,9 @@ impl Storage for Hostile {
             "panic" => panic!("hostile guest panics on purpose"),
             "read-file" => {
                 let mut text = String::new();
-                match std::fs::File::open("/etc/passwd").and_then(|mut f| f.read_to_string(&mut text)) {
+                match std::fs::File::open("/etc/passwd")
+                    .and_then(|mut f| f.read_to_string(&mut text))
+                {
                     Ok(_) => escaped("read /etc/passwd"),
                     Err(e) => Err(Error::Denied(e.to_string())),
                 }
