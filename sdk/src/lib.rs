@@ -4,22 +4,32 @@
 //! [`keyring::Keyring`]) and one macro call that exports it:
 //!
 //! ```ignore
-//! use coffer_sdk::storage::{Entry, Expected, Page, Storage};
 //! use coffer_sdk::Error;
+//! use coffer_sdk::storage::{Entry, Expected, Page, Storage};
 //!
-//! struct MyStore;
+//! struct Memory;
 //!
-//! impl Storage for MyStore {
-//!     fn open() -> Result<Self, Error> { Ok(MyStore) }
-//!     fn get(&self, key: &str) -> Result<Option<Entry>, Error> { todo() }
-//!     // put, delete, list …
+//! impl Storage for Memory {
+//!     fn open() -> Result<Self, Error> {
+//!         let _table = coffer_sdk::config::get("table");
+//!         Ok(Memory)
+//!     }
+//!     fn get(&self, key: &str) -> Result<Option<Entry>, Error> { Ok(None) }
+//!     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
+//!         Err(Error::Denied("read-only".into()))
+//!     }
+//!     fn delete(&self, key: &str, expected: Expected) -> Result<(), Error> { Err(Error::NotFound) }
+//!     fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Error> {
+//!         Ok(Page { keys: vec![], next: None })
+//!     }
 //! }
 //!
-//! coffer_sdk::export_storage!(MyStore);
+//! coffer_sdk::export_storage!(Memory);
 //! ```
 //!
-//! Build it with `cargo build --target wasm32-wasip2 --release` and point a
-//! `plugin` key in `coffer.toml` at the `.wasm`. The host capabilities a
+//! Give the crate `crate-type = ["cdylib"]`, build it with `cargo build
+//! --target wasm32-wasip2 --release` and point a `plugin` key in
+//! `coffer.toml` at the `.wasm`. The host capabilities a
 //! plugin may call are in [`config`], [`log`] and [`sql`].
 
 extern crate self as coffer_sdk;

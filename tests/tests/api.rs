@@ -285,6 +285,9 @@ async fn malformed_requests_get_stable_json_errors() {
 #[tokio::test]
 async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
+    // Start from a directory others could enter, as an operator might.
+    let open = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(dir.path(), open).unwrap();
     let mut server = Server::start(dir.path(), "");
     let value = "plaintext-canary-7f3a9c";
     let (status, _) = server
@@ -310,12 +313,17 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
             );
         }
     }
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(dir.path().join("root-token"))
-            .unwrap()
-            .permissions(),
+    let mode = |path: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&dir.path().join("root-token")), 0o600);
+    assert_eq!(mode(dir.path()), 0o700, "the data directory is private");
+    assert_eq!(
+        mode(&dir.path().join("keyring")),
+        0o700,
+        "the keyset directory is private"
     );
-    assert_eq!(mode & 0o777, 0o600);
 
     let server = Server::start(dir.path(), "");
     assert_eq!(server.token, token, "the root token is created once");

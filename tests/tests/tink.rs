@@ -150,7 +150,7 @@ fn coffer_unwraps_what_tink_encrypted() {
 async fn a_created_keyset_is_one_tink_can_read() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
-    let keyset = dir.path().join("keyset.json");
+    let keyset = dir.path().join("keyring").join("keyset.json");
     let primary: u32 = tink_tool(&["primary-id", keyset.to_str().unwrap()])
         .parse()
         .unwrap();

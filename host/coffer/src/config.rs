@@ -315,13 +315,19 @@ impl Config {
             config: BTreeMap::from([
                 (
                     "path".to_owned(),
-                    toml::Value::String(self.data_dir.join("keyset.json").display().to_string()),
+                    toml::Value::String(self.default_keyset_path().display().to_string()),
                 ),
                 ("create_if_missing".to_owned(), toml::Value::Boolean(true)),
             ]),
             sql: None,
             limits: LimitsSection::default(),
         })
+    }
+
+    /// Where the embedded default keeps its keyset: a directory of its own,
+    /// since the keyring plugin is granted the whole directory of its file.
+    pub fn default_keyset_path(&self) -> PathBuf {
+        self.data_dir.join("keyring").join("keyset.json")
     }
 
     pub fn cache_dir(&self) -> PathBuf {

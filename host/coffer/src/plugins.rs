@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use coffer_runtime::{FileGrant, KeyringPlugin, PluginSpec, Runtime, SqlPool, StoragePlugin};
+use coffer_runtime::{
+    FileGrant, KeyringPlugin, PluginSpec, Runtime, SqlPool, StoragePlugin, create_private_dir,
+};
 
 use crate::config::{Config, PluginSection, scalar_string};
 
@@ -85,7 +87,7 @@ pub async fn load_keyring(
             .iter()
             .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
         if writable {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            create_private_dir(dir).map_err(|e| {
                 PluginStartError(format!(
                     "keyring.config.path: cannot create {}: {e}",
                     dir.display()

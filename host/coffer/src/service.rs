@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage};
+use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
 
 use crate::auth::Auth;
 use crate::config::Config;
@@ -31,7 +31,9 @@ impl Coffer {
     /// Starts the runtime, loads the plugins and the KEK (creating a keyset
     /// when the keyring allows it).
     pub async fn open(config: &Config) -> Result<Coffer, StartError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        // The data directory holds the database, the root token and, by
+        // default, the keyset: nobody but its owner may enter it.
+        create_private_dir(&config.data_dir).map_err(|e| {
             StartError(format!(
                 "data_dir: cannot create {}: {e}",
                 config.data_dir.display()
@@ -72,7 +74,7 @@ impl Coffer {
         }
         if config.keyring.is_none() {
             tracing::warn!(
-                keyset = %config.data_dir.join("keyset.json").display(),
+                keyset = %config.default_keyset_path().display(),
                 "the root keyset sits next to the data it protects: fine for development, \
                  not for production (configure [keyring] with a key kept elsewhere)"
             );

@@ -25,6 +25,7 @@ mod pool;
 mod state;
 pub mod storage;
 
+pub use cache::create_private_dir;
 pub use capabilities::sql::{SqlDialect, SqlPool};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{GuestError, LoadError, PluginError, PluginFailure};

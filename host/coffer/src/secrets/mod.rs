@@ -5,6 +5,7 @@
 
 mod names;
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
@@ -18,8 +19,11 @@ use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::keys::DataKeys;
 
-/// How often a write re-reads and retries after losing a race.
+/// How often a write re-reads and retries after losing a race to another
+/// node (writers on this node queue on a lock instead of racing).
 const WRITE_ATTEMPTS: usize = 8;
+/// Locks that serialize this node's writers of the same secret.
+const WRITE_LOCK_STRIPES: usize = 256;
 /// Most names one list call returns.
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
@@ -55,6 +59,7 @@ pub struct Secrets {
     storage: Arc<dyn Storage>,
     keys: Arc<DataKeys>,
     settings: SecretsSettings,
+    write_locks: Box<[tokio::sync::Mutex<()>]>,
 }
 
 fn record_key(namespace: &str, name: &str) -> String {
@@ -75,7 +80,17 @@ impl Secrets {
             storage,
             keys,
             settings,
+            write_locks: (0..WRITE_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
+    }
+
+    /// The lock writers of storage key `key` queue on.
+    fn write_lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.write_locks[hasher.finish() as usize % self.write_locks.len()]
     }
 
     /// Stores a new version. With `cas`, the write happens only if the
@@ -97,7 +112,9 @@ impl Secrets {
             )));
         }
         let key = record_key(namespace, name);
-        for _ in 0..WRITE_ATTEMPTS {
+        let _queued = self.write_lock(&key).lock().await;
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
             let (mut record, revision) = self.read(&key).await?.unwrap_or_else(|| {
                 (
                     SecretRecord {
@@ -197,7 +214,9 @@ impl Secrets {
         check_namespace(namespace)?;
         check_name(name)?;
         let key = record_key(namespace, name);
-        for _ in 0..WRITE_ATTEMPTS {
+        let _queued = self.write_lock(&key).lock().await;
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
             let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
             let (mut record, revision) = self.read(&key).await?.ok_or_else(not_found)?;
             let revision = revision.ok_or_else(not_found)?;
@@ -260,6 +279,16 @@ impl Secrets {
             ))),
             None => Ok(None),
         }
+    }
+}
+
+/// Waits a little, growing with each lost race, so writers on several
+/// nodes stop colliding.
+async fn backoff(attempt: usize) {
+    if attempt > 0 {
+        let jitter = rand::random::<u64>() % 5;
+        let millis = (1u64 << attempt.min(6)) + jitter;
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
 }
 
