@@ -195,10 +195,12 @@ impl Server {
         (status, json)
     }
 
-    /// Sends a raw body.
+    /// Sends a raw body on its own connection.
     pub async fn call_raw(&self, method: Method, path: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let response = self
-            .client
+        // A fresh connection each time: the server closes one whose body it
+        // refused to read (413), and a pooled connection would then break
+        // the next request.
+        let response = reqwest::Client::new()
             .request(method, format!("{}{path}", self.addr))
             .bearer_auth(&self.token)
             .header("content-type", "application/json")

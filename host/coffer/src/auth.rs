@@ -76,26 +76,17 @@ impl Auth {
 
     /// Mints and stores a token.
     pub async fn create(&self, name: &str, policies: Vec<String>) -> Result<NewToken> {
-        let mut secret = Zeroizing::new([0u8; 32]);
-        rand::rngs::OsRng.fill_bytes(secret.as_mut());
-        let token = Zeroizing::new(format!(
-            "{TOKEN_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(secret.as_ref())
-        ));
-        let hash = token_hash(&token);
-        let record = TokenRecord {
-            id: hash[..16].to_owned(),
-            hash: hash.clone(),
-            name: name.to_owned(),
-            policies,
-            created_at_ms: now_ms(),
-            expires_at_ms: None,
-        };
-        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        let new = mint(name, policies);
+        self.store(&new.record).await?;
+        Ok(new)
+    }
+
+    async fn store(&self, record: &TokenRecord) -> Result<()> {
+        let bytes = serde_json::to_vec(record).map_err(|e| Error::Internal(e.to_string()))?;
         self.storage
-            .put(&record_key(&hash), &bytes, Expected::Absent)
+            .put(&record_key(&record.hash), &bytes, Expected::Absent)
             .await?;
-        Ok(NewToken { token, record })
+        Ok(())
     }
 
     /// The actor a presented token belongs to, or none if it is not valid.
@@ -142,11 +133,37 @@ impl Auth {
         if self.has_tokens().await? {
             return Ok(None);
         }
-        let new = self.create("root", vec!["root".to_owned()]).await?;
+        // The file is written before the record is stored: if the file cannot
+        // be written, no token exists that nobody could ever see.
+        let new = mint("root", vec!["root".to_owned()]);
         write_private(file, new.token.as_bytes())
             .map_err(|e| Error::Internal(format!("cannot write {}: {e}", file.display())))?;
+        if let Err(error) = self.store(&new.record).await {
+            let _ = std::fs::remove_file(file);
+            return Err(error);
+        }
         Ok(Some(new.token))
     }
+}
+
+/// A new random token and its record (not yet stored).
+fn mint(name: &str, policies: Vec<String>) -> NewToken {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(secret.as_mut());
+    let token = Zeroizing::new(format!(
+        "{TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(secret.as_ref())
+    ));
+    let hash = token_hash(&token);
+    let record = TokenRecord {
+        id: hash[..16].to_owned(),
+        hash,
+        name: name.to_owned(),
+        policies,
+        created_at_ms: now_ms(),
+        expires_at_ms: None,
+    };
+    NewToken { token, record }
 }
 
 /// Writes `bytes` to a new file readable only by its owner.

@@ -39,7 +39,7 @@ pub struct Config {
 }
 
 /// A `[storage]` or `[keyring]` section: which plugin and what it may use.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSection {
     /// A name from the plugin directory, or a path to a `.wasm` file.
@@ -53,6 +53,19 @@ pub struct PluginSection {
     pub sql: Option<SqlGrant>,
     #[serde(default)]
     pub limits: LimitsSection,
+}
+
+impl std::fmt::Debug for PluginSection {
+    // The plugin's config holds credentials: show its keys, not its values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSection")
+            .field("plugin", &self.plugin)
+            .field("sha256", &self.sha256)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("sql", &self.sql)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 /// The `[<section>.sql]` grant.
@@ -172,6 +185,13 @@ pub enum ConfigError {
     },
 }
 
+/// Largest `max_value_bytes` accepted.
+const MAX_VALUE_BYTES_LIMIT: usize = 1 << 20;
+/// Largest secret record (all retained versions) accepted.
+const MAX_RECORD_BYTES: usize = 32 << 20;
+/// Bytes a record spends per version besides the value (keys, nonces, tags).
+const RECORD_OVERHEAD: usize = 256;
+
 /// Top-level keys environment variables may override; other `COFFER_…`
 /// variables (the client's `COFFER_ADDR`, `COFFER_TOKEN`) are not config.
 const OVERRIDABLE: &[&str] = &[
@@ -236,8 +256,30 @@ impl Config {
         if !(1..=1000).contains(&self.max_versions) {
             return Err(fail("max_versions", "must be between 1 and 1000"));
         }
-        if !(1..=16 << 20).contains(&self.max_value_bytes) {
-            return Err(fail("max_value_bytes", "must be between 1 and 16777216"));
+        if !(1..=MAX_VALUE_BYTES_LIMIT).contains(&self.max_value_bytes) {
+            return Err(fail(
+                "max_value_bytes",
+                &format!("must be between 1 and {MAX_VALUE_BYTES_LIMIT}"),
+            ));
+        }
+        // A secret and its retained versions are one record, which the storage
+        // plugin holds several copies of in its memory: it must fit.
+        let storage_memory = self
+            .storage
+            .as_ref()
+            .map_or(default_memory_mb(), |s| s.limits.memory_mb)
+            .saturating_mul(1 << 20);
+        let record = (self.max_versions as usize)
+            .saturating_mul(self.max_value_bytes.saturating_add(RECORD_OVERHEAD));
+        let record_limit = (storage_memory / 4).min(MAX_RECORD_BYTES);
+        if record > record_limit {
+            return Err(fail(
+                "max_value_bytes",
+                &format!(
+                    "max_versions × max_value_bytes makes records of up to {record} bytes, more than the \
+                     {record_limit} the storage plugin's memory allows: lower either, or raise storage.limits.memory_mb"
+                ),
+            ));
         }
         for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
             let Some(section) = section else { continue };
@@ -366,15 +408,20 @@ fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, St
 /// An environment value as TOML: numbers and booleans keep their type,
 /// anything else is a string.
 fn env_value(raw: &str) -> toml::Value {
-    match format!("v = {raw}").parse::<toml::Table>() {
-        Ok(mut parsed) => match parsed.remove("v") {
-            Some(
-                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
-            ) => v,
-            _ => toml::Value::String(raw.to_owned()),
-        },
-        Err(_) => toml::Value::String(raw.to_owned()),
-    }
+    let typed = format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut parsed| parsed.remove("v"))
+        .filter(|v| {
+            matches!(
+                v,
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)
+            )
+        })
+        // Only when the value reads back exactly as written: `1e5`, `0x1F`
+        // or `1_000` stay strings, so a plugin sees what the operator typed.
+        .filter(|v| scalar_string(v).as_deref() == Some(raw));
+    typed.unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
 fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
@@ -445,6 +492,27 @@ mod tests {
     }
 
     #[test]
+    fn environment_values_reach_plugins_as_written() {
+        let config = Config::load(
+            None,
+            vars(&[
+                ("COFFER_STORAGE__PLUGIN", "storage-sql"),
+                ("COFFER_STORAGE__CONFIG__PASSWORD", "1e5"),
+                ("COFFER_STORAGE__CONFIG__MASK", "0x1F"),
+                ("COFFER_STORAGE__CONFIG__PORT", "5432"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let plugin_config = config.storage.unwrap().config;
+        let seen = |key: &str| scalar_string(&plugin_config[key]).unwrap();
+        assert_eq!(
+            (seen("password"), seen("mask"), seen("port")),
+            ("1e5".into(), "0x1F".into(), "5432".into())
+        );
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("coffer.toml");
@@ -464,11 +532,38 @@ mod tests {
             .to_string();
         assert!(error.contains("lisen"), "{error}");
 
+        std::fs::write(&file, "max_versions = 500\nmax_value_bytes = 1000000\n").unwrap();
+        let error = Config::load(Some(&file), vars(&[]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("max_value_bytes") && error.contains("memory_mb"),
+            "{error}"
+        );
+
         std::fs::write(&file, "max_versions = 0\n").unwrap();
         let error = Config::load(Some(&file), vars(&[]), None)
             .unwrap_err()
             .to_string();
         assert!(error.contains("max_versions"), "{error}");
+    }
+
+    #[test]
+    fn plugin_config_values_stay_out_of_debug_output() {
+        let config = Config::load(
+            None,
+            vars(&[
+                ("COFFER_STORAGE__PLUGIN", "x"),
+                ("COFFER_STORAGE__CONFIG__TOKEN", "s.hunter2"),
+            ]),
+            None,
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("token") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -47,7 +47,8 @@ pub async fn load_storage(
                     ))
                 })?;
             }
-            let pool = SqlPool::connect(&grant.url, grant.max_connections)
+            let statement_timeout = section.limits.to_limits().call_timeout;
+            let pool = SqlPool::connect(&grant.url, grant.max_connections, statement_timeout)
                 .await
                 .map_err(|e| PluginStartError(format!("storage.sql.url: {e}")))?;
             Some(Arc::new(pool))

@@ -47,11 +47,16 @@ impl ComponentCache {
                 }
             }
         }
-        let compiled = engine.precompile_component(wasm)?;
-        if let Err(error) = write_atomically(&path, &compiled) {
-            tracing::warn!(path = %path.display(), %error, "cannot cache compiled component");
+        let component = Component::new(engine, wasm)?;
+        match component.serialize() {
+            Ok(compiled) => {
+                if let Err(error) = write_atomically(&path, &compiled) {
+                    tracing::warn!(path = %path.display(), %error, "cannot cache compiled component");
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot serialize compiled component"),
         }
-        Component::new(engine, wasm)
+        Ok(component)
     }
 }
 

@@ -42,6 +42,21 @@ pub enum PluginFailure {
     Instantiate(String),
 }
 
+impl PluginFailure {
+    /// What happened, without detail from inside the plugin: safe to show
+    /// to API clients.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            PluginFailure::Trapped(_) => "trapped",
+            PluginFailure::CpuExhausted(_) => "exceeded its CPU budget",
+            PluginFailure::OutOfMemory(_) => "exceeded its memory limit",
+            PluginFailure::TimedOut(_) => "did not answer in time",
+            PluginFailure::Busy(_) => "has no free instance",
+            PluginFailure::Instantiate(_) => "could not start an instance",
+        }
+    }
+}
+
 /// The error of one plugin call, naming the plugin.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
@@ -103,10 +118,9 @@ pub enum LoadError {
         kind: &'static str,
         import: String,
     },
-    #[error("plugin {plugin} does not export {interface}: is it a {kind} plugin?")]
+    #[error("plugin {plugin} does not export {interface}: is it the right kind of plugin?")]
     MissingExport {
         plugin: String,
-        kind: &'static str,
         interface: &'static str,
     },
     #[error("plugin {plugin}: {detail}")]

@@ -13,7 +13,7 @@ use crate::bindings::keyring as wit;
 use crate::engine::Runtime;
 use crate::error::{GuestError, LoadError, PluginError};
 use crate::plugin::{PluginKind, PluginSpec};
-use crate::pool::{CallFuture, Pool, Warm};
+use crate::pool::Pool;
 
 /// Where root keys are loaded from and persisted to.
 #[async_trait::async_trait]
@@ -32,20 +32,14 @@ pub struct KeyringPlugin {
 impl KeyringPlugin {
     /// Loads a keyring plugin and starts one instance to prove it can run.
     pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Result<KeyringPlugin, LoadError> {
-        let name = spec.name.clone();
         let prepared = runtime.prepare(spec, PluginKind::Keyring, None)?;
-        wit::GuestIndices::new(&prepared.instance_pre).map_err(|_| LoadError::MissingExport {
-            plugin: name.clone(),
-            kind: "keyring",
-            interface: "coffer:plugin/keyring",
-        })?;
-        let pool = Pool::new(prepared, |pre, store, instance| {
-            wit::GuestIndices::new(pre)?.load(store, instance)
-        });
-        pool.warm_up().await.map_err(|failure| LoadError::Grant {
-            plugin: name,
-            detail: failure.to_string(),
-        })?;
+        let pool = Pool::start(
+            prepared,
+            "coffer:plugin/keyring",
+            |pre| wit::GuestIndices::new(pre).is_ok(),
+            |pre, store, instance| wit::GuestIndices::new(pre)?.load(store, instance),
+        )
+        .await?;
         Ok(KeyringPlugin { pool })
     }
 
@@ -57,22 +51,6 @@ impl KeyringPlugin {
     /// SHA-256 of the loaded `.wasm`.
     pub fn sha256(&self) -> &str {
         &self.pool.prepared.sha256
-    }
-
-    async fn call<R, F>(&self, call: F) -> Result<R, PluginError>
-    where
-        F: for<'a> FnOnce(
-            &'a mut Warm<wit::Guest>,
-        ) -> CallFuture<'a, Result<R, crate::bindings::types::Error>>,
-    {
-        match self.pool.call(call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(self.guest_error(error.into())),
-            Err(failure) => Err(PluginError::Failed {
-                plugin: self.name().to_owned(),
-                failure,
-            }),
-        }
     }
 
     fn guest_error(&self, error: GuestError) -> PluginError {
@@ -87,17 +65,22 @@ impl KeyringPlugin {
 impl Keyring for KeyringPlugin {
     async fn load(&self) -> Result<Option<TinkKeyset>, PluginError> {
         let loaded = self
-            .call(|w| Box::pin(async move { w.guest.call_load(&mut w.store).await }))
+            .pool
+            .call_guest(|w| Box::pin(async move { w.guest.call_load(&mut w.store).await }))
             .await?;
         let Some(keyset) = loaded else {
             return Ok(None);
         };
-        let mut keys = Vec::with_capacity(keyset.keys.len());
-        for key in keyset.keys {
+        // Whatever is left in the wire copy when this returns (early, on a
+        // bad key) is wiped with it.
+        let mut wire = WipedOnDrop(keyset);
+        let mut keys = Vec::with_capacity(wire.0.keys.len());
+        for key in &mut wire.0.keys {
             let algorithm = from_wit_algorithm(key.algorithm);
-            let material = KeyMaterial::new(algorithm, key.material).map_err(|e| {
-                self.guest_error(GuestError::Invalid(format!("key {}: {e}", key.id)))
-            })?;
+            let material =
+                KeyMaterial::new(algorithm, std::mem::take(&mut key.material)).map_err(|e| {
+                    self.guest_error(GuestError::Invalid(format!("key {}: {e}", key.id)))
+                })?;
             keys.push(TinkKey {
                 id: key.id,
                 algorithm,
@@ -107,7 +90,7 @@ impl Keyring for KeyringPlugin {
             });
         }
         Ok(Some(TinkKeyset {
-            primary_key_id: keyset.primary_key_id,
+            primary_key_id: wire.0.primary_key_id,
             keys,
         }))
     }
@@ -127,12 +110,16 @@ impl Keyring for KeyringPlugin {
                 })
                 .collect(),
         });
-        self.call(move |w| Box::pin(async move { w.guest.call_store(&mut w.store, &wire.0).await }))
+        self.pool
+            .call_guest(move |w| {
+                Box::pin(async move { w.guest.call_store(&mut w.store, &wire.0).await })
+            })
             .await
     }
 }
 
-/// The wire copy of a keyset, wiped when the call is over (or abandoned).
+/// The wire copy of a keyset, wiped when dropped: after a call, when the
+/// call is abandoned, or on an early return.
 struct WipedOnDrop(wit::Keyset);
 
 impl Drop for WipedOnDrop {

@@ -34,11 +34,13 @@ impl PluginKind {
         }
     }
 
-    /// Import namespaces this kind may use. WASI's cli/io/random/clocks are
-    /// what Rust's standard library links against; they grant nothing by
-    /// themselves (no environment, arguments or sockets are configured).
-    fn allowed_imports(self) -> &'static [&'static str] {
-        const BASE: &[&str] = &[
+    /// Whether a component of this kind may import interface `name`. WASI's
+    /// cli/io/random/clocks/filesystem/sockets are what Rust's standard
+    /// library links against; they grant nothing by themselves (no
+    /// environment, arguments, preopens or sockets are configured unless
+    /// granted). Only storage plugins may import `sql`.
+    fn may_import(self, name: &str) -> bool {
+        const EVERY_KIND: &[&str] = &[
             "wasi:cli/",
             "wasi:io/",
             "wasi:random/",
@@ -49,22 +51,8 @@ impl PluginKind {
             "coffer:plugin/log",
             "coffer:plugin/config",
         ];
-        const STORAGE: &[&str] = &[
-            "wasi:cli/",
-            "wasi:io/",
-            "wasi:random/",
-            "wasi:clocks/",
-            "wasi:filesystem/",
-            "wasi:sockets/",
-            "coffer:plugin/types",
-            "coffer:plugin/log",
-            "coffer:plugin/config",
-            "coffer:plugin/sql",
-        ];
-        match self {
-            PluginKind::Storage => STORAGE,
-            PluginKind::Keyring | PluginKind::Kms => BASE,
-        }
+        EVERY_KIND.iter().any(|prefix| name.starts_with(prefix))
+            || (self == PluginKind::Storage && name.starts_with("coffer:plugin/sql"))
     }
 }
 
@@ -77,7 +65,7 @@ pub struct FileGrant {
 }
 
 /// Everything needed to load one plugin.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PluginSpec {
     /// The name used in logs and errors (the config section's plugin name).
     pub name: String,
@@ -89,6 +77,21 @@ pub struct PluginSpec {
     pub limits: Limits,
     /// Directories preopened for the plugin.
     pub files: Vec<FileGrant>,
+}
+
+impl std::fmt::Debug for PluginSpec {
+    // Plugin configuration holds credentials (tokens, access keys): show
+    // which keys are set, never their values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSpec")
+            .field("name", &self.name)
+            .field("wasm_path", &self.wasm_path)
+            .field("sha256", &self.sha256)
+            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
+            .field("limits", &self.limits)
+            .field("files", &self.files)
+            .finish()
+    }
 }
 
 /// A compiled, linked plugin ready to be instantiated.
@@ -181,10 +184,9 @@ impl Runtime {
         kind: PluginKind,
         plugin: &str,
     ) -> Result<(), LoadError> {
-        let allowed = kind.allowed_imports();
         for (name, item) in component.component_type().imports(&self.engine) {
             let is_interface = matches!(item.ty, ComponentItem::ComponentInstance(_));
-            if !is_interface || !allowed.iter().any(|prefix| name.starts_with(prefix)) {
+            if !is_interface || !kind.may_import(name) {
                 return Err(LoadError::NotGranted {
                     plugin: plugin.to_owned(),
                     kind: kind.as_str(),

@@ -14,7 +14,8 @@ use tokio::sync::Semaphore;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
-use crate::error::PluginFailure;
+use crate::bindings::types::Error as WitError;
+use crate::error::{LoadError, PluginError, PluginFailure};
 use crate::plugin::Prepared;
 use crate::state::PluginState;
 
@@ -39,7 +40,7 @@ pub(crate) struct Pool<G> {
 }
 
 impl<G: Send + 'static> Pool<G> {
-    pub fn new(prepared: Prepared, load_export: LoadExport<G>) -> Pool<G> {
+    fn new(prepared: Prepared, load_export: LoadExport<G>) -> Pool<G> {
         let permits = Semaphore::new(prepared.limits.max_instances.max(1));
         Pool {
             prepared,
@@ -49,16 +50,53 @@ impl<G: Send + 'static> Pool<G> {
         }
     }
 
-    /// Makes one instance now, so a plugin that cannot start is reported at
-    /// load time rather than on the first request.
-    pub async fn warm_up(&self) -> Result<(), PluginFailure> {
-        let warm = self.instantiate().await?;
-        self.give_back(warm);
-        Ok(())
+    /// A pool for `prepared` whose component must export `interface` (as
+    /// `has_export` checks), with one instance started to prove it runs.
+    pub async fn start(
+        prepared: Prepared,
+        interface: &'static str,
+        has_export: fn(&InstancePre<PluginState>) -> bool,
+        load_export: LoadExport<G>,
+    ) -> Result<Pool<G>, LoadError> {
+        let plugin = prepared.name.to_string();
+        if !has_export(&prepared.instance_pre) {
+            return Err(LoadError::MissingExport { plugin, interface });
+        }
+        let pool = Pool::new(prepared, load_export);
+        // Starting an instance now reports a plugin that cannot run at load
+        // time rather than on the first request.
+        let warm = pool
+            .instantiate()
+            .await
+            .map_err(|failure| LoadError::Grant {
+                plugin,
+                detail: failure.to_string(),
+            })?;
+        pool.give_back(warm);
+        Ok(pool)
+    }
+
+    /// Runs `call` and names the plugin in whatever error comes back.
+    pub async fn call_guest<R, F>(&self, call: F) -> Result<R, PluginError>
+    where
+        F: for<'a> FnOnce(&'a mut Warm<G>) -> CallFuture<'a, Result<R, WitError>>,
+    {
+        let plugin = || self.prepared.name.to_string();
+        match self.call(call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(PluginError::Guest {
+                plugin: plugin(),
+                error: error.into(),
+            }),
+            Err(failure) => Err(PluginError::Failed {
+                plugin: plugin(),
+                failure,
+            }),
+        }
     }
 
     /// Runs `call` on a warm instance within the plugin's limits.
-    pub async fn call<R, F>(&self, call: F) -> Result<R, PluginFailure>
+    async fn call<R, F>(&self, call: F) -> Result<R, PluginFailure>
     where
         F: for<'a> FnOnce(&'a mut Warm<G>) -> CallFuture<'a, R>,
     {
@@ -111,6 +149,13 @@ impl<G: Send + 'static> Pool<G> {
             .await
         {
             Ok(instance) => instance,
+            // A trap or limit in start-up code is the plugin's doing; anything
+            // else (such as the engine's instance slots running out) is not.
+            Err(error)
+                if error.downcast_ref::<wasmtime::Trap>().is_none() && !hit_limit(&store) =>
+            {
+                return Err(PluginFailure::Instantiate(format!("{error:#}")));
+            }
             Err(error) => return Err(self.classify(&store, error)),
         };
         let guest = (self.load_export)(&self.prepared.instance_pre, &mut store, &instance)
@@ -128,7 +173,7 @@ impl<G: Send + 'static> Pool<G> {
         }
     }
 
-    /// Says why a call failed: the limiter flags tell a CPU or memory limit
+    /// Says why a call failed: the limit flags tell a CPU or memory limit
     /// from an ordinary trap.
     fn classify(&self, store: &Store<PluginState>, error: wasmtime::Error) -> PluginFailure {
         let state = store.data();
@@ -143,4 +188,9 @@ impl<G: Send + 'static> Pool<G> {
             None => PluginFailure::Trapped(format!("{error:#}")),
         }
     }
+}
+
+/// Whether the instance ran into its CPU or memory limit.
+fn hit_limit(store: &Store<PluginState>) -> bool {
+    store.data().cpu_exhausted || store.data().memory.refused
 }

@@ -7,7 +7,7 @@ use crate::capabilities::sql::SqlPool;
 use crate::engine::Runtime;
 use crate::error::{LoadError, PluginError};
 use crate::plugin::{PluginKind, PluginSpec};
-use crate::pool::{Pool, Warm};
+use crate::pool::Pool;
 
 /// A stored value and the revision it was read at.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,20 +62,14 @@ impl StoragePlugin {
         spec: PluginSpec,
         sql: Option<Arc<SqlPool>>,
     ) -> Result<StoragePlugin, LoadError> {
-        let name = spec.name.clone();
         let prepared = runtime.prepare(spec, PluginKind::Storage, sql)?;
-        wit::GuestIndices::new(&prepared.instance_pre).map_err(|_| LoadError::MissingExport {
-            plugin: name.clone(),
-            kind: "storage",
-            interface: "coffer:plugin/storage",
-        })?;
-        let pool = Pool::new(prepared, |pre, store, instance| {
-            wit::GuestIndices::new(pre)?.load(store, instance)
-        });
-        pool.warm_up().await.map_err(|failure| LoadError::Grant {
-            plugin: name,
-            detail: failure.to_string(),
-        })?;
+        let pool = Pool::start(
+            prepared,
+            "coffer:plugin/storage",
+            |pre| wit::GuestIndices::new(pre).is_ok(),
+            |pre, store, instance| wit::GuestIndices::new(pre)?.load(store, instance),
+        )
+        .await?;
         Ok(StoragePlugin { pool })
     }
 
@@ -87,26 +81,6 @@ impl StoragePlugin {
     /// SHA-256 of the loaded `.wasm`.
     pub fn sha256(&self) -> &str {
         &self.pool.prepared.sha256
-    }
-
-    async fn call<R, F>(&self, call: F) -> Result<R, PluginError>
-    where
-        F: for<'a> FnOnce(
-            &'a mut Warm<wit::Guest>,
-        )
-            -> crate::pool::CallFuture<'a, Result<R, crate::bindings::types::Error>>,
-    {
-        match self.pool.call(call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(PluginError::Guest {
-                plugin: self.name().to_owned(),
-                error: error.into(),
-            }),
-            Err(failure) => Err(PluginError::Failed {
-                plugin: self.name().to_owned(),
-                failure,
-            }),
-        }
     }
 }
 
@@ -125,7 +99,10 @@ impl Storage for StoragePlugin {
     async fn get(&self, key: &str) -> Result<Option<Entry>, PluginError> {
         let key = key.to_owned();
         let entry = self
-            .call(move |w| Box::pin(async move { w.guest.call_get(&mut w.store, &key).await }))
+            .pool
+            .call_guest(move |w| {
+                Box::pin(async move { w.guest.call_get(&mut w.store, &key).await })
+            })
             .await?;
         Ok(entry.map(|e| Entry {
             value: e.value,
@@ -137,19 +114,23 @@ impl Storage for StoragePlugin {
         let key = key.to_owned();
         let value = value.to_vec();
         let expected = wit::Expected::from(expected);
-        self.call(move |w| {
-            Box::pin(async move { w.guest.call_put(&mut w.store, &key, &value, expected).await })
-        })
-        .await
+        self.pool
+            .call_guest(move |w| {
+                Box::pin(
+                    async move { w.guest.call_put(&mut w.store, &key, &value, expected).await },
+                )
+            })
+            .await
     }
 
     async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
         let key = key.to_owned();
         let expected = wit::Expected::from(expected);
-        self.call(move |w| {
-            Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await })
-        })
-        .await
+        self.pool
+            .call_guest(move |w| {
+                Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await })
+            })
+            .await
     }
 
     async fn list(
@@ -161,7 +142,8 @@ impl Storage for StoragePlugin {
         let prefix = prefix.to_owned();
         let after = after.map(str::to_owned);
         let page = self
-            .call(move |w| {
+            .pool
+            .call_guest(move |w| {
                 Box::pin(async move {
                     w.guest
                         .call_list(&mut w.store, &prefix, after.as_deref(), limit)

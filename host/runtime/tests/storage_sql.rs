@@ -6,12 +6,17 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use coffer_runtime::{Limits, SqlPool, Storage, StoragePlugin};
+use coffer_runtime::{GuestError, Limits, SqlPool, Storage, StoragePlugin};
 
 async fn sql_storage(url: &str, table: &str) -> Arc<dyn Storage> {
     let runtime = Box::leak(Box::new(common::runtime()));
-    let pool = Arc::new(SqlPool::connect(url, 8).await.unwrap());
+    let pool = Arc::new(
+        SqlPool::connect(url, 8, Duration::from_secs(10))
+            .await
+            .unwrap(),
+    );
     let spec = common::spec("storage-sql", &[("table", table)], Limits::default());
     Arc::new(
         StoragePlugin::load(runtime, spec, Some(pool))
@@ -43,6 +48,46 @@ async fn a_table_name_that_is_not_an_identifier_is_refused() {
     let storage = sql_storage(&url, "kv; DROP TABLE x").await;
     let error = storage.get("k").await.unwrap_err().to_string();
     assert!(error.contains("not a plain SQL identifier"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_sqlite_database_cannot_reach_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let runtime = common::runtime();
+    let pool = Arc::new(
+        SqlPool::connect(&url, 2, Duration::from_secs(10))
+            .await
+            .unwrap(),
+    );
+    let spec = common::spec("hostile-guest", &[], Limits::default());
+    let plugin = StoragePlugin::load(&runtime, spec, Some(pool))
+        .await
+        .unwrap();
+
+    let evil = dir.path().join("evil.db");
+    let copy = dir.path().join("copy.db");
+    for statement in [
+        format!("ATTACH DATABASE '{}' AS evil", evil.display()),
+        format!("VACUUM INTO '{}'", copy.display()),
+    ] {
+        let error = plugin.get(&format!("sql:{statement}")).await.unwrap_err();
+        assert!(
+            matches!(error.guest(), Some(GuestError::Invalid(_))),
+            "{statement}: {error:?}"
+        );
+    }
+    assert!(!evil.exists() && !copy.exists(), "no file was created");
+    let ordinary = plugin
+        .get("sql:CREATE TABLE fine (a INTEGER)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8(ordinary.value)
+            .unwrap()
+            .contains("CREATE TABLE")
+    );
 }
 
 fn rand_suffix() -> u64 {

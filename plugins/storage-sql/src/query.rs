@@ -27,9 +27,16 @@ impl Statements {
         }
         // PostgreSQL's default collation is locale-aware; keys must sort
         // bytewise for prefix ranges and cursors to be right.
-        let (key_type, blob_type) = match dialect {
-            Dialect::Sqlite => ("TEXT", "BLOB"),
-            Dialect::Postgres => ("TEXT COLLATE \"C\"", "BYTEA"),
+        // A key created anew starts at a random revision, not at 1: after a
+        // delete and re-create, a writer holding the old revision must not
+        // match the new key (ABA). Later writes add one.
+        let (key_type, blob_type, first_rev) = match dialect {
+            Dialect::Sqlite => ("TEXT", "BLOB", "(abs(random()) % 4503599627370496) + 1"),
+            Dialect::Postgres => (
+                "TEXT COLLATE \"C\"",
+                "BYTEA",
+                "(floor(random() * 4503599627370496) + 1)::bigint",
+            ),
         };
         let t = table;
         Ok(Statements {
@@ -38,11 +45,11 @@ impl Statements {
             ),
             get: format!("SELECT v, rev FROM {t} WHERE k = $1"),
             upsert: format!(
-                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, 1) \
+                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, {first_rev}) \
                  ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = {t}.rev + 1 RETURNING rev"
             ),
             insert: format!(
-                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, 1) ON CONFLICT (k) DO NOTHING RETURNING rev"
+                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, {first_rev}) ON CONFLICT (k) DO NOTHING RETURNING rev"
             ),
             update: format!(
                 "UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3 RETURNING rev"

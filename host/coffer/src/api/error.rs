@@ -89,12 +89,19 @@ fn plugin_error(error: PluginError) -> ApiError {
     match error {
         PluginError::Failed { plugin, failure } => {
             let (status, code) = match failure {
-                PluginFailure::TimedOut(_) | PluginFailure::Busy(_) => {
+                PluginFailure::TimedOut(_)
+                | PluginFailure::Busy(_)
+                | PluginFailure::Instantiate(_) => {
                     (StatusCode::SERVICE_UNAVAILABLE, "plugin_unavailable")
                 }
                 _ => (StatusCode::BAD_GATEWAY, "plugin_failed"),
             };
-            ApiError::new(status, code, format!("plugin {plugin} {failure}"))
+            // The detail (trap messages, backtraces) is in the log above.
+            ApiError::new(
+                status,
+                code,
+                format!("plugin {plugin} {}", failure.summary()),
+            )
         }
         PluginError::Guest { plugin, error } => match error {
             GuestError::Unavailable(_) => ApiError::new(

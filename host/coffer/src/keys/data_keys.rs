@@ -5,7 +5,7 @@
 //! cached keys are zeroized when evicted or dropped.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use coffer_crypto::aad::data_key_aad;
 use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
@@ -28,7 +28,7 @@ struct ScopeKeys {
 /// Data keys of every scope.
 pub struct DataKeys {
     storage: Arc<dyn Storage>,
-    kek: RwLock<Arc<Kek>>,
+    kek: Kek,
     cache: moka::future::Cache<String, Arc<ScopeKeys>>,
 }
 
@@ -40,7 +40,7 @@ impl DataKeys {
     pub fn new(storage: Arc<dyn Storage>, kek: Kek) -> DataKeys {
         DataKeys {
             storage,
-            kek: RwLock::new(Arc::new(kek)),
+            kek,
             cache: moka::future::Cache::new(CACHED_SCOPES),
         }
     }
@@ -78,13 +78,6 @@ impl DataKeys {
             .map_err(|shared| (*shared).clone())
     }
 
-    fn kek(&self) -> Arc<Kek> {
-        match self.kek.read() {
-            Ok(kek) => kek.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
     async fn load_or_create(&self, scope: &str) -> Result<ScopeKeys> {
         let key = record_key(scope);
         // Two attempts: if another writer creates the scope between our read
@@ -118,7 +111,7 @@ impl DataKeys {
     }
 
     fn new_scope(&self, scope: &str) -> (DataKeySet, ScopeKeys) {
-        let kek = self.kek();
+        let kek = &self.kek;
         let algorithm = Algorithm::Aes256Gcm;
         let id = random_key_id();
         let material = KeyMaterial::generate(algorithm);
@@ -148,7 +141,7 @@ impl DataKeys {
     }
 
     fn unwrap_set(&self, set: &DataKeySet) -> Result<ScopeKeys> {
-        let kek = self.kek();
+        let kek = &self.kek;
         let mut by_id = HashMap::new();
         for entry in set
             .keys
@@ -162,9 +155,9 @@ impl DataKeys {
                 ))
             })?;
             let aad = data_key_aad(&set.scope, entry.id, entry.algorithm);
-            let material = KeyMaterial::new(
+            let material = KeyMaterial::from_zeroizing(
                 entry.algorithm,
-                wrapping.unwrap(&entry.wrapped, &aad)?.to_vec(),
+                wrapping.unwrap(&entry.wrapped, &aad)?,
             )?;
             by_id.insert(
                 entry.id,

@@ -8,7 +8,7 @@ const MAX_MESSAGE_BYTES: usize = 4096;
 
 impl Host for PluginState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let message = truncate(&message, MAX_MESSAGE_BYTES);
+        let message = escape_controls(truncate(&message, MAX_MESSAGE_BYTES));
         let plugin = &*self.plugin;
         match level {
             Level::Trace => tracing::trace!(target: "coffer::plugin", plugin, "{message}"),
@@ -19,6 +19,21 @@ impl Host for PluginState {
         }
         Ok(())
     }
+}
+
+/// Escapes newlines and other control characters, so a plugin cannot forge
+/// log lines that seem to come from the host.
+fn escape_controls(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 fn truncate(text: &str, max: usize) -> &str {
@@ -34,7 +49,15 @@ fn truncate(text: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::{escape_controls, truncate};
+
+    #[test]
+    fn control_characters_cannot_forge_log_lines() {
+        assert_eq!(
+            escape_controls("a\nINFO fake\r\u{1b}[31m"),
+            "a\\nINFO fake\\r\\u{1b}[31m"
+        );
+    }
 
     #[test]
     fn truncation_respects_char_boundaries() {

@@ -18,6 +18,8 @@ use crate::state::PluginState;
 
 /// Rows one query may return; a plugin asking for more gets `invalid`.
 const MAX_ROWS: usize = 10_000;
+/// Bytes of column data one query may return.
+const MAX_RESULT_BYTES: usize = 64 << 20;
 
 /// The database dialect behind a pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,8 +43,15 @@ impl std::fmt::Debug for SqlPool {
 
 impl SqlPool {
     /// Opens a pool for `url` (`sqlite://path` or `postgres://…`). SQLite
-    /// files are created if missing and run in WAL mode.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<SqlPool, String> {
+    /// files are created if missing and run in WAL mode, and no connection
+    /// may attach another database file. PostgreSQL statements are cancelled
+    /// after `statement_timeout`, so a plugin call that timed out does not
+    /// leave its query running.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        statement_timeout: Duration,
+    ) -> Result<SqlPool, String> {
         let acquire = Duration::from_secs(5);
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)
@@ -53,13 +62,23 @@ impl SqlPool {
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        forbid_attach(connection.lock_handle().await?.as_raw_handle());
+                        Ok(())
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| format!("cannot open sqlite database: {e}"))?;
             Ok(SqlPool::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
-                .map_err(|e| format!("invalid postgres url: {}", redact(&e.to_string())))?;
+                .map_err(|e| format!("invalid postgres url: {}", redact(&e.to_string())))?
+                .options([(
+                    "statement_timeout",
+                    format!("{}ms", statement_timeout.as_millis().max(1)),
+                )]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
@@ -109,32 +128,50 @@ impl SqlPool {
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(pool) => {
-                let rows = bind_all(sqlx::query(statement), params)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(classify)?;
-                check_row_count(rows.len())?;
-                rows.iter().map(sqlite_row).collect()
+                let rows = bind_all(sqlx::query(statement), params).fetch(pool);
+                collect_rows(rows, sqlite_row).await
             }
             SqlPool::Postgres(pool) => {
-                let rows = bind_all(sqlx::query(statement), params)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(classify)?;
-                check_row_count(rows.len())?;
-                rows.iter().map(pg_row).collect()
+                let rows = bind_all(sqlx::query(statement), params).fetch(pool);
+                collect_rows(rows, pg_row).await
             }
         }
     }
 }
 
-fn check_row_count(rows: usize) -> Result<(), GuestError> {
-    if rows > MAX_ROWS {
-        return Err(GuestError::Invalid(format!(
-            "query returned {rows} rows, more than the {MAX_ROWS} allowed"
-        )));
+/// Converts rows as they stream in, stopping at the row and byte limits so a
+/// query without a `LIMIT` cannot make the host buffer a whole table.
+async fn collect_rows<R>(
+    mut rows: futures_util::stream::BoxStream<'_, Result<R, sqlx::Error>>,
+    convert: fn(&R) -> Result<Vec<Value>, GuestError>,
+) -> Result<Vec<Vec<Value>>, GuestError> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(row) = rows.next().await {
+        let row = convert(&row.map_err(classify)?)?;
+        bytes += row.iter().map(value_size).sum::<usize>();
+        out.push(row);
+        if out.len() > MAX_ROWS {
+            return Err(GuestError::Invalid(format!(
+                "the query returned more than the {MAX_ROWS} rows allowed"
+            )));
+        }
+        if bytes > MAX_RESULT_BYTES {
+            return Err(GuestError::Invalid(format!(
+                "the query returned more than the {MAX_RESULT_BYTES} bytes allowed"
+            )));
+        }
     }
-    Ok(())
+    Ok(out)
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Integer(_) | Value::Real(_) => 8,
+        Value::Text(text) => text.len(),
+        Value::Blob(blob) => blob.len(),
+    }
 }
 
 fn bind_all<'q, DB>(
@@ -219,6 +256,9 @@ fn classify(error: sqlx::Error) -> GuestError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             GuestError::Conflict(db.message().to_owned())
         }
+        sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
+            GuestError::Unavailable(db.message().to_owned())
+        }
         sqlx::Error::Database(db) => GuestError::Invalid(db.message().to_owned()),
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             GuestError::Unavailable(error.to_string())
@@ -230,13 +270,41 @@ fn classify(error: sqlx::Error) -> GuestError {
     }
 }
 
+/// Database error codes that mean "try again later", not "your statement is
+/// wrong": SQLite busy/locked (primary and extended codes) and PostgreSQL
+/// serialization failures, deadlocks, cancellations, shutdowns and
+/// connection limits.
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    if let Ok(sqlite) = code.parse::<i32>() {
+        return matches!(sqlite & 0xff, 5 | 6);
+    }
+    matches!(
+        code,
+        "40001" | "40P01" | "57014" | "57P01" | "57P03" | "53300"
+    )
+}
+
 /// Drops the password from a connection error that echoes the URL.
 fn redact(message: &str) -> String {
-    match (message.find("://"), message.find('@')) {
+    match (message.find("://"), message.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             format!("{}://…@{}", &message[..scheme], &message[at + 1..])
         }
         _ => message.to_owned(),
+    }
+}
+
+/// Stops statements from attaching other database files (`ATTACH`, and
+/// `VACUUM INTO`, which attaches its target), which would let a plugin read
+/// or create files beyond the one database it was granted.
+#[allow(unsafe_code)]
+fn forbid_attach(db: std::ptr::NonNull<libsqlite3_sys::sqlite3>) {
+    // SAFETY: `db` is the live handle of a connection that is locked for us
+    // for the duration of this call; sqlite3_limit only touches that
+    // connection's limit table.
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(db.as_ptr(), libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
     }
 }
 
@@ -286,7 +354,7 @@ mod tests {
     #[test]
     fn redact_hides_credentials_in_urls() {
         assert_eq!(
-            redact("error with postgres://u:secret@127.0.0.1:5/db"),
+            redact("error with postgres://u:sec@ret@127.0.0.1:5/db"),
             "error with postgres://…@127.0.0.1:5/db"
         );
         assert_eq!(redact("no url here"), "no url here");

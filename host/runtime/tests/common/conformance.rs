@@ -61,6 +61,15 @@ async fn deletes_check_revisions(s: &dyn Storage) {
     assert_eq!(s.get("del/a").await.unwrap(), None);
     let missing = s.delete("del/a", Expected::Any).await.unwrap_err();
     assert_eq!(missing.guest(), Some(&GuestError::NotFound));
+    // A key deleted and created again must not match a revision read before.
+    let r_old = s.put("del/c", b"v", Expected::Absent).await.unwrap();
+    s.delete("del/c", Expected::Any).await.unwrap();
+    s.put("del/c", b"new", Expected::Absent).await.unwrap();
+    assert!(is_conflict(
+        &s.put("del/c", b"stale", Expected::Revision(r_old))
+            .await
+            .unwrap_err()
+    ));
     s.put("del/b", b"v", Expected::Absent).await.unwrap();
     s.delete("del/b", Expected::Any).await.unwrap();
 }

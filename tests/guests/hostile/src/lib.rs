@@ -4,7 +4,8 @@
 //!
 //! The last `/`-separated segment of a key picks the behaviour: `loop`,
 //! `sleep`, `oom`, `panic`, `read-file`, `read-env`, `connect:<addr>`, `sql`,
-//! `calls` (calls this instance has served). Keys the config lists as
+//! `calls` (calls this instance has served); `sql:<statement>` runs the
+//! statement on its granted database. Keys the config lists as
 //! `fixture:<key>` return that value (so a server can find its token);
 //! other keys with a `/` do not exist, and keys without one echo themselves.
 
@@ -37,6 +38,12 @@ impl Storage for Hostile {
             c.set(c.get() + 1);
             c.get()
         });
+        if let Some(statement) = key.strip_prefix("sql:") {
+            return match coffer_sdk::sql::execute(statement, &[]) {
+                Ok(_) => escaped(&format!("ran {statement}")),
+                Err(e) => Err(e),
+            };
+        }
         if let Some(value) = coffer_sdk::config::get(&format!("fixture:{key}")) {
             return Ok(Some(Entry {
                 value: value.into_bytes(),
