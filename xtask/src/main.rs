@@ -17,13 +17,15 @@ fn main() -> ExitCode {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("load") => load(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  build   build the coffer binary (release) and every plugin component\n\
                  run     build, then start `coffer server` on the embedded default (extra args go to the server)\n\
                  test    install what the tests need and run every test (extra args go to the test runner)\n\
-                 lint    cargo fmt --check and cargo clippy -D warnings"
+                 lint    cargo fmt --check and cargo clippy -D warnings\n\
+                 load    load-test the HTTP API against OpenBao (extra args: --seconds N --concurrency N --keys N)"
             );
             return ExitCode::from(2);
         }
@@ -90,8 +92,8 @@ fn run(server_args: &[String]) -> Result<()> {
 }
 
 fn test(runner_args: &[String]) -> Result<()> {
-    wasm::build_components(wasm::ALL_COMPONENTS)?;
-    let python = python::test_venv()?;
+    wasm::build_components(&wasm::all_components())?;
+    let python = python::venv("requirements.txt")?.join("python");
     // The end-to-end tests run the real binary, which nextest does not build.
     status(cargo().args(["build", "--package", "coffer", "--bin", "coffer"]))?;
     let database = postgres::Cluster::start_unless_given(&python)?;
@@ -119,6 +121,29 @@ fn test(runner_args: &[String]) -> Result<()> {
     outcome
 }
 
+fn load(load_args: &[String]) -> Result<()> {
+    let coffer = build()?;
+    let bin = python::venv("load-requirements.txt")?;
+    status(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "coffer-e2e",
+        "--bin",
+        "coffer-load",
+    ]))?;
+    let mut command = Command::new(target_dir().join("release").join("coffer-load"));
+    command
+        .arg("--coffer")
+        .arg(coffer)
+        .arg("--plugins")
+        .arg(wasm::plugin_dir())
+        .arg("--bao")
+        .arg(bin.join("bao"))
+        .args(load_args);
+    status(&mut command)
+}
+
 fn lint() -> Result<()> {
     status(cargo().args(["fmt", "--all", "--", "--check"]))?;
     status(cargo().args([
@@ -132,7 +157,7 @@ fn lint() -> Result<()> {
     wasm::ensure_target()?;
     let mut clippy = cargo();
     clippy.args(["clippy", "--target", wasm::TARGET]);
-    for component in wasm::ALL_COMPONENTS {
+    for component in wasm::all_components() {
         clippy.args(["--package", component.package]);
     }
     status(clippy.args(["--", "-D", "warnings"]))

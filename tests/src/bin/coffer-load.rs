@@ -1,0 +1,402 @@
+//! Load test of the HTTP API against OpenBao as the baseline, measured in
+//! the same run on the same machine: `cargo xtask load`.
+//!
+//! Both servers persist to local disk (coffer: SQLite; OpenBao: integrated
+//! raft storage, one node, initialised and unsealed here, KV v2 mounted at
+//! `secret/`).
+//! Each gets the same workload: a write phase of distinct secrets, then a
+//! read phase of random reads by concurrent clients, bounded in time.
+//! Figures are reported as coffer/OpenBao ratios; absolute numbers depend
+//! on the machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+struct Options {
+    coffer: PathBuf,
+    plugins: PathBuf,
+    bao: PathBuf,
+    seconds: u64,
+    concurrency: usize,
+    keys: usize,
+}
+
+fn options() -> Result<Options> {
+    let mut args = std::env::args().skip(1);
+    let mut options = Options {
+        coffer: PathBuf::new(),
+        plugins: PathBuf::new(),
+        bao: PathBuf::new(),
+        seconds: 10,
+        concurrency: 16,
+        keys: 1000,
+    };
+    while let Some(flag) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--coffer" => options.coffer = value.into(),
+            "--plugins" => options.plugins = value.into(),
+            "--bao" => options.bao = value.into(),
+            "--seconds" => options.seconds = value.parse()?,
+            "--concurrency" => options.concurrency = value.parse()?,
+            "--keys" => options.keys = value.parse()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    if options.seconds == 0
+        || options.seconds > 120
+        || options.concurrency == 0
+        || options.concurrency > 256
+    {
+        bail!("--seconds must be 1..=120 and --concurrency 1..=256");
+    }
+    Ok(options)
+}
+
+/// A server process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// How one target is driven: its address, auth header and request shapes.
+struct Target {
+    name: &'static str,
+    base: String,
+    auth: (&'static str, String),
+    write: fn(&str) -> (Method, String, Value),
+    read: fn(&str) -> String,
+}
+
+fn log_file(dir: &Path, name: &str) -> Result<std::fs::File> {
+    Ok(std::fs::File::create(dir.join(name))?)
+}
+
+async fn wait_ready(client: &Client, url: &str) -> Result<()> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        if client.get(url).send().await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{url} did not answer within 60 s")
+}
+
+async fn start_coffer(options: &Options, dir: &Path, client: &Client) -> Result<(Process, Target)> {
+    let port = free_port()?;
+    let config = dir.join("coffer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nplugin_dir = {:?}\n",
+            dir.join("coffer").display().to_string(),
+            options.plugins.display().to_string()
+        ),
+    )?;
+    let child = Command::new(&options.coffer)
+        .args(["server", "--config"])
+        .arg(&config)
+        .env("COFFER_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, "coffer.log")?)
+        .spawn()
+        .context("cannot start coffer")?;
+    let process = Process(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &format!("{base}/v1/sys/health")).await?;
+    let token = std::fs::read_to_string(dir.join("coffer").join("root-token"))?
+        .trim()
+        .to_owned();
+    let target = Target {
+        name: "coffer",
+        base,
+        auth: ("authorization", format!("Bearer {token}")),
+        write: |key| {
+            (
+                Method::PUT,
+                format!("/v1/secrets/load/{key}"),
+                json!({"value": "x".repeat(64)}),
+            )
+        },
+        read: |key| format!("/v1/secrets/load/{key}"),
+    };
+    Ok((process, target))
+}
+
+async fn start_openbao(
+    options: &Options,
+    dir: &Path,
+    client: &Client,
+) -> Result<(Process, Target)> {
+    let (port, cluster_port) = (free_port()?, free_port()?);
+    let data = dir.join("bao-data");
+    std::fs::create_dir_all(&data)?;
+    let config = dir.join("bao.hcl");
+    std::fs::write(
+        &config,
+        format!(
+            "storage \"raft\" {{\n  path = {:?}\n  node_id = \"load\"\n}}\n\
+             listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cluster_port}\"\n  tls_disable = true\n}}\n\
+             api_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster_port}\"\n",
+            data.display().to_string()
+        ),
+    )?;
+    let child = Command::new(&options.bao)
+        .args(["server", "-config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, "openbao.log")?)
+        .spawn()
+        .context("cannot start bao")?;
+    let process = Process(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &format!("{base}/v1/sys/health")).await?;
+    let init: Value = client
+        .put(format!("{base}/v1/sys/init"))
+        .json(&json!({"secret_shares": 1, "secret_threshold": 1}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let unseal_key = init["keys"][0].as_str().context("no unseal key")?;
+    let token = init["root_token"]
+        .as_str()
+        .context("no root token")?
+        .to_owned();
+    client
+        .put(format!("{base}/v1/sys/unseal"))
+        .json(&json!({"key": unseal_key}))
+        .send()
+        .await?
+        .error_for_status()?;
+    // Raft elects its leader after the unseal: retry until the mount lands.
+    let started = Instant::now();
+    loop {
+        let response = client
+            .post(format!("{base}/v1/sys/mounts/secret"))
+            .header("x-vault-token", &token)
+            .json(&json!({"type": "kv", "options": {"version": "2"}}))
+            .send()
+            .await?;
+        if response.status().is_success() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("OpenBao did not mount KV v2: {}", response.text().await?);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let target = Target {
+        name: "openbao",
+        base,
+        auth: ("x-vault-token", token),
+        write: |key| {
+            (
+                Method::POST,
+                format!("/v1/secret/data/{key}"),
+                json!({"data": {"value": "x".repeat(64)}}),
+            )
+        },
+        read: |key| format!("/v1/secret/data/{key}"),
+    };
+    // KV v2 finishes its upgrade in the background after mounting.
+    let probe = (target.write)("warmup");
+    let started = Instant::now();
+    loop {
+        let response = client
+            .request(probe.0.clone(), format!("{}{}", target.base, probe.1))
+            .header(target.auth.0, &target.auth.1)
+            .json(&probe.2)
+            .send()
+            .await?;
+        if response.status().is_success() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "OpenBao KV v2 did not become writable: {}",
+                response.status()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((process, target))
+}
+
+/// Throughput and latency of one phase.
+struct Figures {
+    requests: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Figures {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+
+    fn from(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        Figures {
+            requests: latencies.len(),
+            seconds: elapsed.as_secs_f64(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+        }
+    }
+}
+
+async fn send(
+    client: &Client,
+    target: &Target,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let mut request = client
+        .request(method, format!("{}{path}", target.base))
+        .header(target.auth.0, &target.auth.1);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await?;
+    let status = response.status();
+    response.bytes().await?;
+    if !status.is_success() {
+        bail!("{} {path}: HTTP {status}", target.name);
+    }
+    Ok(started.elapsed())
+}
+
+async fn write_phase(client: &Client, target: Arc<Target>, options: &Options) -> Result<Figures> {
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..options.concurrency {
+        let (client, target) = (client.clone(), target.clone());
+        let (keys, concurrency) = (options.keys, options.concurrency);
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (worker..keys).step_by(concurrency) {
+                let (method, path, body) = (target.write)(&format!("key-{i}"));
+                latencies.push(send(&client, &target, method, &path, Some(&body)).await?);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(Figures::from(latencies, started.elapsed()))
+}
+
+async fn read_phase(client: &Client, target: Arc<Target>, options: &Options) -> Result<Figures> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for worker in 0..options.concurrency {
+        let (client, target, stop) = (client.clone(), target.clone(), stop.clone());
+        let keys = options.keys;
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut next = worker.wrapping_mul(7919);
+            while !stop.load(Ordering::Relaxed) {
+                next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let path = (target.read)(&format!("key-{}", next % keys));
+                latencies.push(send(&client, &target, Method::GET, &path, None).await?);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(options.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    Ok(Figures::from(latencies, started.elapsed()))
+}
+
+fn report(phase: &str, coffer: &Figures, bao: &Figures) {
+    println!(
+        "{phase:<6} coffer {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | openbao {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | throughput ratio coffer/openbao {:.2}",
+        coffer.per_second(),
+        coffer.p50_ms,
+        coffer.p99_ms,
+        bao.per_second(),
+        bao.p50_ms,
+        bao.p99_ms,
+        coffer.per_second() / bao.per_second().max(f64::MIN_POSITIVE),
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let options = options()?;
+    let dir = tempfile::tempdir()?;
+    let outcome = run(&options, dir.path()).await;
+    if outcome.is_err() {
+        for log in ["coffer.log", "openbao.log"] {
+            let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(10).collect();
+            eprintln!("--- last lines of {log}:");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+    outcome
+}
+
+async fn run(options: &Options, dir: &Path) -> Result<()> {
+    let client = Client::builder()
+        .pool_max_idle_per_host(options.concurrency)
+        .build()?;
+
+    let (coffer_process, coffer) = start_coffer(options, dir, &client).await?;
+    let coffer = Arc::new(coffer);
+    let coffer_writes = write_phase(&client, coffer.clone(), options).await?;
+    let coffer_reads = read_phase(&client, coffer, options).await?;
+    drop(coffer_process);
+
+    let (bao_process, bao) = start_openbao(options, dir, &client).await?;
+    let bao = Arc::new(bao);
+    let bao_writes = write_phase(&client, bao.clone(), options).await?;
+    let bao_reads = read_phase(&client, bao, options).await?;
+    drop(bao_process);
+
+    println!(
+        "{} keys, {} concurrent clients, reads for {} s; both servers persist to local disk",
+        options.keys, options.concurrency, options.seconds
+    );
+    report("writes", &coffer_writes, &bao_writes);
+    report("reads", &coffer_reads, &bao_reads);
+    Ok(())
+}
