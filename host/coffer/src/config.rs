@@ -51,6 +51,9 @@ pub struct PluginSection {
     pub config: BTreeMap<String, toml::Value>,
     /// A database the host opens and lends the plugin (storage only).
     pub sql: Option<SqlGrant>,
+    /// Whether the plugin may read the real time (it sees zero otherwise).
+    #[serde(default)]
+    pub clock: bool,
     #[serde(default)]
     pub limits: LimitsSection,
 }
@@ -63,6 +66,7 @@ impl std::fmt::Debug for PluginSection {
             .field("sha256", &self.sha256)
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("sql", &self.sql)
+            .field("clock", &self.clock)
             .field("limits", &self.limits)
             .finish()
     }
@@ -344,6 +348,7 @@ impl Config {
                 url: format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
                 max_connections: default_max_connections(),
             }),
+            clock: false,
             limits: LimitsSection::default(),
         })
     }
@@ -362,6 +367,7 @@ impl Config {
                 ("create_if_missing".to_owned(), toml::Value::Boolean(true)),
             ]),
             sql: None,
+            clock: false,
             limits: LimitsSection::default(),
         })
     }

@@ -132,6 +132,7 @@ fn spec(
         config: plugin_config,
         limits: section.limits.to_limits(),
         files,
+        clock: section.clock,
     })
 }
 

@@ -34,6 +34,7 @@ fn storage_call(c: &mut Criterion) {
         config: BTreeMap::new(),
         limits: Limits::default(),
         files: Vec::new(),
+        clock: false,
     };
     let plugin = tokio
         .block_on(StoragePlugin::load(&runtime, spec, None))

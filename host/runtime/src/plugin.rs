@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Store, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use crate::capabilities::{self, sql::SqlPool};
 use crate::engine::{EPOCH_TICK, Runtime};
@@ -77,6 +79,9 @@ pub struct PluginSpec {
     pub limits: Limits,
     /// Directories preopened for the plugin.
     pub files: Vec<FileGrant>,
+    /// Whether the plugin may read the real time. Without it, its wall and
+    /// monotonic clocks stand still at zero (timers still fire).
+    pub clock: bool,
 }
 
 impl std::fmt::Debug for PluginSpec {
@@ -90,6 +95,7 @@ impl std::fmt::Debug for PluginSpec {
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
             .field("files", &self.files)
+            .field("clock", &self.clock)
             .finish()
     }
 }
@@ -102,6 +108,7 @@ pub(crate) struct Prepared {
     pub limits: Limits,
     config: Arc<BTreeMap<String, String>>,
     files: Vec<FileGrant>,
+    clock: bool,
     sql: Option<Arc<SqlPool>>,
 }
 
@@ -172,6 +179,7 @@ impl Runtime {
             limits: spec.limits,
             config: Arc::new(spec.config),
             files: spec.files,
+            clock: spec.clock,
             sql,
         })
     }
@@ -215,6 +223,9 @@ impl Prepared {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        if !self.clock {
+            wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
+        }
         for grant in &self.files {
             let perms = if grant.writable {
                 FsPerms::ReadWrite
@@ -260,5 +271,28 @@ impl Prepared {
         state.cpu_ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
         state.cpu_exhausted = false;
         store.set_epoch_deadline(1);
+    }
+}
+
+/// The clock of a plugin not granted the time: always zero.
+struct StoppedClock;
+
+impl HostWallClock for StoppedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
     }
 }

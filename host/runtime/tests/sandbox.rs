@@ -215,3 +215,27 @@ async fn compiled_components_are_cached_and_a_corrupt_entry_is_recompiled() {
         "the corrupt entry was replaced"
     );
 }
+
+#[tokio::test]
+async fn plugins_see_the_real_time_only_when_granted() {
+    let runtime = common::runtime();
+    let seconds = |plugin: StoragePlugin| async move {
+        let entry = plugin.get("time").await.unwrap().unwrap();
+        String::from_utf8(entry.value)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let stopped = StoragePlugin::load(
+        &runtime,
+        common::spec("hostile-guest", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(seconds(stopped).await, 0);
+    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    spec.clock = true;
+    let granted = StoragePlugin::load(&runtime, spec, None).await.unwrap();
+    assert!(seconds(granted).await > 1_700_000_000);
+}

@@ -46,5 +46,6 @@ pub fn spec(name: &str, config: &[(&str, &str)], limits: Limits) -> PluginSpec {
             .collect::<BTreeMap<_, _>>(),
         limits,
         files: Vec::new(),
+        clock: false,
     }
 }

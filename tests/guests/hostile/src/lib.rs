@@ -4,7 +4,8 @@
 //!
 //! The last `/`-separated segment of a key picks the behaviour: `loop`,
 //! `sleep`, `oom`, `panic`, `read-file`, `read-env`, `connect:<addr>`, `sql`,
-//! `calls` (calls this instance has served); `sql:<statement>` runs the
+//! `time` (seconds since the epoch, as the plugin sees them), `calls` (calls
+//! this instance has served); `sql:<statement>` runs the
 //! statement on its granted database. Keys the config lists as
 //! `fixture:<key>` return that value (so a server can find its token);
 //! other keys with a `/` do not exist, and keys without one echo themselves.
@@ -93,6 +94,15 @@ impl Storage for Hostile {
                 Ok(_) => escaped("ran SQL without a grant"),
                 Err(e) => Err(e),
             },
+            "time" => {
+                let since_epoch = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                Ok(Some(Entry {
+                    value: since_epoch.as_secs().to_string().into_bytes(),
+                    revision: 1,
+                }))
+            }
             "calls" => Ok(Some(Entry {
                 value: calls.to_string().into_bytes(),
                 revision: 1,
