@@ -125,6 +125,8 @@ pub enum LoadError {
     },
     #[error("plugin {plugin}: {detail}")]
     Grant { plugin: String, detail: String },
+    #[error("plugin {plugin} cannot start: {detail}")]
+    Start { plugin: String, detail: String },
     #[error("plugin runtime: {0}")]
     Engine(String),
 }

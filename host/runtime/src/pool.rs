@@ -68,7 +68,7 @@ impl<G: Send + 'static> Pool<G> {
         let warm = pool
             .instantiate()
             .await
-            .map_err(|failure| LoadError::Grant {
+            .map_err(|failure| LoadError::Start {
                 plugin,
                 detail: failure.to_string(),
             })?;
