@@ -159,6 +159,19 @@ impl Server {
         }
     }
 
+    /// Writes `value` to the secret at `path` (under `/v1/secrets/`).
+    pub async fn put(&self, path: &str, value: &str) -> (StatusCode, Value) {
+        let body = serde_json::json!({ "value": value });
+        self.call(Method::PUT, &format!("/v1/secrets/{path}"), Some(body))
+            .await
+    }
+
+    /// Reads `/v1/secrets/{path}` (a secret, or a listing with its query).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, &format!("/v1/secrets/{path}"), None)
+            .await
+    }
+
     /// Sends a request with the root token; returns status and JSON body
     /// (`Value::Null` when empty).
     pub async fn call(

@@ -18,103 +18,51 @@ async fn secrets_are_written_read_versioned_listed_and_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
 
-    let (status, body) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/payments/db/password",
-            Some(json!({"value": "hunter2"})),
-        )
-        .await;
+    let (status, body) = server.put("payments/db/password", "hunter2").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["version"], 1);
-    let (_, body) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/payments/db/password",
-            Some(json!({"value": "hunter3"})),
-        )
-        .await;
+    let (_, body) = server.put("payments/db/password", "hunter3").await;
     assert_eq!(body["version"], 2);
 
-    let (status, body) = server
-        .call(Method::GET, "/v1/secrets/payments/db/password", None)
-        .await;
+    let (status, body) = server.get("payments/db/password").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         (body["value"].as_str(), body["version"].as_u64()),
         (Some("hunter3"), Some(2))
     );
     assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
-    let (_, body) = server
-        .call(
-            Method::GET,
-            "/v1/secrets/payments/db/password?version=1",
-            None,
-        )
-        .await;
+    let (_, body) = server.get("payments/db/password?version=1").await;
     assert_eq!(body["value"], "hunter2");
 
     for name in ["api/key", "api/other", "zeta"] {
-        server
-            .call(
-                Method::PUT,
-                &format!("/v1/secrets/payments/{name}"),
-                Some(json!({"value": "v"})),
-            )
-            .await;
+        server.put(&format!("payments/{name}"), "v").await;
     }
-    let (_, body) = server
-        .call(Method::GET, "/v1/secrets/payments?limit=2", None)
-        .await;
+    let (_, body) = server.get("payments?limit=2").await;
     assert_eq!(body["names"], json!(["api/key", "api/other"]));
     let next = body["next"].as_str().unwrap().to_owned();
-    let (_, body) = server
-        .call(
-            Method::GET,
-            &format!("/v1/secrets/payments?limit=2&after={next}"),
-            None,
-        )
-        .await;
+    let (_, body) = server.get(&format!("payments?limit=2&after={next}")).await;
     assert_eq!(body["names"], json!(["db/password", "zeta"]));
     assert_eq!(body["next"], Value::Null);
-    let (_, body) = server
-        .call(Method::GET, "/v1/secrets/payments?prefix=api/", None)
-        .await;
+    let (_, body) = server.get("payments?prefix=api/").await;
     assert_eq!(body["names"], json!(["api/key", "api/other"]));
-    let (_, body) = server
-        .call(Method::GET, "/v1/secrets/other-namespace", None)
-        .await;
+    let (_, body) = server.get("other-namespace").await;
     assert_eq!(body["names"], json!([]));
 
     let (status, _) = server
         .call(Method::DELETE, "/v1/secrets/payments/db/password", None)
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (status, body) = server
-        .call(Method::GET, "/v1/secrets/payments/db/password", None)
-        .await;
+    let (status, body) = server.get("payments/db/password").await;
     assert_eq!(
         (status, error_code(&body)),
         (StatusCode::NOT_FOUND, "not_found")
     );
-    let (_, body) = server
-        .call(
-            Method::GET,
-            "/v1/secrets/payments/db/password?version=1",
-            None,
-        )
-        .await;
+    let (_, body) = server.get("payments/db/password?version=1").await;
     assert_eq!(
         body["value"], "hunter2",
         "older versions survive a delete of the latest"
     );
-    let (_, body) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/payments/db/password",
-            Some(json!({"value": "again"})),
-        )
-        .await;
+    let (_, body) = server.put("payments/db/password", "again").await;
     assert_eq!(body["version"], 3);
 }
 
@@ -155,13 +103,7 @@ async fn concurrent_writers_each_get_their_own_version() {
     for i in 0..16 {
         let server = server.clone();
         tasks.push(tokio::spawn(async move {
-            let (status, body) = server
-                .call(
-                    Method::PUT,
-                    "/v1/secrets/race/one",
-                    Some(json!({"value": format!("v{i}")})),
-                )
-                .await;
+            let (status, body) = server.put("race/one", &format!("v{i}")).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             body["version"].as_u64().unwrap()
         }));
@@ -179,21 +121,11 @@ async fn old_versions_beyond_the_retention_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "max_versions = 3");
     for i in 1..=5 {
-        server
-            .call(
-                Method::PUT,
-                "/v1/secrets/app/rotating",
-                Some(json!({"value": format!("v{i}")})),
-            )
-            .await;
+        server.put("app/rotating", &format!("v{i}")).await;
     }
-    let (status, _) = server
-        .call(Method::GET, "/v1/secrets/app/rotating?version=2", None)
-        .await;
+    let (status, _) = server.get("app/rotating?version=2").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, body) = server
-        .call(Method::GET, "/v1/secrets/app/rotating?version=3", None)
-        .await;
+    let (_, body) = server.get("app/rotating?version=3").await;
     assert_eq!(body["value"], "v3");
 }
 
@@ -272,13 +204,7 @@ async fn malformed_requests_get_stable_json_errors() {
         );
     }
     // The server is still fine afterwards.
-    let (status, _) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/app/x",
-            Some(json!({"value": "ok"})),
-        )
-        .await;
+    let (status, _) = server.put("app/x", "ok").await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -290,13 +216,7 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
     std::fs::set_permissions(dir.path(), open).unwrap();
     let mut server = Server::start(dir.path(), "");
     let value = "plaintext-canary-7f3a9c";
-    let (status, _) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/app/canary",
-            Some(json!({"value": value})),
-        )
-        .await;
+    let (status, _) = server.put("app/canary", value).await;
     assert_eq!(status, StatusCode::OK);
     let token = server.token.clone();
     assert!(!token.is_empty());
@@ -327,9 +247,7 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
 
     let server = Server::start(dir.path(), "");
     assert_eq!(server.token, token, "the root token is created once");
-    let (status, body) = server
-        .call(Method::GET, "/v1/secrets/app/canary", None)
-        .await;
+    let (status, body) = server.get("app/canary").await;
     assert_eq!(
         (status, body["value"].as_str()),
         (StatusCode::OK, Some(value))

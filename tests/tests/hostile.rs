@@ -45,9 +45,7 @@ async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
         ),
         ("read-file", StatusCode::BAD_GATEWAY, "backend_error"),
     ] {
-        let (got, body) = server
-            .call(Method::GET, &format!("/v1/secrets/app/{name}"), None)
-            .await;
+        let (got, body) = server.get(&format!("app/{name}")).await;
         assert_eq!(
             (got, body["error"]["code"].as_str()),
             (status, Some(code)),
@@ -62,9 +60,7 @@ async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
         );
         let (health, _) = server.call(Method::GET, "/v1/sys/health", None).await;
         assert_eq!(health, StatusCode::OK, "after {name}");
-        let (missing, _) = server
-            .call(Method::GET, "/v1/secrets/app/ordinary", None)
-            .await;
+        let (missing, _) = server.get("app/ordinary").await;
         assert_eq!(missing, StatusCode::NOT_FOUND, "after {name}");
     }
     assert!(server.log().contains("hostile-guest"));

@@ -4,8 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 use coffer_e2e::Server;
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 
 #[tokio::test]
 async fn secrets_round_trip_through_postgres_and_survive_a_restart() {
@@ -18,13 +17,7 @@ async fn secrets_round_trip_through_postgres_and_survive_a_restart() {
     );
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(dir.path(), &extra);
-    let (status, _) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/pg/one",
-            Some(json!({"value": "from postgres"})),
-        )
-        .await;
+    let (status, _) = server.put("pg/one", "from postgres").await;
     assert_eq!(status, StatusCode::OK);
     server.stop();
     assert!(
@@ -33,7 +26,7 @@ async fn secrets_round_trip_through_postgres_and_survive_a_restart() {
     );
 
     let server = Server::start(dir.path(), &extra);
-    let (status, body) = server.call(Method::GET, "/v1/secrets/pg/one", None).await;
+    let (status, body) = server.get("pg/one").await;
     assert_eq!(
         (status, body["value"].as_str()),
         (StatusCode::OK, Some("from postgres"))

@@ -13,8 +13,7 @@ use coffer_crypto::tink::parse_keyset_json;
 use coffer_crypto::{KeyMaterial, OutputPrefix, WrappingKey};
 use coffer_e2e::Server;
 use coffer_e2e::python::tink_tool;
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 use sqlx::Row;
 
 async fn stored(db: &Path, key: &str) -> Vec<u8> {
@@ -49,17 +48,9 @@ async fn coffer_and_tink_agree_on(template: &str) {
     let before = std::fs::read(&keyset).unwrap();
 
     let mut server = Server::start(&dir.path().join("data"), &keyring_config(&keyset));
-    let (status, _) = server
-        .call(
-            Method::PUT,
-            "/v1/secrets/interop/greeting",
-            Some(json!({"value": "hello tink"})),
-        )
-        .await;
+    let (status, _) = server.put("interop/greeting", "hello tink").await;
     assert_eq!(status, StatusCode::OK);
-    let (_, body) = server
-        .call(Method::GET, "/v1/secrets/interop/greeting", None)
-        .await;
+    let (_, body) = server.get("interop/greeting").await;
     assert_eq!(body["value"], "hello tink");
     server.stop();
     assert_eq!(
