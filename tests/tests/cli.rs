@@ -9,10 +9,14 @@ use coffer_e2e::Server;
 use coffer_e2e::server::coffer_binary;
 
 fn coffer(server: &Server, args: &[&str], stdin: Option<&str>) -> Output {
+    coffer_as(server, &server.token, args, stdin)
+}
+
+fn coffer_as(server: &Server, token: &str, args: &[&str], stdin: Option<&str>) -> Output {
     let mut child = Command::new(coffer_binary())
         .args(args)
         .env("COFFER_ADDR", &server.addr)
-        .env("COFFER_TOKEN", &server.token)
+        .env("COFFER_TOKEN", token)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -88,6 +92,59 @@ fn the_cli_puts_gets_lists_and_deletes() {
     let missing = coffer(&server, &["secret", "get", "app", "api-key"], None);
     assert_eq!(missing.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("is deleted"));
+}
+
+#[test]
+fn the_cli_creates_lists_and_revokes_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    stdout(&coffer(
+        &server,
+        &["secret", "put", "app", "db"],
+        Some("value"),
+    ));
+
+    let created = stdout(&coffer(
+        &server,
+        &[
+            "token",
+            "create",
+            "--name",
+            "app-reader",
+            "--allow",
+            "app:read",
+        ],
+        None,
+    ));
+    let token = created.trim().to_owned();
+    assert!(token.starts_with("cft_"), "{created}");
+    assert_eq!(
+        stdout(&coffer_as(
+            &server,
+            &token,
+            &["secret", "get", "app", "db"],
+            None
+        )),
+        "value\n"
+    );
+    let refused = coffer_as(&server, &token, &["secret", "put", "app", "db", "x"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("HTTP 403"));
+
+    let listing = stdout(&coffer(&server, &["token", "list"], None));
+    let line = listing.lines().find(|l| l.contains("app-reader")).unwrap();
+    let id = line.split_whitespace().next().unwrap();
+    assert!(!listing.contains(&token));
+    stdout(&coffer(&server, &["token", "revoke", id], None));
+    let revoked = coffer_as(&server, &token, &["secret", "get", "app", "db"], None);
+    assert_eq!(revoked.status.code(), Some(2));
+
+    let bad = coffer(
+        &server,
+        &["token", "create", "--name", "x", "--allow", "app:fly"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
 }
 
 #[test]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 fn hostile_config(token: &str) -> String {
     let hash = hex::encode(Sha256::digest(token.as_bytes()));
     let record = json!({
-        "id": &hash[..16], "hash": hash, "name": "test", "policies": ["root"],
+        "id": &hash[..16], "hash": hash, "name": "test", "policy": {"rules": [{"namespaces": "*", "capabilities": ["read"]}]},
         "created_at_ms": 0, "expires_at_ms": null,
     });
     format!(

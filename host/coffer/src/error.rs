@@ -11,6 +11,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// The token's policy does not grant the request.
+    #[error("permission denied")]
+    Forbidden,
     /// A check-and-set did not hold, or writers raced too often.
     #[error("{0}")]
     Conflict(String),

@@ -57,6 +57,11 @@ impl From<Error> for ApiError {
         match error {
             Error::Invalid(m) => ApiError::bad_request(m),
             Error::NotFound(m) => ApiError::not_found(m),
+            Error::Forbidden => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this token's policy does not allow the request",
+            ),
             Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
             Error::Integrity => {
                 tracing::error!("stored data failed its integrity check");

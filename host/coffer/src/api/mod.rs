@@ -4,6 +4,7 @@
 mod error;
 mod secrets;
 mod sys;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ pub type AppState = Arc<Coffer>;
 /// framing, escapes, the `cas` field).
 const BODY_OVERHEAD: usize = 16 * 1024;
 
-/// The router: `/v1/sys/health` is open, everything else needs a token.
+/// The router: `/v1/sys/health` is open, everything else needs a token
+/// whose policy allows the request.
 pub fn app(state: AppState, max_value_bytes: usize) -> Router {
     // JSON escapes can grow a value up to six-fold (\uXXXX).
     let body_limit = max_value_bytes
@@ -34,6 +36,11 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
         .saturating_add(BODY_OVERHEAD);
     let protected = Router::new()
         .route("/v1/sys/plugins", get(sys::plugins))
+        .route("/v1/auth/tokens", get(tokens::list).post(tokens::create))
+        .route(
+            "/v1/auth/tokens/{id}",
+            axum::routing::delete(tokens::revoke),
+        )
         .route("/v1/secrets/{namespace}", get(secrets::list))
         .route(
             "/v1/secrets/{namespace}/{*name}",

@@ -1,15 +1,16 @@
 //! `/v1/secrets/{namespace}[/{name…}]`: write, read, list and delete.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{ApiError, AppState};
+use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
 
 /// The body of a write.
@@ -86,10 +87,12 @@ fn query_error(rejection: QueryRejection) -> ApiError {
 
 pub async fn write(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     secret: SecretPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let (namespace, name) = path(secret)?;
+    actor.require(Capability::Write, &namespace)?;
     let body = body.map_err(body_error)?;
     let body: WriteBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
@@ -108,10 +111,12 @@ pub async fn write(
 
 pub async fn read(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     secret: SecretPath,
     query: Result<Query<ReadQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let (namespace, name) = path(secret)?;
+    actor.require(Capability::Read, &namespace)?;
     let Query(query) = query.map_err(query_error)?;
     let secret = state.secrets.get(&namespace, &name, query.version).await?;
     let value = std::str::from_utf8(&secret.value).map_err(|_| {
@@ -133,10 +138,12 @@ pub async fn read(
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     namespace: Result<Path<String>, PathRejection>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Path(namespace) = namespace.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    actor.require(Capability::List, &namespace)?;
     let Query(query) = query.map_err(query_error)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if limit == 0 || limit > crate::secrets::MAX_LIST_LIMIT {
@@ -158,9 +165,11 @@ pub async fn list(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     secret: SecretPath,
 ) -> Result<StatusCode, ApiError> {
     let (namespace, name) = path(secret)?;
+    actor.require(Capability::Delete, &namespace)?;
     state.secrets.delete(&namespace, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

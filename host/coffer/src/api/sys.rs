@@ -1,11 +1,12 @@
 //! `/v1/sys`: health, plugins, and the answers for unknown routes and methods.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
+use crate::auth::{Actor, Admin};
 
 /// Health: whether storage answers. Unauthenticated, reveals no data.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
@@ -26,8 +27,12 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 /// The loaded plugins with their SHA-256 (authenticated).
-pub async fn plugins(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({ "plugins": state.plugins }))
+pub async fn plugins(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::Sys)?;
+    Ok(Json(json!({ "plugins": state.plugins })))
 }
 
 pub async fn no_route() -> ApiError {

@@ -1,4 +1,5 @@
-//! `coffer secret put|get|list|delete`: a small client of the HTTP API.
+//! `coffer secret put|get|list|delete`: a small client of the HTTP API, and
+//! the request plumbing the other client commands share.
 //!
 //! The server address comes from `--addr` / `COFFER_ADDR`, the token from
 //! `COFFER_TOKEN` or else the root-token file in the default data dir.
@@ -22,7 +23,7 @@ pub struct Connection {
         default_value = "http://127.0.0.1:8270",
         global = true
     )]
-    addr: String,
+    pub(super) addr: String,
 }
 
 #[derive(Subcommand)]
@@ -58,7 +59,12 @@ pub enum SecretCommand {
 }
 
 pub async fn run(connection: Connection, command: SecretCommand) -> ExitCode {
-    match execute(&connection, command).await {
+    exit(execute(&connection, command).await)
+}
+
+/// The process exit for a client command's outcome.
+pub(super) fn exit(outcome: Result<(), Failure>) -> ExitCode {
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprintln!("coffer: {}", failure.message);
@@ -67,20 +73,20 @@ pub async fn run(connection: Connection, command: SecretCommand) -> ExitCode {
     }
 }
 
-struct Failure {
+pub(super) struct Failure {
     code: u8,
     message: String,
 }
 
 impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
+    pub(super) fn usage(message: impl Into<String>) -> Failure {
         Failure {
             code: 2,
             message: message.into(),
         }
     }
 
-    fn other(message: impl Into<String>) -> Failure {
+    pub(super) fn other(message: impl Into<String>) -> Failure {
         Failure {
             code: 1,
             message: message.into(),
@@ -104,7 +110,7 @@ fn token() -> Result<Zeroizing<String>, Failure> {
 }
 
 /// Percent-encodes one path segment, keeping `/` inside secret names.
-fn encode_path(text: &str) -> String {
+pub(super) fn encode_path(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
@@ -202,7 +208,7 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
     Ok(())
 }
 
-async fn request(
+pub(super) async fn request(
     method: Method,
     url: &str,
     body: Option<Zeroizing<String>>,

@@ -1,11 +1,12 @@
 //! The `coffer` command line: `coffer server` runs the engine; `coffer
-//! secret …` talks to a running server over the HTTP API.
+//! secret …` and `coffer token …` talk to a running server over the HTTP API.
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
 //! 3 not found, 4 conflict.
 
 mod client;
 mod server;
+mod tokens;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,6 +42,13 @@ enum Command {
         #[command(subcommand)]
         command: client::SecretCommand,
     },
+    /// Create, list and revoke tokens on a running server.
+    Token {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: tokens::TokenCommand,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -63,6 +71,10 @@ pub fn main() -> ExitCode {
                 connection,
                 command,
             } => client::run(connection, command).await,
+            Command::Token {
+                connection,
+                command,
+            } => tokens::run(connection, command).await,
         }
     })
 }

@@ -1,6 +1,8 @@
 //! Bearer tokens. A token is 256 random bits shown once; storage keeps only
-//! its SHA-256, under which the token's record is filed. Until policies
-//! arrive every valid token is root.
+//! its SHA-256, under which the token's record is filed with the token's
+//! policy ([`policy`]).
+
+pub mod policy;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use coffer_runtime::{Expected, Storage};
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+pub use policy::{Admin, Capability, Policy, Role, Rule};
 
 /// Every coffer token starts with this, so secret scanners can spot leaks.
 const TOKEN_PREFIX: &str = "cft_";
@@ -32,7 +35,7 @@ pub struct TokenRecord {
     /// Hex SHA-256 of the token.
     pub hash: String,
     pub name: String,
-    pub policies: Vec<String>,
+    pub policy: Policy,
     pub created_at_ms: i64,
     pub expires_at_ms: Option<i64>,
 }
@@ -43,11 +46,33 @@ pub struct NewToken {
     pub record: TokenRecord,
 }
 
-/// The identity behind an authenticated request.
+/// The identity behind an authenticated request, and what it may do.
 #[derive(Clone, Debug)]
 pub struct Actor {
     pub token_id: String,
     pub name: String,
+    pub policy: Policy,
+}
+
+impl Actor {
+    /// Refuses unless `capability` is granted on `namespace`. The refusal is
+    /// the same whether or not anything exists there.
+    pub fn require(&self, capability: Capability, namespace: &str) -> Result<()> {
+        if self.policy.allows(capability, namespace) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    /// Refuses unless the administrative capability is granted.
+    pub fn require_admin(&self, admin: Admin) -> Result<()> {
+        if self.policy.allows_admin(admin) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
 }
 
 pub struct Auth {
@@ -74,11 +99,65 @@ impl Auth {
         }
     }
 
-    /// Mints and stores a token.
-    pub async fn create(&self, name: &str, policies: Vec<String>) -> Result<NewToken> {
-        let new = mint(name, policies);
+    /// Mints and stores a token, valid for `ttl` when given.
+    pub async fn create(
+        &self,
+        name: &str,
+        policy: Policy,
+        ttl: Option<Duration>,
+    ) -> Result<NewToken> {
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(
+                "a token name must be 1 to 128 printable characters".to_owned(),
+            ));
+        }
+        let mut new = mint(name, policy);
+        if let Some(ttl) = ttl {
+            let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+            new.record.expires_at_ms = Some(new.record.created_at_ms.saturating_add(ttl_ms));
+        }
         self.store(&new.record).await?;
         Ok(new)
+    }
+
+    /// Every token's record, oldest first.
+    pub async fn list(&self) -> Result<Vec<TokenRecord>> {
+        let mut records = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.storage.list("tokens/", after.as_deref(), 1000).await?;
+            for key in &page.keys {
+                if let Some(entry) = self.storage.get(key).await? {
+                    records.push(decode(&entry.value)?);
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        records.sort_by_key(|r| r.created_at_ms);
+        Ok(records)
+    }
+
+    /// Revokes the token with public id `id`. Other nodes stop accepting
+    /// it within the verification cache's lifetime (30 s).
+    pub async fn revoke(&self, id: &str) -> Result<TokenRecord> {
+        let not_found = || Error::NotFound(format!("token {id} not found"));
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let page = self.storage.list(&format!("tokens/{id}"), None, 2).await?;
+        let [key] = page.keys.as_slice() else {
+            return Err(not_found());
+        };
+        let entry = self.storage.get(key).await?.ok_or_else(not_found)?;
+        let record = decode(&entry.value)?;
+        self.storage
+            .delete(key, Expected::Revision(entry.revision))
+            .await?;
+        self.cache.invalidate(&record.hash).await;
+        Ok(record)
     }
 
     async fn store(&self, record: &TokenRecord) -> Result<()> {
@@ -101,9 +180,7 @@ impl Auth {
                 let Some(entry) = self.storage.get(&record_key(&hash)).await? else {
                     return Ok(None);
                 };
-                let record: TokenRecord = serde_json::from_slice(&entry.value)
-                    .map_err(|e| Error::Internal(format!("malformed token record: {e}")))?;
-                let record = Arc::new(record);
+                let record = Arc::new(decode(&entry.value)?);
                 self.cache.insert(hash.clone(), record.clone()).await;
                 record
             }
@@ -119,6 +196,7 @@ impl Auth {
         Ok(Some(Actor {
             token_id: record.id.clone(),
             name: record.name.clone(),
+            policy: record.policy.clone(),
         }))
     }
 
@@ -135,7 +213,7 @@ impl Auth {
         }
         // The file is written before the record is stored: if the file cannot
         // be written, no token exists that nobody could ever see.
-        let new = mint("root", vec!["root".to_owned()]);
+        let new = mint("root", Role::Admin.policy());
         write_private(file, new.token.as_bytes())
             .map_err(|e| Error::Internal(format!("cannot write {}: {e}", file.display())))?;
         if let Err(error) = self.store(&new.record).await {
@@ -146,8 +224,13 @@ impl Auth {
     }
 }
 
+fn decode(bytes: &[u8]) -> Result<TokenRecord> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::Internal(format!("malformed token record: {e}")))
+}
+
 /// A new random token and its record (not yet stored).
-fn mint(name: &str, policies: Vec<String>) -> NewToken {
+fn mint(name: &str, policy: Policy) -> NewToken {
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(secret.as_mut());
     let token = Zeroizing::new(format!(
@@ -159,7 +242,7 @@ fn mint(name: &str, policies: Vec<String>) -> NewToken {
         id: hash[..16].to_owned(),
         hash,
         name: name.to_owned(),
-        policies,
+        policy,
         created_at_ms: now_ms(),
         expires_at_ms: None,
     };

@@ -1,0 +1,86 @@
+//! `coffer token create|list|revoke`: manage tokens on a running server.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::client::{Connection, Failure, encode_path, exit, request};
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once and never stored.
+    Create {
+        /// A display name (shown in listings and, later, in the audit log).
+        #[arg(long)]
+        name: String,
+        /// A built-in role: admin (everything) or operator (keys, audit, sys; no secrets).
+        #[arg(long)]
+        role: Option<String>,
+        /// A rule NAMESPACE-PATTERN:CAPABILITIES, e.g. `payments-*:read,list` (repeatable).
+        #[arg(long = "allow")]
+        rules: Vec<String>,
+        /// An administrative capability: keys:read, keys:manage, audit:read, tokens:manage, sys (repeatable).
+        #[arg(long = "admin")]
+        admin: Vec<String>,
+        /// Lifetime in seconds; tokens do not expire otherwise.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// List tokens (ids, names, policies, expiry; never the tokens).
+    List,
+    /// Revoke a token by its id.
+    Revoke { id: String },
+}
+
+pub async fn run(connection: Connection, command: TokenCommand) -> ExitCode {
+    exit(execute(&connection, command).await)
+}
+
+async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), Failure> {
+    let url = format!("{}/v1/auth/tokens", connection.addr.trim_end_matches('/'));
+    match command {
+        TokenCommand::Create {
+            name,
+            role,
+            rules,
+            admin,
+            ttl,
+        } => {
+            let rules = rules
+                .iter()
+                .map(|rule| rule.parse::<crate::auth::Rule>().map_err(Failure::usage))
+                .collect::<Result<Vec<_>, _>>()?;
+            let body = json!({ "name": name, "role": role, "rules": rules, "admin": admin, "ttl_seconds": ttl });
+            let answer =
+                request(Method::POST, &url, Some(Zeroizing::new(body.to_string()))).await?;
+            let token = answer["token"]
+                .as_str()
+                .ok_or_else(|| Failure::other("the server answered without a token"))?;
+            eprintln!(
+                "token {} ({name}) created; it is shown once:",
+                answer["id"].as_str().unwrap_or_default()
+            );
+            println!("{token}");
+        }
+        TokenCommand::List => {
+            let answer = request(Method::GET, &url, None).await?;
+            for token in answer["tokens"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  {}  expires {}  {}",
+                    token["id"].as_str().unwrap_or_default(),
+                    token["name"].as_str().unwrap_or_default(),
+                    token["expires_at"].as_str().unwrap_or("never"),
+                    token["policy"],
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            request(Method::DELETE, &format!("{url}/{}", encode_path(&id)), None).await?;
+            eprintln!("token {id} revoked");
+        }
+    }
+    Ok(())
+}
