@@ -69,11 +69,15 @@ impl Server {
         let config_file = data_dir.join("coffer.toml");
         std::fs::create_dir_all(data_dir).unwrap();
         std::fs::write(&config_file, config_text(data_dir, port, extra)).unwrap();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("server.log"))
-            .unwrap();
+        // stdout (where the root token is shown once) and the log (stderr)
+        // go to separate files, so tests can prove the log holds no secrets.
+        let open = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(data_dir.join(name))
+                .unwrap()
+        };
         let child = Command::new(coffer_binary())
             .args(["server", "--config"])
             .arg(&config_file)
@@ -81,8 +85,8 @@ impl Server {
             .env_remove("COFFER_ADDR")
             .env("COFFER_LOG", "info,coffer=debug")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(open("server.out"))
+            .stderr(open("server.log"))
             .spawn()
             .unwrap();
         let mut server = Server {
@@ -138,9 +142,18 @@ impl Server {
         }
     }
 
-    /// Everything the server printed so far.
+    /// Everything the server logged so far (its stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// The audit records written so far, parsed.
+    pub fn audit_records(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.data_dir.join("audit").join("audit.log"))
+            .unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 
     /// Stops the server with SIGTERM and waits for it to exit.

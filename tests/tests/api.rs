@@ -221,6 +221,7 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
     let token = server.token.clone();
     assert!(!token.is_empty());
     server.stop();
+    let server_log = server.log();
 
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
@@ -238,7 +239,12 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
             & 0o777
     };
     assert_eq!(mode(&dir.path().join("root-token")), 0o600);
-    assert_eq!(mode(dir.path()), 0o700, "the data directory is private");
+    assert_eq!(
+        mode(dir.path()),
+        0o755,
+        "an existing directory keeps its permissions"
+    );
+    assert!(server_log.contains("chmod 700"), "but the operator is told");
     assert_eq!(
         mode(&dir.path().join("keyring")),
         0o700,

@@ -18,7 +18,7 @@ fn hostile_config(token: &str) -> String {
         "created_at_ms": 0, "expires_at_ms": null,
     });
     format!(
-        "[storage]\nplugin = {:?}\n[storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n[storage.config]\n\"fixture:tokens/{hash}\" = {:?}\n",
+        "[audit]\nenabled = false\n[storage]\nplugin = {:?}\n[storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n[storage.config]\n\"fixture:tokens/{hash}\" = {:?}\n",
         plugin_dir()
             .join("hostile-guest.wasm")
             .display()

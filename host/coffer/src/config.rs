@@ -36,6 +36,53 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub storage: Option<PluginSection>,
     pub keyring: Option<PluginSection>,
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// The `[audit]` table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Turning the audit trail off is possible, and loudly reported.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// The JSON-lines file; defaults to `<data_dir>/audit/audit.log`, and
+    /// an empty string means no file.
+    pub file: Option<PathBuf>,
+    /// Also write every record to standard output.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Size in bytes at which the file is rotated (the chain continues).
+    #[serde(default = "default_rotate_bytes")]
+    pub rotate_bytes: u64,
+    /// Actions not recorded, such as `sys.health`.
+    #[serde(default = "default_audit_exclude")]
+    pub exclude: Vec<String>,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            enabled: true,
+            file: None,
+            stdout: false,
+            rotate_bytes: default_rotate_bytes(),
+            exclude: default_audit_exclude(),
+        }
+    }
+}
+
+fn enabled() -> bool {
+    true
+}
+
+fn default_rotate_bytes() -> u64 {
+    64 << 20
+}
+
+fn default_audit_exclude() -> Vec<String> {
+    vec!["sys.health".to_owned()]
 }
 
 /// A `[storage]` or `[keyring]` section: which plugin and what it may use.
@@ -207,6 +254,7 @@ const OVERRIDABLE: &[&str] = &[
     "max_value_bytes",
     "storage",
     "keyring",
+    "audit",
 ];
 
 impl Config {
@@ -284,6 +332,16 @@ impl Config {
                      {record_limit} the storage plugin's memory allows: lower either, or raise storage.limits.memory_mb"
                 ),
             ));
+        }
+        let audit = self.audit_settings();
+        if audit.enabled && audit.file.is_none() && !audit.stdout {
+            return Err(fail(
+                "audit",
+                "is enabled with no sink: set audit.file or audit.stdout (or enabled = false)",
+            ));
+        }
+        if self.audit.rotate_bytes < 4096 {
+            return Err(fail("audit.rotate_bytes", "must be at least 4096"));
         }
         for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
             let Some(section) = section else { continue };
@@ -376,6 +434,22 @@ impl Config {
     /// since the keyring plugin is granted the whole directory of its file.
     pub fn default_keyset_path(&self) -> PathBuf {
         self.data_dir.join("keyring").join("keyset.json")
+    }
+
+    /// The audit settings with defaults resolved against the data dir.
+    pub fn audit_settings(&self) -> crate::audit::AuditSettings {
+        let file = match &self.audit.file {
+            None => Some(self.data_dir.join("audit").join("audit.log")),
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(path.clone()),
+        };
+        crate::audit::AuditSettings {
+            enabled: self.audit.enabled,
+            file,
+            stdout: self.audit.stdout,
+            rotate_bytes: self.audit.rotate_bytes,
+            exclude: self.audit.exclude.iter().cloned().collect(),
+        }
     }
 
     pub fn cache_dir(&self) -> PathBuf {

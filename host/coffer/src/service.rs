@@ -4,16 +4,19 @@
 use std::sync::Arc;
 
 use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
+use zeroize::Zeroizing;
 
+use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::keys::{DataKeys, Kek};
+use crate::keys::{DataKeys, Kek, system_key};
 use crate::plugins::{self, PluginInfo};
 use crate::secrets::{Secrets, SecretsSettings};
 
 /// Everything a request needs.
 pub struct Coffer {
     pub secrets: Secrets,
+    pub audit: Audit,
     pub auth: Auth,
     pub storage: Arc<dyn Storage>,
     pub plugins: Vec<PluginInfo>,
@@ -33,6 +36,7 @@ impl Coffer {
     pub async fn open(config: &Config) -> Result<Coffer, StartError> {
         // The data directory holds the database, the root token and, by
         // default, the keyset: nobody but its owner may enter it.
+        warn_if_shared(&config.data_dir);
         create_private_dir(&config.data_dir).map_err(|e| {
             StartError(format!(
                 "data_dir: cannot create {}: {e}",
@@ -81,6 +85,18 @@ impl Coffer {
         }
 
         let storage: Arc<dyn Storage> = Arc::new(storage);
+        let audit_settings = config.audit_settings();
+        let audit_key = if audit_settings.enabled {
+            system_key(storage.as_ref(), &kek, "audit-hmac")
+                .await
+                .map_err(|e| StartError(format!("cannot load the audit key: {e}")))?
+        } else {
+            tracing::warn!(
+                "the audit trail is disabled ([audit] enabled = false): requests leave no record"
+            );
+            Zeroizing::new(Vec::new())
+        };
+        let audit = Audit::open(audit_settings, audit_key);
         let keys = Arc::new(DataKeys::new(storage.clone(), kek));
         let secrets = Secrets::new(
             storage.clone(),
@@ -92,6 +108,7 @@ impl Coffer {
         );
         Ok(Coffer {
             secrets,
+            audit,
             auth: Auth::new(storage.clone()),
             storage,
             plugins,
@@ -104,6 +121,23 @@ impl Coffer {
     pub async fn close(&self) {
         if let Some(sql) = &self.sql {
             sql.close().await;
+        }
+    }
+}
+
+/// Says so when an existing data directory lets other users in: it holds
+/// the database, the root token and perhaps the keyset.
+fn warn_if_shared(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(metadata) = std::fs::metadata(dir)
+            && metadata.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(
+                data_dir = %dir.display(),
+                "the data directory can be entered by other users: run chmod 700 on it"
+            );
         }
     }
 }

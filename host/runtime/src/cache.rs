@@ -70,15 +70,21 @@ fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
     unsafe { Component::deserialize_file(engine, path) }
 }
 
-/// Creates `dir` (and its parents) and makes it enterable by its owner only.
+/// Creates `dir` and any missing parents, each enterable by its owner only.
+/// A directory that already exists is left as it is: its permissions are
+/// the operator's (it may be shared, like `/var/lib` or `/dev`).
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
     }
-    Ok(())
+    builder.create(dir)
 }
 
 /// Writes `bytes` to `path` so that readers never see a partial file, even

@@ -1,6 +1,7 @@
 //! The HTTP API (`/v1`, JSON). Handlers parse, call the service, and shape
 //! the answer; every error is an [`ApiError`].
 
+mod audit;
 mod error;
 mod secrets;
 mod sys;
@@ -36,6 +37,8 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
         .saturating_add(BODY_OVERHEAD);
     let protected = Router::new()
         .route("/v1/sys/plugins", get(sys::plugins))
+        .route("/v1/audit", get(audit::read))
+        .route("/v1/audit/hash", axum::routing::post(audit::hash))
         .route("/v1/auth/tokens", get(tokens::list).post(tokens::create))
         .route(
             "/v1/auth/tokens/{id}",
@@ -57,6 +60,7 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
         .method_not_allowed_fallback(sys::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(no_store))
+        .layer(middleware::from_fn_with_state(state.clone(), audit::layer))
         .with_state(state)
 }
 
@@ -80,8 +84,11 @@ async fn authenticate(
         .verify(token)
         .await?
         .ok_or_else(ApiError::unauthorized)?;
-    request.extensions_mut().insert(actor);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(actor.clone());
+    let mut response = next.run(request).await;
+    // The audit layer outside reads who made the request from here.
+    response.extensions_mut().insert(actor);
+    Ok(response)
 }
 
 /// Secrets must not linger in caches between client and server.

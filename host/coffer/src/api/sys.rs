@@ -8,21 +8,33 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin};
 
-/// Health: whether storage answers. Unauthenticated, reveals no data.
+/// Health: whether storage answers and the audit trail can be written.
+/// Unauthenticated, reveals no data.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let storage = state.storage.get("sys/health").await;
-    let (status, storage_state) = match &storage {
-        Ok(_) => (StatusCode::OK, "ok"),
+    let storage_ok = match state.storage.get("sys/health").await {
+        Ok(_) => true,
         Err(error) => {
             tracing::warn!(%error, "health check: storage failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            false
         }
     };
+    let audit = match (state.audit.enabled(), state.audit.healthy()) {
+        (false, _) => "disabled",
+        (true, true) => "ok",
+        (true, false) => "failing",
+    };
+    let ok = storage_ok && audit != "failing";
     let body = json!({
-        "status": if status == StatusCode::OK { "ok" } else { "degraded" },
+        "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
-        "storage": storage_state,
+        "storage": if storage_ok { "ok" } else { "unavailable" },
+        "audit": audit,
     });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 

@@ -1,9 +1,11 @@
 //! The `coffer` command line: `coffer server` runs the engine; `coffer
-//! secret …` and `coffer token …` talk to a running server over the HTTP API.
+//! secret …`, `coffer token …` and `coffer audit hash` talk to a running
+//! server over the HTTP API; `coffer audit verify` reads log files.
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
 //! 3 not found, 4 conflict.
 
+mod audit;
 mod client;
 mod server;
 mod tokens;
@@ -42,6 +44,13 @@ enum Command {
         #[command(subcommand)]
         command: client::SecretCommand,
     },
+    /// Verify an audit log, or look up what a name appears as in it.
+    Audit {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Create, list and revoke tokens on a running server.
     Token {
         #[command(flatten)]
@@ -75,6 +84,10 @@ pub fn main() -> ExitCode {
                 connection,
                 command,
             } => tokens::run(connection, command).await,
+            Command::Audit {
+                connection,
+                command,
+            } => audit::run(connection, command).await,
         }
     })
 }

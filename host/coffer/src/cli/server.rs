@@ -59,6 +59,7 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
     println!("coffer listening on http://{address}");
     let app = api::app(coffer.clone(), config.max_value_bytes);
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;

@@ -1,0 +1,275 @@
+//! The audit layer around every request, and `/v1/audit` (`audit:read`).
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use rand::RngCore;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::audit::record::{Entry, Record};
+use crate::auth::{Actor, Admin};
+use crate::clock::{now_ms, rfc3339};
+
+/// What a request is, as the audit trail names it.
+struct Action {
+    name: &'static str,
+    namespace: Option<String>,
+    /// A sensitive part of the path (a secret name), recorded as an HMAC.
+    secret: Option<String>,
+    /// A public part of the path (a token id), recorded as is.
+    public: Option<String>,
+}
+
+fn classify(method: &Method, path: &str) -> Action {
+    let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
+    let action =
+        |name, namespace: Option<&str>, secret: Option<&str>, public: Option<&str>| Action {
+            name,
+            namespace: namespace.map(percent_decode),
+            secret: secret.map(percent_decode),
+            public: public.map(percent_decode),
+        };
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["v1", "secrets", ns]) => action("secret.list", Some(ns), None, None),
+        (&Method::GET, ["v1", "secrets", ns, name]) => {
+            action("secret.read", Some(ns), Some(name), None)
+        }
+        (&Method::PUT | &Method::POST, ["v1", "secrets", ns, name]) => {
+            action("secret.write", Some(ns), Some(name), None)
+        }
+        (&Method::DELETE, ["v1", "secrets", ns, name]) => {
+            action("secret.delete", Some(ns), Some(name), None)
+        }
+        (&Method::GET, ["v1", "auth", "tokens"]) => action("token.list", None, None, None),
+        (&Method::POST, ["v1", "auth", "tokens"]) => action("token.create", None, None, None),
+        (&Method::DELETE, ["v1", "auth", "tokens", id]) => {
+            action("token.revoke", None, None, Some(id))
+        }
+        (&Method::GET, ["v1", "sys", "health"]) => action("sys.health", None, None, None),
+        (&Method::GET, ["v1", "sys", "plugins"]) => action("sys.plugins", None, None, None),
+        (&Method::GET, ["v1", "audit"]) => action("audit.read", None, None, None),
+        (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),
+        _ => action("unknown", None, Some(path), None),
+    }
+}
+
+/// Decodes `%XX` escapes (as the router does before handlers see a path).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn request_id() -> String {
+    let mut bytes = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn outcome(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 | 403 => "denied",
+        500.. => "error",
+        _ => "allowed",
+    }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "audit_unavailable",
+        "the audit trail cannot be written, so no request is served",
+    )
+}
+
+/// Writes one record per request before its answer leaves; refuses to
+/// answer (503) when no audit sink can take the record.
+pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let id = request_id();
+    let action = classify(request.method(), request.uri().path());
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+    let audited = state.audit.records(action.name);
+    let entry = |status: StatusCode, actor: Option<&Actor>| Entry {
+        time: rfc3339(now_ms()),
+        request_id: id.clone(),
+        actor_id: actor.map(|a| a.token_id.clone()),
+        actor_name: actor.map(|a| a.name.clone()),
+        action: action.name.to_owned(),
+        namespace: action.namespace.clone(),
+        path: action
+            .secret
+            .as_deref()
+            .map(|s| state.audit.hash(s))
+            .or_else(|| action.public.clone()),
+        outcome: outcome(status).to_owned(),
+        status: status.as_u16(),
+        remote: remote.clone(),
+    };
+
+    let mut response = if audited && !state.audit.healthy() {
+        // The record of this refusal doubles as a probe: once a sink takes
+        // it, the next request is served again.
+        let _ = state
+            .audit
+            .write(entry(StatusCode::SERVICE_UNAVAILABLE, None));
+        unavailable().into_response()
+    } else {
+        let response = next.run(request).await;
+        if audited
+            && state
+                .audit
+                .write(entry(
+                    response.status(),
+                    response.extensions().get::<Actor>(),
+                ))
+                .is_err()
+        {
+            unavailable().into_response()
+        } else {
+            response
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// A sequence number, or a time (`2026-11-23T10:00:00Z`): records from then on.
+    since: Option<String>,
+    /// A token id or name.
+    actor: Option<String>,
+    namespace: Option<String>,
+    action: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Records of this node's audit log that match the filters, oldest first.
+pub async fn read(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::AuditRead)?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let since_seq = query.since.as_deref().and_then(|s| s.parse::<u64>().ok());
+    let matches = |record: &Record| {
+        let e = &record.entry;
+        let since = match (&query.since, since_seq) {
+            (_, Some(seq)) => record.seq >= seq,
+            (Some(time), None) => e.time.as_str() >= time.as_str(),
+            (None, None) => true,
+        };
+        since
+            && query
+                .actor
+                .as_ref()
+                .is_none_or(|a| e.actor_id.as_ref() == Some(a) || e.actor_name.as_ref() == Some(a))
+            && query
+                .namespace
+                .as_ref()
+                .is_none_or(|n| e.namespace.as_ref() == Some(n))
+            && query.action.as_ref().is_none_or(|a| &e.action == a)
+    };
+    let files = state.audit.files();
+    let records = tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            found.extend(
+                text.lines()
+                    .filter_map(|line| serde_json::from_str::<Record>(line).ok()),
+            );
+        }
+        found
+    })
+    .await
+    .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let selected: Vec<&Record> = records.iter().filter(|r| matches(r)).take(limit).collect();
+    Ok(Json(json!({ "records": selected })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashBody {
+    value: String,
+}
+
+/// The HMAC a sensitive string appears as in audit records.
+pub async fn hash(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::AuditRead)?;
+    let body = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body: HashBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    Ok(Json(json!({ "hash": state.audit.hash(&body.value) })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_named_and_names_decoded() {
+        let a = classify(&Method::GET, "/v1/secrets/pay/db%2Fpass");
+        assert_eq!(
+            (a.name, a.namespace.as_deref(), a.secret.as_deref()),
+            ("secret.read", Some("pay"), Some("db/pass"))
+        );
+        let a = classify(&Method::GET, "/v1/secrets/pay/a/b/c");
+        assert_eq!(a.secret.as_deref(), Some("a/b/c"));
+        assert_eq!(
+            classify(&Method::GET, "/v1/secrets/pay").name,
+            "secret.list"
+        );
+        assert_eq!(
+            classify(&Method::DELETE, "/v1/auth/tokens/abc")
+                .public
+                .as_deref(),
+            Some("abc")
+        );
+        assert_eq!(classify(&Method::PATCH, "/v1/x").name, "unknown");
+        assert_eq!(percent_decode("%zz%41"), "%zzA");
+    }
+}

@@ -1,0 +1,288 @@
+//! The audit trail end to end: one chained record per request, no values or
+//! tokens in it or in the log, tampering caught by `coffer audit verify`,
+//! rotation keeping the chain, filtered reads, and fail-closed serving.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use coffer_e2e::Server;
+use coffer_e2e::server::coffer_binary;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+fn verify(args: &[&str]) -> (bool, String) {
+    let output = Command::new(coffer_binary())
+        .args(["audit", "verify"])
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_request_leaves_one_chained_record_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    let value = "audit-canary-value-91c3";
+    server.put("payments/db/password", value).await;
+    server.get("payments/db/password").await;
+    server.get("payments").await;
+    server
+        .call(Method::DELETE, "/v1/secrets/payments/db/password", None)
+        .await;
+    server
+        .call_as("cft_not-valid", Method::GET, "/v1/secrets/payments/x", None)
+        .await;
+    let (_, created) = server
+        .call(Method::POST, "/v1/auth/tokens", Some(json!({"name": "reader", "rules": [{"namespaces": "orders", "capabilities": ["read"]}]})))
+        .await;
+    let reader = created["token"].as_str().unwrap().to_owned();
+    server
+        .call_as(
+            &reader,
+            Method::GET,
+            "/v1/secrets/payments/db/password",
+            None,
+        )
+        .await;
+    server.call(Method::GET, "/v1/sys/health", None).await;
+
+    let records = server.audit_records();
+    let actions: Vec<&str> = records
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "secret.write",
+            "secret.read",
+            "secret.list",
+            "secret.delete",
+            "secret.read",
+            "token.create",
+            "secret.read"
+        ],
+        "health checks are left out by default"
+    );
+    let outcomes: Vec<&str> = records
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "allowed", "allowed", "allowed", "allowed", "denied", "allowed", "denied"
+        ]
+    );
+    assert_eq!(
+        records[4]["actor_id"],
+        serde_json::Value::Null,
+        "an invalid token is nobody"
+    );
+    assert_eq!(records[6]["actor_name"], "reader");
+    assert_eq!(records[0]["namespace"], "payments");
+    for (i, record) in records.iter().enumerate() {
+        assert_eq!(record["seq"], i as u64 + 1);
+        assert!(record["request_id"].as_str().unwrap().len() >= 16);
+        assert_eq!(record["remote"], "127.0.0.1");
+    }
+
+    // Names appear only as HMACs, which an auditor can recompute.
+    let (_, hashed) = server
+        .call(
+            Method::POST,
+            "/v1/audit/hash",
+            Some(json!({"value": "db/password"})),
+        )
+        .await;
+    assert_eq!(records[0]["path"], hashed["hash"]);
+    assert!(hashed["hash"].as_str().unwrap().starts_with("hmac-sha256:"));
+
+    let audit_text = std::fs::read_to_string(dir.path().join("audit/audit.log")).unwrap();
+    for (what, secret) in [
+        ("value", value),
+        ("name", "db/password"),
+        ("root token", &server.token),
+        ("token", &reader),
+    ] {
+        assert!(
+            !audit_text.contains(secret),
+            "the audit log holds the {what}"
+        );
+        assert!(
+            !server.log().contains(secret),
+            "the server log holds the {what}"
+        );
+    }
+
+    let data_dir = dir.path().to_str().unwrap();
+    let (intact, report) = verify(&["--data-dir", data_dir]);
+    assert!(intact, "{report}");
+    assert!(report.contains("8 records"), "{report}");
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "");
+    for i in 0..6 {
+        server.put(&format!("app/s{i}"), "v").await;
+    }
+    server.stop();
+    let file = dir.path().join("audit/audit.log");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let file_arg = file.to_str().unwrap();
+    assert!(verify(&[file_arg]).0);
+
+    let edited = original
+        .replacen("\"secret.write\"", "\"secret.read\"", 3)
+        .replacen("\"secret.read\"", "\"secret.write\"", 2);
+    let mut deleted = lines.clone();
+    deleted.remove(2);
+    let mut inserted = lines.clone();
+    inserted.insert(2, lines[1]);
+    let mut reordered = lines.clone();
+    reordered.swap(2, 4);
+    let cases = [
+        ("edit", edited),
+        ("delete", deleted.join("\n") + "\n"),
+        ("insert", inserted.join("\n") + "\n"),
+        ("reorder", reordered.join("\n") + "\n"),
+    ];
+    for (kind, text) in cases {
+        std::fs::write(&file, &text).unwrap();
+        let (intact, report) = verify(&[file_arg]);
+        assert!(!intact, "{kind} went unnoticed");
+        assert!(report.contains("line 3"), "{kind}: {report}");
+    }
+}
+
+#[tokio::test]
+async fn rotation_keeps_the_chain_across_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "[audit]\nrotate_bytes = 4096\n");
+    for i in 0..40 {
+        server.put(&format!("app/s{i}"), "v").await;
+    }
+    let data_dir = dir.path().to_str().unwrap();
+    let (intact, report) = verify(&["--data-dir", data_dir]);
+    assert!(intact, "{report}");
+    assert!(report.contains("40 records"), "{report}");
+    let files = std::fs::read_dir(dir.path().join("audit")).unwrap().count();
+    assert!(files >= 3, "{files} files: the log rotated");
+    let (alone, _) = verify(&[dir.path().join("audit/audit.log").to_str().unwrap()]);
+    assert!(!alone, "the newest file alone does not start the chain");
+}
+
+#[tokio::test]
+async fn audit_reads_are_filtered_and_need_audit_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    server.put("payments/a", "v").await;
+    server.put("orders/b", "v").await;
+    server.get("orders/b").await;
+    let (_, ops) = server
+        .call(
+            Method::POST,
+            "/v1/auth/tokens",
+            Some(json!({"name": "ops", "role": "operator"})),
+        )
+        .await;
+    let ops = ops["token"].as_str().unwrap().to_owned();
+    let (_, app) = server
+        .call(
+            Method::POST,
+            "/v1/auth/tokens",
+            Some(json!({"name": "app", "rules": [{"namespaces": "*", "capabilities": ["read"]}]})),
+        )
+        .await;
+    let app = app["token"].as_str().unwrap().to_owned();
+
+    let (status, body) = server
+        .call_as(&ops, Method::GET, "/v1/audit?namespace=orders", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let actions: Vec<&str> = body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["secret.write", "secret.read"]);
+    let (_, body) = server
+        .call_as(
+            &ops,
+            Method::GET,
+            "/v1/audit?action=token.create&actor=root",
+            None,
+        )
+        .await;
+    assert_eq!(body["records"].as_array().unwrap().len(), 2);
+    let (_, body) = server
+        .call_as(&ops, Method::GET, "/v1/audit?since=3&limit=1", None)
+        .await;
+    assert_eq!(body["records"][0]["seq"], 3);
+    let (status, _) = server.call_as(&app, Method::GET, "/v1/audit", None).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "reading secrets does not grant reading the audit log"
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_served_when_no_audit_sink_can_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/full answers every write with "no space left on device".
+    let mut server = Server::start(dir.path(), "[audit]\nfile = \"/dev/full\"\n");
+    let (status, body) = server.put("app/x", "v").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable"))
+    );
+    let (status, _) = server.get("app/x").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, health) = server.call(Method::GET, "/v1/sys/health", None).await;
+    assert_eq!(
+        (status, health["audit"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("failing"))
+    );
+    assert!(server.log().contains("audit sink failed"));
+    server.stop();
+
+    // With a second sink that works, the failing one does not stop service.
+    let server = Server::start(dir.path(), "[audit]\nfile = \"/dev/full\"\nstdout = true\n");
+    let (status, _) = server.put("app/x", "v").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        std::fs::read_to_string(dir.path().join("server.out"))
+            .unwrap()
+            .contains("\"secret.write\"")
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_audit_file_is_noticed_and_shows_in_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    server.put("app/a", "v").await;
+    std::fs::remove_file(dir.path().join("audit/audit.log")).unwrap();
+    let (status, _) = server.put("app/b", "v").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        server.log().contains("deleted or replaced"),
+        "{}",
+        server.log()
+    );
+    let (intact, report) = verify(&["--data-dir", dir.path().to_str().unwrap()]);
+    assert!(
+        !intact && report.contains("line 1"),
+        "the new file cannot hide the loss: {report}"
+    );
+}
