@@ -273,6 +273,8 @@ async fn a_deleted_audit_file_is_noticed_and_shows_in_verification() {
     let server = Server::start(dir.path(), "");
     server.put("app/a", "v").await;
     std::fs::remove_file(dir.path().join("audit/audit.log")).unwrap();
+    // The file's identity is checked once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, _) = server.put("app/b", "v").await;
     assert_eq!(status, StatusCode::OK);
     assert!(

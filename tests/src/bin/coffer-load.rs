@@ -6,8 +6,9 @@
 //! `secret/`).
 //! Each gets the same workload: a write phase of distinct secrets, then a
 //! read phase of random reads by concurrent clients, bounded in time.
-//! Figures are reported as coffer/OpenBao ratios; absolute numbers depend
-//! on the machine.
+//! Figures are reported as coffer/OpenBao ratios, and the audit trail's cost
+//! as a ratio of coffer with and without it; absolute numbers depend on the
+//! machine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -102,14 +103,21 @@ async fn wait_ready(client: &Client, url: &str) -> Result<()> {
     bail!("{url} did not answer within 60 s")
 }
 
-async fn start_coffer(options: &Options, dir: &Path, client: &Client) -> Result<(Process, Target)> {
+async fn start_coffer(
+    options: &Options,
+    dir: &Path,
+    client: &Client,
+    audit: bool,
+) -> Result<(Process, Target)> {
     let port = free_port()?;
+    let dir = dir.join(if audit { "coffer" } else { "coffer-unaudited" });
+    std::fs::create_dir_all(&dir)?;
     let config = dir.join("coffer.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nplugin_dir = {:?}\n",
-            dir.join("coffer").display().to_string(),
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nplugin_dir = {:?}\n[audit]\nenabled = {audit}\n",
+            dir.join("data").display().to_string(),
             options.plugins.display().to_string()
         ),
     )?;
@@ -118,13 +126,13 @@ async fn start_coffer(options: &Options, dir: &Path, client: &Client) -> Result<
         .arg(&config)
         .env("COFFER_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(log_file(dir, "coffer.log")?)
+        .stderr(log_file(&dir, "coffer.log")?)
         .spawn()
         .context("cannot start coffer")?;
     let process = Process(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(client, &format!("{base}/v1/sys/health")).await?;
-    let token = std::fs::read_to_string(dir.join("coffer").join("root-token"))?
+    let token = std::fs::read_to_string(dir.join("data").join("root-token"))?
         .trim()
         .to_owned();
     let target = Target {
@@ -363,7 +371,11 @@ async fn main() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let outcome = run(&options, dir.path()).await;
     if outcome.is_err() {
-        for log in ["coffer.log", "openbao.log"] {
+        for log in [
+            "coffer/coffer.log",
+            "coffer-unaudited/coffer.log",
+            "openbao.log",
+        ] {
             let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(10).collect();
             eprintln!("--- last lines of {log}:");
@@ -380,11 +392,18 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
         .pool_max_idle_per_host(options.concurrency)
         .build()?;
 
-    let (coffer_process, coffer) = start_coffer(options, dir, &client).await?;
+    let (coffer_process, coffer) = start_coffer(options, dir, &client, true).await?;
     let coffer = Arc::new(coffer);
     let coffer_writes = write_phase(&client, coffer.clone(), options).await?;
     let coffer_reads = read_phase(&client, coffer, options).await?;
     drop(coffer_process);
+
+    // The same again without the audit trail, to price it.
+    let (unaudited_process, unaudited) = start_coffer(options, dir, &client, false).await?;
+    let unaudited = Arc::new(unaudited);
+    let unaudited_writes = write_phase(&client, unaudited.clone(), options).await?;
+    let unaudited_reads = read_phase(&client, unaudited, options).await?;
+    drop(unaudited_process);
 
     let (bao_process, bao) = start_openbao(options, dir, &client).await?;
     let bao = Arc::new(bao);
@@ -398,5 +417,19 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
     );
     report("writes", &coffer_writes, &bao_writes);
     report("reads", &coffer_reads, &bao_reads);
+    let priced = [
+        ("writes", &coffer_writes, &unaudited_writes),
+        ("reads", &coffer_reads, &unaudited_reads),
+    ];
+    for (phase, audited, unaudited) in priced {
+        println!(
+            "audit  {phase:<6} with {:>8.0}/s p50 {:>6.2} ms | without {:>8.0}/s p50 {:>6.2} ms | throughput ratio with/without {:.2}",
+            audited.per_second(),
+            audited.p50_ms,
+            unaudited.per_second(),
+            unaudited.p50_ms,
+            audited.per_second() / unaudited.per_second().max(f64::MIN_POSITIVE),
+        );
+    }
     Ok(())
 }

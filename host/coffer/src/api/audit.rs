@@ -88,7 +88,7 @@ fn percent_decode(text: &str) -> String {
 
 fn request_id() -> String {
     let mut bytes = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    rand::thread_rng().fill_bytes(&mut bytes);
     hex::encode(bytes)
 }
 

@@ -105,13 +105,14 @@ impl Audit {
 
     /// Chains and writes `entry` to every sink; succeeds if at least one took it.
     pub fn write(&self, entry: Entry) -> Result<(), AuditUnavailable> {
+        // Serialize before taking the lock: only chaining is serial.
+        let entry_json = serde_json::to_vec(&entry).map_err(|_| AuditUnavailable)?;
         let mut chain = match self.chain.lock() {
             Ok(chain) => chain,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let record = Record::seal(chain.seq + 1, &chain.prev, entry);
-        let mut line = serde_json::to_vec(&record).map_err(|_| AuditUnavailable)?;
-        line.push(b'\n');
+        let record = Record::seal(chain.seq + 1, &chain.prev, entry, &entry_json);
+        let line = record_line(&record, &entry_json);
         let mut written = false;
         for sink in &mut chain.sinks {
             match sink.write(&line) {
@@ -145,4 +146,20 @@ fn last_record(file: &std::path::Path) -> Option<Record> {
         let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
         serde_json::from_str(line).ok()
     })
+}
+
+/// The JSON line of `record`, reusing the entry's JSON: `{"seq":…,"prev":…,
+/// <entry fields>,"hash":…}`.
+pub(crate) fn record_line(record: &Record, entry_json: &[u8]) -> Vec<u8> {
+    let fields = entry_json
+        .strip_prefix(b"{")
+        .and_then(|j| j.strip_suffix(b"}"))
+        .unwrap_or(entry_json);
+    let mut line = Vec::with_capacity(entry_json.len() + 192);
+    line.extend_from_slice(
+        format!("{{\"seq\":{},\"prev\":\"{}\",", record.seq, record.prev).as_bytes(),
+    );
+    line.extend_from_slice(fields);
+    line.extend_from_slice(format!(",\"hash\":\"{}\"}}\n", record.hash).as_bytes());
+    line
 }

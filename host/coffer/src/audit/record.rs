@@ -1,7 +1,7 @@
 //! One audit record and the hash chain that links it to the one before.
 //!
-//! A record's `hash` is SHA-256 over the previous record's hash and the
-//! record's own canonical JSON (every field but `hash`, in declaration
+//! A record's `hash` is SHA-256 over the previous record's hash, its
+//! sequence number and its entry's canonical JSON (fields in declaration
 //! order). Sequence numbers count up by one from 1, and the first record of
 //! a log chains to 64 zeros, so an edit, a deletion, an insertion or a
 //! reordering breaks the chain at the first record it touches.
@@ -44,19 +44,11 @@ pub struct Record {
     pub hash: String,
 }
 
-/// The part of a record its hash covers.
-#[derive(Serialize)]
-struct Hashed<'a> {
-    seq: u64,
-    prev: &'a str,
-    #[serde(flatten)]
-    entry: &'a Entry,
-}
-
 impl Record {
-    /// Numbers and chains `entry` after the record with `prev_hash`.
-    pub fn seal(seq: u64, prev_hash: &str, entry: Entry) -> Record {
-        let hash = chain_hash(seq, prev_hash, &entry);
+    /// Numbers and chains `entry` (already serialized as `entry_json`)
+    /// after the record with `prev_hash`.
+    pub fn seal(seq: u64, prev_hash: &str, entry: Entry, entry_json: &[u8]) -> Record {
+        let hash = chain_hash(seq, prev_hash, entry_json);
         Record {
             seq,
             prev: prev_hash.to_owned(),
@@ -67,16 +59,18 @@ impl Record {
 
     /// Whether the stored hash is the one its contents give.
     pub fn hash_is_intact(&self) -> bool {
-        chain_hash(self.seq, &self.prev, &self.entry) == self.hash
+        serde_json::to_vec(&self.entry)
+            .is_ok_and(|json| chain_hash(self.seq, &self.prev, &json) == self.hash)
     }
 }
 
-fn chain_hash(seq: u64, prev: &str, entry: &Entry) -> String {
-    let body = Hashed { seq, prev, entry };
-    // Serializing strings and integers cannot fail.
-    let json = serde_json::to_vec(&body).unwrap_or_default();
+/// SHA-256 over the previous hash, the sequence number (8 bytes, big
+/// endian) and the entry's JSON. Serializing an entry is deterministic (its
+/// fields in declaration order), so a verifier re-serializes what it read.
+fn chain_hash(seq: u64, prev: &str, entry_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev.as_bytes());
-    hasher.update(&json);
+    hasher.update(seq.to_be_bytes());
+    hasher.update(entry_json);
     hex::encode(hasher.finalize())
 }

@@ -5,6 +5,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// How often the file's identity is checked.
+const IDENTITY_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One destination of audit lines.
 pub enum Sink {
     File(FileSink),
@@ -40,6 +43,9 @@ pub struct FileSink {
     identity: Option<(u64, u64)>,
     size: u64,
     rotate_bytes: u64,
+    /// When the file's identity was last checked: once a second is enough
+    /// to notice deletion without a stat on every request.
+    checked: std::time::Instant,
 }
 
 impl FileSink {
@@ -50,13 +56,17 @@ impl FileSink {
             identity: None,
             size: 0,
             rotate_bytes,
+            checked: std::time::Instant::now(),
         }
     }
 
     fn write(&mut self, line: &[u8]) -> std::io::Result<()> {
-        if self.file.is_some() && self.identity != identity(&self.path) {
-            tracing::error!(path = %self.path.display(), "the audit file was deleted or replaced; starting a new one");
-            self.file = None;
+        if self.file.is_some() && self.checked.elapsed() >= IDENTITY_CHECK_INTERVAL {
+            self.checked = std::time::Instant::now();
+            if self.identity != identity(&self.path) {
+                tracing::error!(path = %self.path.display(), "the audit file was deleted or replaced; starting a new one");
+                self.file = None;
+            }
         }
         if self.file.is_some() && self.size + line.len() as u64 > self.rotate_bytes {
             self.rotate()?;

@@ -126,7 +126,9 @@ mod tests {
         let mut prev = GENESIS.to_owned();
         (1..=count)
             .map(|seq| {
-                let record = Record::seal(seq, &prev, entry(&format!("action-{seq}")));
+                let entry = entry(&format!("action-{seq}"));
+                let json = serde_json::to_vec(&entry).unwrap();
+                let record = Record::seal(seq, &prev, entry, &json);
                 prev = record.hash.clone();
                 serde_json::to_string(&record).unwrap()
             })
@@ -138,6 +140,17 @@ mod tests {
         let file = dir.path().join("audit.log");
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
         verify(&[file])
+    }
+
+    #[test]
+    fn written_lines_read_back_as_the_same_records() {
+        let entry = entry("secret.read");
+        let json = serde_json::to_vec(&entry).unwrap();
+        let record = Record::seal(7, GENESIS, entry, &json);
+        let line = crate::audit::record_line(&record, &json);
+        let parsed: Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(parsed, record);
+        assert!(parsed.hash_is_intact());
     }
 
     #[test]
@@ -164,7 +177,9 @@ mod tests {
     #[test]
     fn an_inserted_record_is_caught() {
         let mut log = lines(5);
-        let forged = Record::seal(3, GENESIS, entry("forged"));
+        let forged_entry = entry("forged");
+        let json = serde_json::to_vec(&forged_entry).unwrap();
+        let forged = Record::seal(3, GENESIS, forged_entry, &json);
         log.insert(2, serde_json::to_string(&forged).unwrap());
         let error = check(&log).unwrap_err();
         assert_eq!(error.line, 3, "{error}");
