@@ -52,39 +52,38 @@ async fn every_request_leaves_one_chained_record_and_no_secret() {
     server.call(Method::GET, "/v1/sys/health", None).await;
 
     let records = server.audit_records();
-    let actions: Vec<&str> = records
+    let seen: Vec<(&str, &str)> = records
         .iter()
-        .map(|r| r["action"].as_str().unwrap())
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
-        actions,
+        seen,
         [
-            "secret.write",
-            "secret.read",
-            "secret.list",
-            "secret.delete",
-            "secret.read",
-            "token.create",
-            "secret.read"
+            ("secret.write", "requested"),
+            ("secret.write", "allowed"),
+            ("secret.read", "allowed"),
+            ("secret.list", "allowed"),
+            ("secret.delete", "requested"),
+            ("secret.delete", "allowed"),
+            ("secret.read", "denied"),
+            ("token.create", "requested"),
+            ("token.create", "allowed"),
+            ("secret.read", "denied"),
         ],
-        "health checks are left out by default"
+        "changes are recorded before and after; health checks are left out by default"
     );
-    let outcomes: Vec<&str> = records
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
+    assert_eq!(records[0]["request_id"], records[1]["request_id"]);
     assert_eq!(
-        outcomes,
-        [
-            "allowed", "allowed", "allowed", "allowed", "denied", "allowed", "denied"
-        ]
-    );
-    assert_eq!(
-        records[4]["actor_id"],
+        records[6]["actor_id"],
         serde_json::Value::Null,
         "an invalid token is nobody"
     );
-    assert_eq!(records[6]["actor_name"], "reader");
+    assert_eq!(records[9]["actor_name"], "reader");
     assert_eq!(records[0]["namespace"], "payments");
     for (i, record) in records.iter().enumerate() {
         assert_eq!(record["seq"], i as u64 + 1);
@@ -123,7 +122,7 @@ async fn every_request_leaves_one_chained_record_and_no_secret() {
     let data_dir = dir.path().to_str().unwrap();
     let (intact, report) = verify(&["--data-dir", data_dir]);
     assert!(intact, "{report}");
-    assert!(report.contains("8 records"), "{report}");
+    assert!(report.contains("11 records"), "{report}");
 }
 
 #[tokio::test]
@@ -173,7 +172,7 @@ async fn rotation_keeps_the_chain_across_files() {
     let data_dir = dir.path().to_str().unwrap();
     let (intact, report) = verify(&["--data-dir", data_dir]);
     assert!(intact, "{report}");
-    assert!(report.contains("40 records"), "{report}");
+    assert!(report.contains("80 records"), "{report}");
     let files = std::fs::read_dir(dir.path().join("audit")).unwrap().count();
     assert!(files >= 3, "{files} files: the log rotated");
     let (alone, _) = verify(&[dir.path().join("audit/audit.log").to_str().unwrap()]);
@@ -214,7 +213,7 @@ async fn audit_reads_are_filtered_and_need_audit_read() {
         .iter()
         .map(|r| r["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["secret.write", "secret.read"]);
+    assert_eq!(actions, ["secret.write", "secret.write", "secret.read"]);
     let (_, body) = server
         .call_as(
             &ops,
@@ -286,5 +285,21 @@ async fn a_deleted_audit_file_is_noticed_and_shows_in_verification() {
     assert!(
         !intact && report.contains("line 1"),
         "the new file cannot hide the loss: {report}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_that_cannot_be_audited_is_not_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "[audit]\nfile = \"/dev/full\"\n");
+    let (status, _) = server.put("app/unaudited", "v").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    server.stop();
+    let server = Server::start(dir.path(), "");
+    let (status, _) = server.get("app/unaudited").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the refused write never happened"
     );
 }

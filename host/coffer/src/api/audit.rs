@@ -28,6 +28,17 @@ struct Action {
     public: Option<String>,
 }
 
+impl Action {
+    /// Whether the request may change stored state: such requests get a
+    /// record before they run as well as after.
+    fn changes_state(&self) -> bool {
+        matches!(
+            self.name,
+            "secret.write" | "secret.delete" | "token.create" | "token.revoke"
+        )
+    }
+}
+
 fn classify(method: &Method, path: &str) -> Action {
     let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     let action =
@@ -108,8 +119,9 @@ fn unavailable() -> ApiError {
     )
 }
 
-/// Writes one record per request before its answer leaves; refuses to
-/// answer (503) when no audit sink can take the record.
+/// Writes one record per request before its answer leaves (and, for
+/// requests that change state, one more before they run); refuses to
+/// answer (503) when no audit sink can take a record.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let id = request_id();
     let action = classify(request.method(), request.uri().path());
@@ -118,7 +130,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
     let audited = state.audit.records(action.name);
-    let entry = |status: StatusCode, actor: Option<&Actor>| Entry {
+    let entry = |status: StatusCode, actor: Option<&Actor>, outcome: &str| Entry {
         time: rfc3339(now_ms()),
         request_id: id.clone(),
         actor_id: actor.map(|a| a.token_id.clone()),
@@ -130,7 +142,7 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .as_deref()
             .map(|s| state.audit.hash(s))
             .or_else(|| action.public.clone()),
-        outcome: outcome(status).to_owned(),
+        outcome: outcome.to_owned(),
         status: status.as_u16(),
         remote: remote.clone(),
     };
@@ -140,19 +152,27 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
         // it, the next request is served again.
         let _ = state
             .audit
-            .write(entry(StatusCode::SERVICE_UNAVAILABLE, None));
+            .write(entry(StatusCode::SERVICE_UNAVAILABLE, None, "error"));
+        unavailable().into_response()
+    } else if audited
+        && action.changes_state()
+        && state
+            .audit
+            .write(entry(StatusCode::ACCEPTED, None, "requested"))
+            .is_err()
+    {
+        // A change is recorded before it is made: if that record cannot be
+        // written, nothing changes.
         unavailable().into_response()
     } else {
         let response = next.run(request).await;
-        if audited
-            && state
-                .audit
-                .write(entry(
-                    response.status(),
-                    response.extensions().get::<Actor>(),
-                ))
-                .is_err()
-        {
+        let status = response.status();
+        let answered = entry(
+            status,
+            response.extensions().get::<Actor>(),
+            outcome(status),
+        );
+        if audited && state.audit.write(answered).is_err() {
             unavailable().into_response()
         } else {
             response

@@ -27,7 +27,8 @@ pub struct Entry {
     pub namespace: Option<String>,
     /// `hmac-sha256:<hex>` of the secret name or other sensitive path part.
     pub path: Option<String>,
-    /// `allowed`, `denied` or `error`.
+    /// `requested` (written before a change runs), then `allowed`,
+    /// `denied` or `error`.
     pub outcome: String,
     pub status: u16,
     pub remote: String,
