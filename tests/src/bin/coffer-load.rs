@@ -4,8 +4,9 @@
 //! Both servers persist to local disk (coffer: SQLite; OpenBao: integrated
 //! raft storage, one node, initialised and unsealed here, KV v2 mounted at
 //! `secret/`).
-//! Each gets the same workload: a write phase of distinct secrets, then a
-//! read phase of random reads by concurrent clients, bounded in time.
+//! Each gets the same workload: a write phase of distinct secrets, then
+//! random reads by concurrent clients, bounded in time, in rounds the
+//! servers take in turn.
 //! Figures are reported as coffer/OpenBao ratios, and the audit trail's cost
 //! as a ratio of coffer with and without it; absolute numbers depend on the
 //! machine.
@@ -325,7 +326,12 @@ async fn write_phase(client: &Client, target: Arc<Target>, options: &Options) ->
     Ok(Figures::from(latencies, started.elapsed()))
 }
 
-async fn read_phase(client: &Client, target: Arc<Target>, options: &Options) -> Result<Figures> {
+async fn read_phase(
+    client: &Client,
+    target: Arc<Target>,
+    options: &Options,
+    length: Duration,
+) -> Result<Figures> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -343,7 +349,7 @@ async fn read_phase(client: &Client, target: Arc<Target>, options: &Options) -> 
             anyhow::Ok(latencies)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(options.seconds)).await;
+    tokio::time::sleep(length).await;
     stop.store(true, Ordering::Relaxed);
     let mut latencies = Vec::new();
     for worker in workers {
@@ -352,16 +358,44 @@ async fn read_phase(client: &Client, target: Arc<Target>, options: &Options) -> 
     Ok(Figures::from(latencies, started.elapsed()))
 }
 
-fn report(phase: &str, coffer: &Figures, bao: &Figures) {
+/// Rounds the read time is split into. The servers take turns each round,
+/// so a shared machine's drifting speed hits all of them alike, and each
+/// figure is the median over rounds.
+const ROUNDS: usize = 5;
+
+/// The median of `values` (which is not empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Median throughput and latencies over rounds.
+struct Summary {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl Summary {
+    fn of(rounds: &[Figures]) -> Summary {
+        Summary {
+            per_second: median(rounds.iter().map(Figures::per_second).collect()),
+            p50_ms: median(rounds.iter().map(|f| f.p50_ms).collect()),
+            p99_ms: median(rounds.iter().map(|f| f.p99_ms).collect()),
+        }
+    }
+}
+
+fn line(label: &str, a_name: &str, a: &Summary, b_name: &str, b: &Summary) {
     println!(
-        "{phase:<6} coffer {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | openbao {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | throughput ratio coffer/openbao {:.2}",
-        coffer.per_second(),
-        coffer.p50_ms,
-        coffer.p99_ms,
-        bao.per_second(),
-        bao.p50_ms,
-        bao.p99_ms,
-        coffer.per_second() / bao.per_second().max(f64::MIN_POSITIVE),
+        "{label:<13} {a_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | {b_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | ratio {:.2}",
+        a.per_second,
+        a.p50_ms,
+        a.p99_ms,
+        b.per_second,
+        b.p50_ms,
+        b.p99_ms,
+        a.per_second / b.per_second.max(f64::MIN_POSITIVE),
     );
 }
 
@@ -389,47 +423,41 @@ async fn main() -> Result<()> {
 
 async fn run(options: &Options, dir: &Path) -> Result<()> {
     let client = Client::builder()
-        .pool_max_idle_per_host(options.concurrency)
+        .pool_max_idle_per_host(options.concurrency * 3)
         .build()?;
 
-    let (coffer_process, coffer) = start_coffer(options, dir, &client, true).await?;
-    let coffer = Arc::new(coffer);
-    let coffer_writes = write_phase(&client, coffer.clone(), options).await?;
-    let coffer_reads = read_phase(&client, coffer, options).await?;
-    drop(coffer_process);
+    // All three run at once and take turns, so they see the same machine.
+    let (_coffer_process, coffer) = start_coffer(options, dir, &client, true).await?;
+    let (_unaudited_process, unaudited) = start_coffer(options, dir, &client, false).await?;
+    let (_bao_process, bao) = start_openbao(options, dir, &client).await?;
+    let targets = [Arc::new(coffer), Arc::new(unaudited), Arc::new(bao)];
 
-    // The same again without the audit trail, to price it.
-    let (unaudited_process, unaudited) = start_coffer(options, dir, &client, false).await?;
-    let unaudited = Arc::new(unaudited);
-    let unaudited_writes = write_phase(&client, unaudited.clone(), options).await?;
-    let unaudited_reads = read_phase(&client, unaudited, options).await?;
-    drop(unaudited_process);
-
-    let (bao_process, bao) = start_openbao(options, dir, &client).await?;
-    let bao = Arc::new(bao);
-    let bao_writes = write_phase(&client, bao.clone(), options).await?;
-    let bao_reads = read_phase(&client, bao, options).await?;
-    drop(bao_process);
+    let mut writes = Vec::new();
+    for target in &targets {
+        writes.push(Summary::of(&[write_phase(
+            &client,
+            target.clone(),
+            options,
+        )
+        .await?]));
+    }
+    let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
+    let mut rounds: [Vec<Figures>; 3] = Default::default();
+    for _ in 0..ROUNDS {
+        for (target, figures) in targets.iter().zip(rounds.iter_mut()) {
+            figures.push(read_phase(&client, target.clone(), options, round).await?);
+        }
+    }
+    let reads: Vec<Summary> = rounds.iter().map(|r| Summary::of(r)).collect();
 
     println!(
-        "{} keys, {} concurrent clients, reads for {} s; both servers persist to local disk",
+        "{} keys, {} concurrent clients, reads {} s per server in {ROUNDS} alternating rounds (medians); \
+         all servers persist to local disk",
         options.keys, options.concurrency, options.seconds
     );
-    report("writes", &coffer_writes, &bao_writes);
-    report("reads", &coffer_reads, &bao_reads);
-    let priced = [
-        ("writes", &coffer_writes, &unaudited_writes),
-        ("reads", &coffer_reads, &unaudited_reads),
-    ];
-    for (phase, audited, unaudited) in priced {
-        println!(
-            "audit  {phase:<6} with {:>8.0}/s p50 {:>6.2} ms | without {:>8.0}/s p50 {:>6.2} ms | throughput ratio with/without {:.2}",
-            audited.per_second(),
-            audited.p50_ms,
-            unaudited.per_second(),
-            unaudited.p50_ms,
-            audited.per_second() / unaudited.per_second().max(f64::MIN_POSITIVE),
-        );
-    }
+    line("writes", "coffer", &writes[0], "openbao", &writes[2]);
+    line("reads", "coffer", &reads[0], "openbao", &reads[2]);
+    line("audit writes", "with", &writes[0], "without", &writes[1]);
+    line("audit reads", "with", &reads[0], "without", &reads[1]);
     Ok(())
 }
