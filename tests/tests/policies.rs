@@ -27,6 +27,7 @@ struct Grant {
     caps: fn(&str) -> &'static [&'static str],
     sys: bool,
     tokens: bool,
+    audit: bool,
 }
 
 #[tokio::test]
@@ -45,6 +46,7 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             caps: |_| &["read", "write", "list", "delete"],
             sys: true,
             tokens: true,
+            audit: true,
         },
         Grant {
             name: "operator",
@@ -52,6 +54,7 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             caps: |_| &[],
             sys: true,
             tokens: false,
+            audit: true,
         },
         Grant {
             name: "payments reader",
@@ -63,6 +66,7 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             caps: |ns| if ns.starts_with("payments-") { &["read", "list"] } else { &[] },
             sys: false,
             tokens: false,
+            audit: false,
         },
         Grant {
             name: "orders writer",
@@ -74,6 +78,7 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             caps: |ns| if ns == "orders" { &["write", "delete"] } else { &[] },
             sys: false,
             tokens: false,
+            audit: false,
         },
         Grant {
             name: "nothing",
@@ -81,6 +86,7 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             caps: |_| &[],
             sys: false,
             tokens: false,
+            audit: false,
         },
     ];
 
@@ -180,6 +186,14 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
             assert_eq!(status, StatusCode::OK, "{} sys", grant.name);
         } else {
             forbidden(status, &body, &format!("{} sys", grant.name));
+        }
+        let (status, body) = server
+            .call_as(token, Method::GET, "/v1/audit?limit=1", None)
+            .await;
+        if grant.audit {
+            assert_eq!(status, StatusCode::OK, "{} audit", grant.name);
+        } else {
+            forbidden(status, &body, &format!("{} audit", grant.name));
         }
         let (status, body) = server
             .call_as(token, Method::GET, "/v1/auth/tokens", None)
