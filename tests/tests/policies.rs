@@ -179,29 +179,19 @@ async fn each_request_is_allowed_exactly_when_the_policy_says_so() {
                 assert_eq!(still["value"], "doomed", "a refused delete changes nothing");
             }
         }
-        let (status, body) = server
-            .call_as(token, Method::GET, "/v1/sys/plugins", None)
-            .await;
-        if grant.sys {
-            assert_eq!(status, StatusCode::OK, "{} sys", grant.name);
-        } else {
-            forbidden(status, &body, &format!("{} sys", grant.name));
-        }
-        let (status, body) = server
-            .call_as(token, Method::GET, "/v1/audit?limit=1", None)
-            .await;
-        if grant.audit {
-            assert_eq!(status, StatusCode::OK, "{} audit", grant.name);
-        } else {
-            forbidden(status, &body, &format!("{} audit", grant.name));
-        }
-        let (status, body) = server
-            .call_as(token, Method::GET, "/v1/auth/tokens", None)
-            .await;
-        if grant.tokens {
-            assert_eq!(status, StatusCode::OK, "{} tokens", grant.name);
-        } else {
-            forbidden(status, &body, &format!("{} tokens", grant.name));
+        let admin_endpoints = [
+            ("sys", "/v1/sys/plugins", grant.sys),
+            ("audit", "/v1/audit?limit=1", grant.audit),
+            ("tokens", "/v1/auth/tokens", grant.tokens),
+        ];
+        for (what, path, allowed) in admin_endpoints {
+            let (status, body) = server.call_as(token, Method::GET, path, None).await;
+            let what = format!("{} {what}", grant.name);
+            if allowed {
+                assert_eq!(status, StatusCode::OK, "{what}");
+            } else {
+                forbidden(status, &body, &what);
+            }
         }
     }
 }
