@@ -85,11 +85,19 @@ impl Coffer {
         }
 
         let storage: Arc<dyn Storage> = Arc::new(storage);
+        let keys = Arc::new(DataKeys::new(storage.clone(), kek));
+        let checked = keys
+            .check_wrapping_keys()
+            .await
+            .map_err(|e| StartError(format!("refusing to serve: {e}")))?;
+        tracing::debug!(data_keys = checked, "every data key's KEK is in the keyset");
         let audit_settings = config.audit_settings();
         let audit_key = if audit_settings.enabled {
-            system_key(storage.as_ref(), &kek, "audit-hmac")
+            system_key(storage.as_ref(), keys.kek(), "audit-hmac")
                 .await
-                .map_err(|e| StartError(format!("cannot load the audit key: {e}")))?
+                .map_err(|e| {
+                    StartError(format!("refusing to serve: cannot load the audit key: {e}"))
+                })?
         } else {
             tracing::warn!(
                 "the audit trail is disabled ([audit] enabled = false): requests leave no record"
@@ -97,7 +105,6 @@ impl Coffer {
             Zeroizing::new(Vec::new())
         };
         let audit = Audit::open(audit_settings, audit_key);
-        let keys = Arc::new(DataKeys::new(storage.clone(), kek));
         let secrets = Secrets::new(
             storage.clone(),
             keys,

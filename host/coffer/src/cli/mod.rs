@@ -7,6 +7,7 @@
 
 mod audit;
 mod client;
+mod keyset;
 mod server;
 mod tokens;
 
@@ -51,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Edit Google Tink JSON keysets offline (like tinkey).
+    Keyset {
+        #[command(subcommand)]
+        command: keyset::KeysetCommand,
+    },
     /// Create, list and revoke tokens on a running server.
     Token {
         #[command(flatten)]
@@ -88,6 +94,7 @@ pub fn main() -> ExitCode {
                 connection,
                 command,
             } => audit::run(connection, command).await,
+            Command::Keyset { command } => keyset::run(command),
         }
     })
 }

@@ -45,6 +45,49 @@ impl DataKeys {
         }
     }
 
+    /// The KEK the data keys are wrapped with.
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
+    /// Checks that every stored data key is wrapped by a KEK the keyset
+    /// holds, so a missing root key stops the server at start rather than
+    /// failing requests later. Names the first missing KEK id.
+    pub async fn check_wrapping_keys(&self) -> Result<usize> {
+        let mut checked = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .storage
+                .list("datakeys/", after.as_deref(), 1000)
+                .await?;
+            for key in &page.keys {
+                let Some(entry) = self.storage.get(key).await? else {
+                    continue;
+                };
+                let set = DataKeySet::decode(&entry.value)?;
+                for data_key in set
+                    .keys
+                    .iter()
+                    .filter(|k| k.status != DataKeyStatus::Destroyed)
+                {
+                    if self.kek.get(data_key.kek_id).is_none() {
+                        return Err(Error::KeyUnavailable(format!(
+                            "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold \
+                             (or holds disabled): restore that key to the keyset",
+                            data_key.id, set.scope, data_key.kek_id
+                        )));
+                    }
+                    checked += 1;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(checked),
+            }
+        }
+    }
+
     /// The Active key of `scope`, created if the scope has none yet.
     pub async fn active(&self, scope: &str) -> Result<Arc<WrappingKey>> {
         Ok(self.scope(scope).await?.active.clone())
