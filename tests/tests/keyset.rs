@@ -118,6 +118,25 @@ fn keysets_edited_by_coffer_are_read_by_tink_like_tinkey_output() {
     );
 }
 
+/// Adds a key to the keyset at `path` and promotes it, as an operator
+/// rotating with tinkey would; returns the (old, new) primary ids.
+fn rotate(path: &str) -> (u32, u32) {
+    let first: u32 = tink_tool(&["primary-id", path]).parse().unwrap();
+    ok(keyset(&["add-key", "--in", path]));
+    let second = *key_ids(&ok(keyset(&["list", "--in", path])))
+        .iter()
+        .find(|id| **id != first)
+        .unwrap();
+    ok(keyset(&[
+        "promote",
+        "--in",
+        path,
+        "--key-id",
+        &second.to_string(),
+    ]));
+    (first, second)
+}
+
 fn keyring_config(keyset: &Path) -> String {
     format!(
         "[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\n",
@@ -140,19 +159,7 @@ async fn a_keyset_rotated_with_the_keyset_tool_keeps_secrets_readable() {
         .await;
     server.stop();
 
-    ok(keyset(&["add-key", "--in", path]));
-    let first: u32 = tink_tool(&["primary-id", path]).parse().unwrap();
-    let second = *key_ids(&ok(keyset(&["list", "--in", path])))
-        .iter()
-        .find(|id| **id != first)
-        .unwrap();
-    ok(keyset(&[
-        "promote",
-        "--in",
-        path,
-        "--key-id",
-        &second.to_string(),
-    ]));
+    rotate(path);
 
     let server = Server::start(&data, &keyring_config(&file));
     let (status, body) = server.get("app/before").await;
@@ -172,7 +179,6 @@ fn a_server_whose_keyset_lost_a_kek_refuses_to_start_and_names_it() {
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let path = file.to_str().unwrap();
     tink_tool(&["create-keyset", "AES256_GCM", path]);
-    let first: u32 = tink_tool(&["primary-id", path]).parse().unwrap();
     let data = dir.path().join("data");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut server = Server::start(&data, &keyring_config(&file));
@@ -180,18 +186,7 @@ fn a_server_whose_keyset_lost_a_kek_refuses_to_start_and_names_it() {
     server.stop();
 
     // Rotate and drop the old key without re-wrapping: the data keys are orphaned.
-    ok(keyset(&["add-key", "--in", path]));
-    let second = *key_ids(&ok(keyset(&["list", "--in", path])))
-        .iter()
-        .find(|id| **id != first)
-        .unwrap();
-    ok(keyset(&[
-        "promote",
-        "--in",
-        path,
-        "--key-id",
-        &second.to_string(),
-    ]));
+    let (first, _) = rotate(path);
     ok(keyset(&[
         "delete",
         "--in",

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use coffer_crypto::tink::{KeyStatus, TinkKey, TinkKeyset, keyset_to_json, parse_keyset_json};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, random_key_id};
 use zeroize::Zeroizing;
@@ -37,33 +37,24 @@ pub enum KeysetCommand {
         template: String,
     },
     /// Make an enabled key the primary (the one new wraps use).
-    Promote {
-        #[arg(long = "in")]
-        input: PathBuf,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long = "key-id")]
-        key_id: u32,
-    },
+    Promote(KeyEdit),
     /// Disable a key that is not the primary.
-    Disable {
-        #[arg(long = "in")]
-        input: PathBuf,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long = "key-id")]
-        key_id: u32,
-    },
+    Disable(KeyEdit),
     /// Remove a key that is not the primary. Whatever it alone wraps
     /// becomes unreadable: re-wrap first.
-    Delete {
-        #[arg(long = "in")]
-        input: PathBuf,
-        #[arg(long)]
-        out: Option<PathBuf>,
-        #[arg(long = "key-id")]
-        key_id: u32,
-    },
+    Delete(KeyEdit),
+}
+
+/// A change to one key of a keyset file.
+#[derive(Args)]
+pub struct KeyEdit {
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// Where to write the result (defaults to the input file).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long = "key-id")]
+    key_id: u32,
 }
 
 pub fn run(command: KeysetCommand) -> ExitCode {
@@ -123,42 +114,49 @@ fn execute(command: KeysetCommand) -> Result<(), String> {
             keyset.keys.push(key);
             write(out.as_deref().unwrap_or(&input), &keyset)?;
         }
-        KeysetCommand::Promote { input, out, key_id } => {
-            let mut keyset = read(&input)?;
-            match keyset.get(key_id) {
-                None => return Err(format!("key {key_id} is not in the keyset")),
-                Some(key) if key.status != KeyStatus::Enabled => {
-                    return Err(format!(
-                        "key {key_id} is not enabled; only an enabled key can be primary"
-                    ));
-                }
-                Some(_) => keyset.primary_key_id = key_id,
+        KeysetCommand::Promote(edit) => edit.apply(|keyset, id| match keyset.get(id) {
+            Some(key) if key.status != KeyStatus::Enabled => Err(format!(
+                "key {id} is not enabled; only an enabled key can be primary"
+            )),
+            Some(_) => {
+                keyset.primary_key_id = id;
+                Ok(())
             }
-            write(out.as_deref().unwrap_or(&input), &keyset)?;
-        }
-        KeysetCommand::Disable { input, out, key_id } => {
-            let mut keyset = read(&input)?;
-            refuse_primary(&keyset, key_id, "disable")?;
+            None => Err(format!("key {id} is not in the keyset")),
+        })?,
+        KeysetCommand::Disable(edit) => edit.apply(|keyset, id| {
+            refuse_primary(keyset, id, "disable")?;
             let key = keyset
                 .keys
                 .iter_mut()
-                .find(|k| k.id == key_id)
-                .ok_or_else(|| format!("key {key_id} is not in the keyset"))?;
+                .find(|k| k.id == id)
+                .ok_or_else(|| format!("key {id} is not in the keyset"))?;
             key.status = KeyStatus::Disabled;
-            write(out.as_deref().unwrap_or(&input), &keyset)?;
-        }
-        KeysetCommand::Delete { input, out, key_id } => {
-            let mut keyset = read(&input)?;
-            refuse_primary(&keyset, key_id, "delete")?;
+            Ok(())
+        })?,
+        KeysetCommand::Delete(edit) => edit.apply(|keyset, id| {
+            refuse_primary(keyset, id, "delete")?;
             let before = keyset.keys.len();
-            keyset.keys.retain(|k| k.id != key_id);
+            keyset.keys.retain(|k| k.id != id);
             if keyset.keys.len() == before {
-                return Err(format!("key {key_id} is not in the keyset"));
+                return Err(format!("key {id} is not in the keyset"));
             }
-            write(out.as_deref().unwrap_or(&input), &keyset)?;
-        }
+            Ok(())
+        })?,
     }
     Ok(())
+}
+
+impl KeyEdit {
+    /// Reads the keyset, changes key `key_id` with `change`, writes it back.
+    fn apply(
+        self,
+        change: impl FnOnce(&mut TinkKeyset, u32) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let mut keyset = read(&self.input)?;
+        change(&mut keyset, self.key_id)?;
+        write(self.out.as_deref().unwrap_or(&self.input), &keyset)
+    }
 }
 
 fn refuse_primary(keyset: &TinkKeyset, key_id: u32, action: &str) -> Result<(), String> {
