@@ -22,7 +22,7 @@
 //! * `envelope` (default): the AES-GCM parts — [`aead`], [`wrap`], [`envelope`],
 //!   [`KeyMaterial::generate`] and [`random_key_id`]. These need OS randomness.
 //! * Without it the crate offers only [`error`], [`key`], [`prefix`], [`aad`],
-//!   [`record`] and [`tink`], needs no randomness and builds for
+//!   [`record`], [`lifecycle`] and [`tink`], needs no randomness and builds for
 //!   `wasm32-wasip2`, so plugins can parse keysets and records.
 #![forbid(unsafe_code)]
 
@@ -33,6 +33,7 @@ pub mod aead;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod lifecycle;
 pub mod prefix;
 pub mod record;
 pub mod tink;
