@@ -38,6 +38,84 @@ pub struct Config {
     pub keyring: Option<PluginSection>,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub keys: KeysSection,
+    #[serde(default)]
+    pub janitor: JanitorSection,
+}
+
+/// The `[keys]` table: data keys and key management.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// Algorithm of new data keys: `AES256_GCM` (default) or `AES128_GCM`.
+    #[serde(default = "default_key_algorithm")]
+    pub algorithm: String,
+    /// How long a node trusts its cached copy of a namespace's keys, and so
+    /// how long a rotation made on another node takes to reach it.
+    #[serde(default = "default_key_cache_ttl_ms")]
+    pub cache_ttl_ms: u64,
+    /// How long a retired key must wait before it may be inactivated or
+    /// destroyed; defaults to twice `cache_ttl_ms` plus the plugin timeout.
+    pub grace_ms: Option<u64>,
+    /// Lifetime of the key-management lease; renewed while work runs.
+    #[serde(default = "default_lease_ttl_ms")]
+    pub lease_ttl_ms: u64,
+}
+
+impl Default for KeysSection {
+    fn default() -> Self {
+        KeysSection {
+            algorithm: default_key_algorithm(),
+            cache_ttl_ms: default_key_cache_ttl_ms(),
+            grace_ms: None,
+            lease_ttl_ms: default_lease_ttl_ms(),
+        }
+    }
+}
+
+/// The `[janitor]` table: background re-wrapping onto Active keys.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorSection {
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Time between cycles.
+    #[serde(default = "default_janitor_interval_ms")]
+    pub interval_ms: u64,
+    /// Most secrets one cycle looks at.
+    #[serde(default = "default_janitor_limit")]
+    pub limit: u32,
+}
+
+impl Default for JanitorSection {
+    fn default() -> Self {
+        JanitorSection {
+            enabled: true,
+            interval_ms: default_janitor_interval_ms(),
+            limit: default_janitor_limit(),
+        }
+    }
+}
+
+fn default_key_algorithm() -> String {
+    "AES256_GCM".to_owned()
+}
+
+fn default_key_cache_ttl_ms() -> u64 {
+    30_000
+}
+
+fn default_lease_ttl_ms() -> u64 {
+    15_000
+}
+
+fn default_janitor_interval_ms() -> u64 {
+    60_000
+}
+
+fn default_janitor_limit() -> u32 {
+    1_000
 }
 
 /// The `[audit]` table.
@@ -101,6 +179,10 @@ pub struct PluginSection {
     /// Whether the plugin may read the real time (it sees zero otherwise).
     #[serde(default)]
     pub clock: bool,
+    /// Names of host environment variables the plugin may read (it sees
+    /// no other); each must be set when the server starts.
+    #[serde(default)]
+    pub env: Vec<String>,
     #[serde(default)]
     pub limits: LimitsSection,
 }
@@ -114,6 +196,7 @@ impl std::fmt::Debug for PluginSection {
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("sql", &self.sql)
             .field("clock", &self.clock)
+            .field("env", &self.env)
             .field("limits", &self.limits)
             .finish()
     }
@@ -255,6 +338,8 @@ const OVERRIDABLE: &[&str] = &[
     "storage",
     "keyring",
     "audit",
+    "keys",
+    "janitor",
 ];
 
 impl Config {
@@ -343,6 +428,23 @@ impl Config {
         if self.audit.rotate_bytes < 4096 {
             return Err(fail("audit.rotate_bytes", "must be at least 4096"));
         }
+        if self
+            .keys
+            .algorithm
+            .parse::<coffer_crypto::Algorithm>()
+            .is_err()
+        {
+            return Err(fail("keys.algorithm", "must be AES256_GCM or AES128_GCM"));
+        }
+        if self.keys.lease_ttl_ms < 1000 {
+            return Err(fail("keys.lease_ttl_ms", "must be at least 1000"));
+        }
+        if self.janitor.interval_ms < 10 {
+            return Err(fail("janitor.interval_ms", "must be at least 10"));
+        }
+        if self.janitor.limit == 0 {
+            return Err(fail("janitor.limit", "must be at least 1"));
+        }
         for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
             let Some(section) = section else { continue };
             if section.plugin.is_empty() {
@@ -407,6 +509,7 @@ impl Config {
                 max_connections: default_max_connections(),
             }),
             clock: false,
+            env: Vec::new(),
             limits: LimitsSection::default(),
         })
     }
@@ -426,6 +529,7 @@ impl Config {
             ]),
             sql: None,
             clock: false,
+            env: Vec::new(),
             limits: LimitsSection::default(),
         })
     }
@@ -434,6 +538,41 @@ impl Config {
     /// since the keyring plugin is granted the whole directory of its file.
     pub fn default_keyset_path(&self) -> PathBuf {
         self.data_dir.join("keyring").join("keyset.json")
+    }
+
+    /// Settings of the data keys.
+    pub fn data_key_settings(&self) -> crate::keys::DataKeySettings {
+        crate::keys::DataKeySettings {
+            algorithm: self
+                .keys
+                .algorithm
+                .parse()
+                .unwrap_or(coffer_crypto::Algorithm::Aes256Gcm),
+            cache_ttl: Duration::from_millis(self.keys.cache_ttl_ms),
+        }
+    }
+
+    /// Settings of key management, the grace defaulting to twice the cache
+    /// lifetime plus the storage plugin's call timeout.
+    pub fn key_admin_settings(&self) -> crate::keys::admin::AdminSettings {
+        let timeout = self.storage_section().limits.timeout_ms;
+        let grace = self
+            .keys
+            .grace_ms
+            .unwrap_or(2 * self.keys.cache_ttl_ms + timeout);
+        crate::keys::admin::AdminSettings {
+            lease_wait: Duration::from_secs(5),
+            grace: Duration::from_millis(grace),
+        }
+    }
+
+    /// Settings of the janitor.
+    pub fn janitor_settings(&self) -> crate::keys::janitor::JanitorSettings {
+        crate::keys::janitor::JanitorSettings {
+            enabled: self.janitor.enabled,
+            interval: Duration::from_millis(self.janitor.interval_ms),
+            limit: self.janitor.limit,
+        }
     }
 
     /// The audit settings with defaults resolved against the data dir.

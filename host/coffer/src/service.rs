@@ -2,6 +2,7 @@
 //! The HTTP API and the CLI both call into this; neither holds logic.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
 use zeroize::Zeroizing;
@@ -9,13 +10,17 @@ use zeroize::Zeroizing;
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::keys::{DataKeys, Kek, system_key};
+use crate::keys::admin::KeyAdmin;
+use crate::keys::janitor::Janitor;
+use crate::keys::{DataKeys, Kek, Lease, RootKeys, system_key};
 use crate::plugins::{self, PluginInfo};
 use crate::secrets::{Secrets, SecretsSettings};
 
 /// Everything a request needs.
 pub struct Coffer {
-    pub secrets: Secrets,
+    pub secrets: Arc<Secrets>,
+    pub keys: Arc<KeyAdmin>,
+    pub janitor: Arc<Janitor>,
     pub audit: Audit,
     pub auth: Auth,
     pub storage: Arc<dyn Storage>,
@@ -85,15 +90,40 @@ impl Coffer {
         }
 
         let storage: Arc<dyn Storage> = Arc::new(storage);
-        let keys = Arc::new(DataKeys::new(storage.clone(), kek));
-        let checked = keys
-            .check_wrapping_keys()
+        let root = Arc::new(RootKeys::new(Arc::new(keyring), kek));
+        let keys = Arc::new(DataKeys::new(
+            storage.clone(),
+            root.clone(),
+            config.data_key_settings(),
+        ));
+        let secrets = Arc::new(Secrets::new(
+            storage.clone(),
+            keys.clone(),
+            SecretsSettings {
+                max_versions: config.max_versions,
+                max_value_bytes: config.max_value_bytes,
+            },
+        ));
+        let lease = Arc::new(Lease::new(
+            storage.clone(),
+            node_name(),
+            Duration::from_millis(config.keys.lease_ttl_ms),
+        ));
+        let key_admin = Arc::new(KeyAdmin::new(
+            storage.clone(),
+            keys.clone(),
+            secrets.clone(),
+            lease.clone(),
+            config.key_admin_settings(),
+        ));
+        key_admin
+            .check_keks(&root.current())
             .await
             .map_err(|e| StartError(format!("refusing to serve: {e}")))?;
-        tracing::debug!(data_keys = checked, "every data key's KEK is in the keyset");
+        tracing::debug!("every data key's KEK is in the keyset");
         let audit_settings = config.audit_settings();
         let audit_key = if audit_settings.enabled {
-            system_key(storage.as_ref(), keys.kek(), "audit-hmac")
+            system_key(storage.as_ref(), &root.current(), "audit-hmac")
                 .await
                 .map_err(|e| {
                     StartError(format!("refusing to serve: cannot load the audit key: {e}"))
@@ -105,16 +135,15 @@ impl Coffer {
             Zeroizing::new(Vec::new())
         };
         let audit = Audit::open(audit_settings, audit_key);
-        let secrets = Secrets::new(
-            storage.clone(),
-            keys,
-            SecretsSettings {
-                max_versions: config.max_versions,
-                max_value_bytes: config.max_value_bytes,
-            },
-        );
+        let janitor = Arc::new(Janitor::new(
+            key_admin.clone(),
+            lease,
+            config.janitor_settings(),
+        ));
         Ok(Coffer {
             secrets,
+            keys: key_admin,
+            janitor,
             audit,
             auth: Auth::new(storage.clone()),
             storage,
@@ -124,12 +153,23 @@ impl Coffer {
         })
     }
 
+    /// Starts the background work (the key janitor); call once serving.
+    pub fn start_background(&self) -> Option<tokio::task::JoinHandle<()>> {
+        self.janitor.clone().spawn()
+    }
+
     /// Closes database pools so SQLite checkpoints its WAL.
     pub async fn close(&self) {
         if let Some(sql) = &self.sql {
             sql.close().await;
         }
     }
+}
+
+/// A name for this node in the key-management lease: random per process,
+/// so a restarted node is a new holder.
+fn node_name() -> String {
+    format!("node-{:016x}", rand::random::<u64>())
 }
 
 /// Says so when an existing data directory lets other users in: it holds

@@ -35,7 +35,9 @@ impl Action {
         matches!(
             self.name,
             "secret.write" | "secret.delete" | "token.create" | "token.revoke"
-        )
+        ) || self.name.starts_with("keys.") && self.name != "keys.list" && self.name != "keys.show"
+            || self.name.starts_with("kek.") && self.name != "kek.status"
+            || self.name == "janitor.run"
     }
 }
 
@@ -64,11 +66,50 @@ fn classify(method: &Method, path: &str) -> Action {
         (&Method::DELETE, ["v1", "auth", "tokens", id]) => {
             action("token.revoke", None, None, Some(id))
         }
+        (&Method::GET, ["v1", "keys"]) => action("keys.list", None, None, None),
+        (&Method::GET, ["v1", "keys", ns]) => action("keys.show", Some(ns), None, None),
+        (&Method::POST, ["v1", "keys", ns, rest]) => match rest.split_once('/') {
+            None => action(keys_operation(rest), Some(ns), None, None),
+            Some((id, key_action)) => action(keys_key_action(key_action), Some(ns), None, Some(id)),
+        },
+        (&Method::GET, ["v1", "sys", "kek"]) => action("kek.status", None, None, None),
+        (&Method::POST, ["v1", "sys", "kek", operation]) => {
+            action(kek_operation(operation), None, None, None)
+        }
+        (&Method::POST, ["v1", "sys", "janitor", "run"]) => action("janitor.run", None, None, None),
         (&Method::GET, ["v1", "sys", "health"]) => action("sys.health", None, None, None),
         (&Method::GET, ["v1", "sys", "plugins"]) => action("sys.plugins", None, None, None),
         (&Method::GET, ["v1", "audit"]) => action("audit.read", None, None, None),
         (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),
         _ => action("unknown", None, Some(path), None),
+    }
+}
+
+fn keys_operation(operation: &str) -> &'static str {
+    match operation {
+        "rotate" => "keys.rotate",
+        "reencrypt" => "keys.reencrypt",
+        "import" => "keys.import",
+        _ => "keys.unknown",
+    }
+}
+
+fn keys_key_action(key_action: &str) -> &'static str {
+    match key_action {
+        "deprecate" => "keys.deprecate",
+        "inactivate" => "keys.inactivate",
+        "destroy" => "keys.destroy",
+        "export" => "keys.export",
+        _ => "keys.unknown",
+    }
+}
+
+fn kek_operation(operation: &str) -> &'static str {
+    match operation {
+        "rotate" => "kek.rotate",
+        "rewrap" => "kek.rewrap",
+        "reload" => "kek.reload",
+        _ => "kek.unknown",
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod audit;
 mod error;
+mod keys;
 mod secrets;
 mod sys;
 mod tokens;
@@ -43,6 +44,25 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
         .route(
             "/v1/auth/tokens/{id}",
             axum::routing::delete(tokens::revoke),
+        )
+        .route("/v1/keys", get(keys::list))
+        .route("/v1/keys/{namespace}", get(keys::show))
+        .route(
+            "/v1/keys/{namespace}/{operation}",
+            axum::routing::post(keys::namespace_operation),
+        )
+        .route(
+            "/v1/keys/{namespace}/{id}/{action}",
+            axum::routing::post(keys::key_action),
+        )
+        .route("/v1/sys/kek", get(keys::kek_status))
+        .route(
+            "/v1/sys/kek/{operation}",
+            axum::routing::post(keys::kek_operation),
+        )
+        .route(
+            "/v1/sys/janitor/run",
+            axum::routing::post(keys::run_janitor),
         )
         .route("/v1/secrets/{namespace}", get(secrets::list))
         .route(

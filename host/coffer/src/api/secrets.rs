@@ -69,7 +69,7 @@ fn path(path: SecretPath) -> Result<(String, String), ApiError> {
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,7 +81,7 @@ fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
-fn query_error(rejection: QueryRejection) -> ApiError {
+pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }
 

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use coffer_crypto::Algorithm;
 use coffer_crypto::tink::{KeyStatus, TinkKey, TinkKeyset, keyset_to_json, parse_keyset_json};
-use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, random_key_id};
+
+use crate::keys::fresh_tink_key;
 use zeroize::Zeroizing;
 
 #[derive(Subcommand)]
@@ -172,16 +174,7 @@ fn new_key(template: &str, taken: &[u32]) -> Result<TinkKey, String> {
     let algorithm: Algorithm = template
         .parse()
         .map_err(|_| format!("unknown key template {template} (AES128_GCM or AES256_GCM)"))?;
-    let id = std::iter::repeat_with(random_key_id)
-        .find(|id| !taken.contains(id))
-        .unwrap_or_else(random_key_id);
-    Ok(TinkKey {
-        id,
-        algorithm,
-        status: KeyStatus::Enabled,
-        output_prefix: OutputPrefix::Tink,
-        material: KeyMaterial::generate(algorithm),
-    })
+    Ok(fresh_tink_key(algorithm, taken))
 }
 
 fn read(path: &Path) -> Result<TinkKeyset, String> {

@@ -1,12 +1,15 @@
 //! The `coffer` command line: `coffer server` runs the engine; `coffer
-//! secret …`, `coffer token …` and `coffer audit hash` talk to a running
-//! server over the HTTP API; `coffer audit verify` reads log files.
+//! secret …`, `coffer token …`, `coffer keys …`, `coffer kek …`, `coffer
+//! reencrypt` and `coffer audit hash` talk to a running server over the
+//! HTTP API; `coffer audit verify` reads log files and `coffer keyset …`
+//! edits keyset files.
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
 //! 3 not found, 4 conflict.
 
 mod audit;
 mod client;
+mod keys;
 mod keyset;
 mod server;
 mod tokens;
@@ -52,6 +55,37 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Data keys: list, show usage, rotate, retire, destroy, export, import.
+    Keys {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
+    /// The KEK (root key): status, rotate, re-wrap, reload.
+    Kek {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: keys::KekCommand,
+    },
+    /// Move secrets onto their namespace's Active data key (resumable).
+    Reencrypt {
+        #[command(flatten)]
+        connection: client::Connection,
+        /// Only this namespace (default: every namespace).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Also re-encrypt values under fresh secret keys.
+        #[arg(long)]
+        full: bool,
+        /// Start over instead of continuing an interrupted pass.
+        #[arg(long)]
+        restart: bool,
+        /// Secrets per request.
+        #[arg(long, default_value_t = 200)]
+        batch: u32,
+    },
     /// Edit Google Tink JSON keysets offline (like tinkey).
     Keyset {
         #[command(subcommand)]
@@ -95,6 +129,21 @@ pub fn main() -> ExitCode {
                 command,
             } => audit::run(connection, command).await,
             Command::Keyset { command } => keyset::run(command),
+            Command::Keys {
+                connection,
+                command,
+            } => keys::run_keys(connection, command).await,
+            Command::Kek {
+                connection,
+                command,
+            } => keys::run_kek(connection, command).await,
+            Command::Reencrypt {
+                connection,
+                namespace,
+                full,
+                restart,
+                batch,
+            } => keys::run_reencrypt(connection, namespace, full, restart, batch).await,
         }
     })
 }

@@ -58,11 +58,15 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
     println!("coffer listening on http://{address}");
+    let janitor = coffer.start_background();
     let app = api::app(coffer.clone(), config.max_value_bytes);
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    if let Some(janitor) = janitor {
+        janitor.abort();
+    }
     coffer.close().await;
     match served {
         Ok(()) => ExitCode::SUCCESS,

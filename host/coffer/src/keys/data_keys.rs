@@ -1,23 +1,33 @@
-//! Data keys: one Active AES-256-GCM key per namespace, created on first
-//! use, stored wrapped by the KEK and cached unwrapped in memory.
+//! Data keys: one Active key per namespace (created on first use) plus the
+//! Deprecated, Inactive and Destroyed keys rotation leaves behind, stored
+//! as one record per namespace wrapped by the KEK, and cached unwrapped in
+//! memory.
 //!
-//! Reads never touch the keyring once a namespace's keys are cached; the
-//! cached keys are zeroized when evicted or dropped.
+//! Reads never touch the keyring once a namespace's keys are cached. Cached
+//! keys expire after `cache_ttl`, so a rotation made on another node
+//! reaches this one within that time; changes made here drop the cached
+//! keys at once. Unwrapped keys are zeroized when evicted or dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use coffer_crypto::aad::data_key_aad;
-use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
+use coffer_crypto::lifecycle::new_entry;
+use coffer_crypto::record::{DataKeyEntry, DataKeySet};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_key_id};
 use coffer_runtime::{Expected, GuestError, Storage};
 
-use super::Kek;
+use super::{Kek, RootKeys};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 
 /// Namespaces whose unwrapped keys stay in memory.
 const CACHED_SCOPES: u64 = 10_000;
+/// How often a change re-reads and retries after losing a race.
+const CHANGE_ATTEMPTS: usize = 8;
+/// Storage prefix of the data key records.
+const PREFIX: &str = "datakeys/";
 
 /// The unwrapped keys of one scope.
 struct ScopeKeys {
@@ -25,66 +35,120 @@ struct ScopeKeys {
     by_id: HashMap<u32, Arc<WrappingKey>>,
 }
 
+/// Settings of the data keys.
+#[derive(Clone, Copy, Debug)]
+pub struct DataKeySettings {
+    /// Algorithm of new data keys.
+    pub algorithm: Algorithm,
+    /// How long unwrapped keys are trusted before the record is read again.
+    pub cache_ttl: Duration,
+}
+
 /// Data keys of every scope.
 pub struct DataKeys {
     storage: Arc<dyn Storage>,
-    kek: Kek,
+    root: Arc<RootKeys>,
+    settings: DataKeySettings,
     cache: moka::future::Cache<String, Arc<ScopeKeys>>,
 }
 
 fn record_key(scope: &str) -> String {
-    format!("datakeys/{scope}")
+    format!("{PREFIX}{scope}")
+}
+
+/// One page of scope names.
+pub struct ScopePage {
+    pub scopes: Vec<String>,
+    pub next: Option<String>,
 }
 
 impl DataKeys {
-    pub fn new(storage: Arc<dyn Storage>, kek: Kek) -> DataKeys {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        root: Arc<RootKeys>,
+        settings: DataKeySettings,
+    ) -> DataKeys {
         DataKeys {
             storage,
-            kek,
-            cache: moka::future::Cache::new(CACHED_SCOPES),
+            root,
+            settings,
+            cache: moka::future::Cache::builder()
+                .max_capacity(CACHED_SCOPES)
+                .time_to_live(settings.cache_ttl)
+                .build(),
         }
     }
 
-    /// The KEK the data keys are wrapped with.
-    pub fn kek(&self) -> &Kek {
-        &self.kek
+    /// The KEK holder the data keys are wrapped with.
+    pub fn root(&self) -> &Arc<RootKeys> {
+        &self.root
     }
 
-    /// Checks that every stored data key is wrapped by a KEK the keyset
-    /// holds, so a missing root key stops the server at start rather than
-    /// failing requests later. Names the first missing KEK id.
-    pub async fn check_wrapping_keys(&self) -> Result<usize> {
+    pub fn settings(&self) -> DataKeySettings {
+        self.settings
+    }
+
+    /// Checks that every stored data key is wrapped by a key `kek` holds,
+    /// so a missing root key stops the server at start (or a reload) rather
+    /// than failing requests later. Names the first missing KEK id.
+    pub async fn check_wrapping_keys(&self, kek: &Kek) -> Result<usize> {
         let mut checked = 0;
+        self.for_each_set(|set| {
+            for data_key in set.live() {
+                if kek.get(data_key.kek_id).is_none() {
+                    return Err(Error::KeyUnavailable(format!(
+                        "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold \
+                         (or holds disabled): restore that key to the keyset",
+                        data_key.id, set.scope, data_key.kek_id
+                    )));
+                }
+                checked += 1;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(checked)
+    }
+
+    /// Calls `visit` with every scope's data key set, in name order.
+    pub async fn for_each_set(
+        &self,
+        mut visit: impl FnMut(&DataKeySet) -> Result<()>,
+    ) -> Result<()> {
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .storage
-                .list("datakeys/", after.as_deref(), 1000)
-                .await?;
-            for key in &page.keys {
-                let Some(entry) = self.storage.get(key).await? else {
-                    continue;
-                };
-                let set = DataKeySet::decode(&entry.value)?;
-                for data_key in set
-                    .keys
-                    .iter()
-                    .filter(|k| k.status != DataKeyStatus::Destroyed)
-                {
-                    if self.kek.get(data_key.kek_id).is_none() {
-                        return Err(Error::KeyUnavailable(format!(
-                            "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold \
-                             (or holds disabled): restore that key to the keyset",
-                            data_key.id, set.scope, data_key.kek_id
-                        )));
-                    }
-                    checked += 1;
+            let page = self.scopes(after.as_deref(), 1000).await?;
+            for scope in &page.scopes {
+                if let Some((set, _)) = self.load(scope).await? {
+                    visit(&set)?;
                 }
             }
             match page.next {
                 Some(next) => after = Some(next),
-                None => return Ok(checked),
+                None => return Ok(()),
             }
+        }
+    }
+
+    /// Names of scopes that have data keys, after `after`.
+    pub async fn scopes(&self, after: Option<&str>, limit: u32) -> Result<ScopePage> {
+        let after_key = after.map(record_key);
+        let page = self
+            .storage
+            .list(PREFIX, after_key.as_deref(), limit)
+            .await?;
+        let strip = |key: String| key.strip_prefix(PREFIX).map(str::to_owned);
+        Ok(ScopePage {
+            scopes: page.keys.into_iter().filter_map(strip).collect(),
+            next: page.next.and_then(strip),
+        })
+    }
+
+    /// The stored set of `scope` and its revision.
+    pub async fn load(&self, scope: &str) -> Result<Option<(DataKeySet, u64)>> {
+        match self.storage.get(&record_key(scope)).await? {
+            Some(entry) => Ok(Some((DataKeySet::decode(&entry.value)?, entry.revision))),
+            None => Ok(None),
         }
     }
 
@@ -107,9 +171,14 @@ impl DataKeys {
             .cloned()
             .ok_or_else(|| {
                 Error::KeyUnavailable(format!(
-                    "data key {id} of namespace {scope} is not available"
+                    "data key {id} of namespace {scope} is not available (destroyed or unknown)"
                 ))
             })
+    }
+
+    /// Drops the cached keys of `scope`.
+    pub async fn forget(&self, scope: &str) {
+        self.cache.invalidate(scope).await;
     }
 
     async fn scope(&self, scope: &str) -> Result<Arc<ScopeKeys>> {
@@ -122,27 +191,46 @@ impl DataKeys {
     }
 
     async fn load_or_create(&self, scope: &str) -> Result<ScopeKeys> {
+        let set = self
+            .change(scope, true, |_| Ok(super::Change::Keep(())))
+            .await
+            .map(|((), set)| set)?;
+        self.unwrap_set(&set)
+    }
+
+    /// Reads `scope`'s set (creating it with a fresh Active key when
+    /// `create` and it has none), lets `edit` change it, and writes it back
+    /// with compare-and-set, retrying from a fresh read when another writer
+    /// got there first. Returns `edit`'s answer and the set as stored.
+    pub async fn change<T>(
+        &self,
+        scope: &str,
+        create: bool,
+        mut edit: impl FnMut(&mut DataKeySet) -> Result<super::Change<T>>,
+    ) -> Result<(T, DataKeySet)> {
         let key = record_key(scope);
-        // Two attempts: if another writer creates the scope between our read
-        // and our insert, the second read sees its key.
-        for _ in 0..2 {
-            if let Some(entry) = self.storage.get(&key).await? {
-                let set = DataKeySet::decode(&entry.value)?;
-                return self.unwrap_set(&set);
-            }
-            let (set, keys) = self.new_scope(scope);
-            match self
-                .storage
-                .put(&key, &set.encode(), Expected::Absent)
-                .await
-            {
+        for attempt in 0..CHANGE_ATTEMPTS {
+            crate::secrets::backoff(attempt).await;
+            let (mut set, expected, created) = match self.load(scope).await? {
+                Some((set, revision)) => (set, Expected::Revision(revision), false),
+                None if create => (self.new_set(scope)?, Expected::Absent, true),
+                None => {
+                    return Err(Error::NotFound(format!(
+                        "namespace {scope} has no data keys"
+                    )));
+                }
+            };
+            let answer = match edit(&mut set)? {
+                super::Change::Keep(answer) if !created => return Ok((answer, set)),
+                super::Change::Keep(answer) | super::Change::Write(answer) => answer,
+            };
+            match self.storage.put(&key, &set.encode(), expected).await {
                 Ok(_) => {
-                    tracing::info!(
-                        namespace = scope,
-                        key_id = keys.active.id,
-                        "created data key"
-                    );
-                    return Ok(keys);
+                    self.cache.invalidate(scope).await;
+                    if created {
+                        tracing::info!(namespace = scope, "created data key");
+                    }
+                    return Ok((answer, set));
                 }
                 Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => continue,
                 Err(error) => return Err(error.into()),
@@ -153,55 +241,91 @@ impl DataKeys {
         )))
     }
 
-    fn new_scope(&self, scope: &str) -> (DataKeySet, ScopeKeys) {
-        let kek = &self.kek;
-        let algorithm = Algorithm::Aes256Gcm;
-        let id = random_key_id();
+    /// A set holding one fresh Active key.
+    fn new_set(&self, scope: &str) -> Result<DataKeySet> {
+        let mut set = DataKeySet {
+            scope: scope.to_owned(),
+            keys: Vec::new(),
+        };
+        set.rotate(self.new_key(scope, self.settings.algorithm, &set), now_ms())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        Ok(set)
+    }
+
+    /// A fresh key for `scope` wrapped under the primary KEK, with an id
+    /// no key of `set` has.
+    pub fn new_key(&self, scope: &str, algorithm: Algorithm, set: &DataKeySet) -> DataKeyEntry {
+        let id = std::iter::repeat_with(random_key_id)
+            .find(|id| set.by_id(*id).is_none())
+            .unwrap_or_else(random_key_id);
         let material = KeyMaterial::generate(algorithm);
+        self.wrap_entry(scope, id, &material)
+    }
+
+    /// A new entry holding `material` as key `id` of `scope`, wrapped under
+    /// the primary KEK.
+    pub fn wrap_entry(&self, scope: &str, id: u32, material: &KeyMaterial) -> DataKeyEntry {
+        let kek = self.root.current();
+        let algorithm = material.algorithm();
         let wrapped = kek
             .primary()
             .wrap(material.as_bytes(), &data_key_aad(scope, id, algorithm));
-        let now = now_ms();
-        let set = DataKeySet {
-            scope: scope.to_owned(),
-            keys: vec![DataKeyEntry {
-                id,
-                algorithm,
-                status: DataKeyStatus::Active,
-                created_at_ms: now,
-                updated_at_ms: now,
-                version: 1,
-                kek_id: kek.primary().id,
-                wrapped,
-            }],
-        };
-        let active = Arc::new(WrappingKey::new(id, OutputPrefix::Tink, material));
-        let keys = ScopeKeys {
-            by_id: HashMap::from([(id, active.clone())]),
-            active,
-        };
-        (set, keys)
+        new_entry(id, algorithm, kek.primary().id, wrapped)
+    }
+
+    /// The unwrapped material of one entry.
+    pub fn unwrap_entry(
+        &self,
+        kek: &Kek,
+        scope: &str,
+        entry: &DataKeyEntry,
+    ) -> Result<KeyMaterial> {
+        let wrapping = kek.get(entry.kek_id).ok_or_else(|| {
+            Error::KeyUnavailable(format!(
+                "data key {} of namespace {scope} is wrapped by KEK {}, which the keyset does not hold",
+                entry.id, entry.kek_id
+            ))
+        })?;
+        let aad = data_key_aad(scope, entry.id, entry.algorithm);
+        Ok(KeyMaterial::from_zeroizing(
+            entry.algorithm,
+            wrapping.unwrap(&entry.wrapped, &aad)?,
+        )?)
+    }
+
+    /// Re-wraps every key of `scope` not yet under `kek`'s primary.
+    /// Returns how many keys moved.
+    pub async fn rewrap_scope(&self, kek: &Kek, scope: &str) -> Result<usize> {
+        let primary = kek.primary();
+        let (moved, _) = self
+            .change(scope, false, |set| {
+                let stale: Vec<DataKeyEntry> = set
+                    .live()
+                    .filter(|k| k.kek_id != primary.id)
+                    .cloned()
+                    .collect();
+                for entry in &stale {
+                    let material = self.unwrap_entry(kek, &set.scope, entry)?;
+                    let aad = data_key_aad(&set.scope, entry.id, entry.algorithm);
+                    let wrapped = primary.wrap(material.as_bytes(), &aad);
+                    set.rewrap(entry.id, primary.id, wrapped, now_ms())
+                        .map_err(|e| Error::Internal(e.to_string()))?;
+                }
+                Ok(if stale.is_empty() {
+                    super::Change::Keep(0)
+                } else {
+                    super::Change::Write(stale.len())
+                })
+            })
+            .await?;
+        Ok(moved)
     }
 
     fn unwrap_set(&self, set: &DataKeySet) -> Result<ScopeKeys> {
-        let kek = &self.kek;
+        let kek = self.root.current();
         let mut by_id = HashMap::new();
-        for entry in set
-            .keys
-            .iter()
-            .filter(|e| e.status != DataKeyStatus::Destroyed)
-        {
-            let wrapping = kek.get(entry.kek_id).ok_or_else(|| {
-                Error::KeyUnavailable(format!(
-                    "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold",
-                    entry.id, set.scope, entry.kek_id
-                ))
-            })?;
-            let aad = data_key_aad(&set.scope, entry.id, entry.algorithm);
-            let material = KeyMaterial::from_zeroizing(
-                entry.algorithm,
-                wrapping.unwrap(&entry.wrapped, &aad)?,
-            )?;
+        for entry in set.live() {
+            let material = self.unwrap_entry(&kek, &set.scope, entry)?;
             by_id.insert(
                 entry.id,
                 Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material)),

@@ -10,10 +10,21 @@ use coffer_runtime::Keyring;
 
 use crate::error::{Error, Result};
 
+/// What `kek status` shows of one keyset key (never its material).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KekKeyInfo {
+    pub id: u32,
+    pub algorithm: &'static str,
+    pub status: &'static str,
+    pub output_prefix: &'static str,
+    pub primary: bool,
+}
+
 /// The usable keys of the keyring's keyset.
 pub struct Kek {
     primary: Arc<WrappingKey>,
     by_id: HashMap<u32, Arc<WrappingKey>>,
+    keys: Vec<KekKeyInfo>,
 }
 
 impl Kek {
@@ -47,7 +58,22 @@ impl Kek {
                 keyset.primary_key_id
             ))
         })?;
-        Ok(Kek { primary, by_id })
+        let keys = keyset
+            .keys
+            .iter()
+            .map(|key| KekKeyInfo {
+                id: key.id,
+                algorithm: key.algorithm.as_str(),
+                status: key.status.as_str(),
+                output_prefix: key.output_prefix.as_str(),
+                primary: key.id == keyset.primary_key_id,
+            })
+            .collect();
+        Ok(Kek {
+            primary,
+            by_id,
+            keys,
+        })
     }
 
     /// The key new data keys are wrapped with.
@@ -59,19 +85,45 @@ impl Kek {
     pub fn get(&self, id: u32) -> Option<&WrappingKey> {
         self.by_id.get(&id).map(Arc::as_ref)
     }
+
+    /// Every key of the keyset, enabled or not, without material.
+    pub fn keys(&self) -> &[KekKeyInfo] {
+        &self.keys
+    }
+}
+
+/// A fresh enabled key with Tink's output prefix and an id none of `taken`
+/// has.
+pub fn fresh_tink_key(algorithm: Algorithm, taken: &[u32]) -> TinkKey {
+    let id = std::iter::repeat_with(random_key_id)
+        .find(|id| !taken.contains(id))
+        .unwrap_or_else(random_key_id);
+    TinkKey {
+        id,
+        algorithm,
+        status: KeyStatus::Enabled,
+        output_prefix: OutputPrefix::Tink,
+        material: KeyMaterial::generate(algorithm),
+    }
+}
+
+/// Adds a fresh AES-256-GCM key to `keyset` and makes it the primary, as
+/// `tinkey add-key` followed by `tinkey promote-key` would. Returns its id.
+pub fn add_primary_key(keyset: &mut TinkKeyset) -> u32 {
+    let taken: Vec<u32> = keyset.keys.iter().map(|k| k.id).collect();
+    let key = fresh_tink_key(Algorithm::Aes256Gcm, &taken);
+    let id = key.id;
+    keyset.keys.push(key);
+    keyset.primary_key_id = id;
+    id
 }
 
 /// A fresh keyset of one AES-256-GCM key with Tink's output prefix.
 fn new_keyset() -> TinkKeyset {
-    let id = random_key_id();
-    TinkKeyset {
-        primary_key_id: id,
-        keys: vec![TinkKey {
-            id,
-            algorithm: Algorithm::Aes256Gcm,
-            status: KeyStatus::Enabled,
-            output_prefix: OutputPrefix::Tink,
-            material: KeyMaterial::generate(Algorithm::Aes256Gcm),
-        }],
-    }
+    let mut keyset = TinkKeyset {
+        primary_key_id: 0,
+        keys: Vec::new(),
+    };
+    add_primary_key(&mut keyset);
+    keyset
 }

@@ -4,6 +4,7 @@
 //! (threads or nodes) never lose a version.
 
 mod names;
+mod rewrap;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use coffer_runtime::{Expected, GuestError, Storage};
 use zeroize::Zeroizing;
 
 pub use names::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, check_name, check_namespace, check_prefix};
+pub use rewrap::{Mode, Moved, PassPage};
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -64,10 +66,6 @@ pub struct Secrets {
 
 fn record_key(namespace: &str, name: &str) -> String {
     format!("secrets/{namespace}/{name}")
-}
-
-fn namespace_prefix(namespace: &str) -> String {
-    format!("secrets/{namespace}/")
 }
 
 impl Secrets {
@@ -150,6 +148,10 @@ impl Secrets {
                 let excess = record.versions.len() - keep;
                 record.versions.drain(..excess);
             }
+            // Older versions still under a retired data key move onto the
+            // Active one with this write.
+            self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
+                .await?;
             let expected = revision.map_or(Expected::Absent, Expected::Revision);
             match self.storage.put(&key, &record.encode(), expected).await {
                 Ok(_) => {
@@ -254,7 +256,7 @@ impl Secrets {
         if let Some(after) = after {
             check_prefix(after)?;
         }
-        let base = namespace_prefix(namespace);
+        let base = crate::keys::usage::secrets_prefix(namespace);
         let after_key = after.map(|a| format!("{base}{a}"));
         let page = self
             .storage
@@ -284,7 +286,7 @@ impl Secrets {
 
 /// Waits a little, growing with each lost race, so writers on several
 /// nodes stop colliding.
-async fn backoff(attempt: usize) {
+pub(crate) async fn backoff(attempt: usize) {
     if attempt > 0 {
         let jitter = rand::random::<u64>() % 5;
         let millis = (1u64 << attempt.min(6)) + jitter;

@@ -1,0 +1,287 @@
+//! Data-key operations: list, show with usage, rotate, deprecate,
+//! inactivate, destroy, export and import.
+
+use coffer_crypto::Algorithm;
+use coffer_crypto::lifecycle::{LifecycleError, Outcome};
+use coffer_crypto::record::{DataKeySet, DataKeyStatus};
+use serde::Serialize;
+
+use super::{DataKeyView, KeyAdmin, refused};
+use crate::clock::now_ms;
+use crate::error::{Error, Result};
+use crate::keys::Change;
+use crate::keys::transport::{self, ExportedKey};
+use crate::keys::usage::{KeyUsage, NamespaceUsage, namespace_usage};
+use crate::secrets::check_namespace;
+
+/// One namespace in the key listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceSummary {
+    pub namespace: String,
+    pub active_key: Option<u32>,
+    pub keys: usize,
+    /// Keys other than the Active one that still hold material.
+    pub retired_keys: usize,
+}
+
+/// A namespace's keys with their usage.
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceKeys {
+    pub namespace: String,
+    /// Secrets in the namespace and their retained versions.
+    pub secrets: u64,
+    pub versions: u64,
+    pub keys: Vec<DataKeyView>,
+}
+
+/// What destroying a key did.
+#[derive(Clone, Debug, Serialize)]
+pub struct DestroyReport {
+    pub key: DataKeyView,
+    /// Secret versions that can no longer be read (only when forced).
+    pub unreadable: KeyUsage,
+}
+
+impl KeyAdmin {
+    /// Namespaces that have data keys, in name order, after `after`.
+    pub async fn list(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<NamespaceSummary>, Option<String>)> {
+        let page = self.keys.scopes(after, limit.clamp(1, 1000)).await?;
+        let mut out = Vec::with_capacity(page.scopes.len());
+        for scope in &page.scopes {
+            if let Some((set, _)) = self.keys.load(scope).await? {
+                out.push(NamespaceSummary {
+                    namespace: set.scope.clone(),
+                    active_key: set.active().map(|k| k.id),
+                    keys: set.keys.len(),
+                    retired_keys: set
+                        .live()
+                        .filter(|k| k.status != DataKeyStatus::Active)
+                        .count(),
+                });
+            }
+        }
+        Ok((out, page.next))
+    }
+
+    /// A namespace's keys, each with the secret versions it protects.
+    pub async fn show(&self, namespace: &str) -> Result<NamespaceKeys> {
+        let set = self.existing(namespace).await?;
+        let usage = namespace_usage(self.storage.as_ref(), namespace).await?;
+        Ok(view_with_usage(&set, &usage))
+    }
+
+    /// Makes a new Active key; the previous one becomes Deprecated and the
+    /// janitor moves its secrets over.
+    pub async fn rotate(
+        &self,
+        namespace: &str,
+        algorithm: Option<Algorithm>,
+    ) -> Result<DataKeyView> {
+        check_namespace(namespace)?;
+        let algorithm = algorithm.unwrap_or(self.keys.settings().algorithm);
+        self.leased(async |_| {
+            let (id, set) = self
+                .keys
+                .change(namespace, false, |set| {
+                    let key = self.keys.new_key(namespace, algorithm, set);
+                    let id = key.id;
+                    set.rotate(key, now_ms()).map_err(refused)?;
+                    Ok(Change::Write(id))
+                })
+                .await?;
+            tracing::info!(namespace, key_id = id, "rotated data key");
+            key_view(&set, id)
+        })
+        .await
+    }
+
+    /// Brings an Inactive key back to Deprecated.
+    pub async fn deprecate(&self, namespace: &str, id: u32) -> Result<DataKeyView> {
+        self.transition(namespace, id, |set, _| set.deprecate(id, now_ms()))
+            .await
+    }
+
+    /// Retires a Deprecated key nothing uses any more.
+    pub async fn inactivate(&self, namespace: &str, id: u32) -> Result<DataKeyView> {
+        self.transition(namespace, id, |set, usage| {
+            set.inactivate(id, usage.of(id), now_ms())
+        })
+        .await
+    }
+
+    /// Crypto-shreds a retired key. Refused while it protects anything,
+    /// unless `force`; the report then lists what became unreadable.
+    pub async fn destroy(&self, namespace: &str, id: u32, force: bool) -> Result<DestroyReport> {
+        let mut lost = KeyUsage::default();
+        let key = self
+            .transition(namespace, id, |set, usage| {
+                lost = usage.by_key.get(&id).cloned().unwrap_or_default();
+                set.destroy(id, usage.of(id), force, now_ms())
+            })
+            .await?;
+        if lost.versions > 0 {
+            tracing::warn!(
+                namespace,
+                key_id = id,
+                versions = lost.versions,
+                "destroyed an in-use data key: the versions it protected are unreadable"
+            );
+        }
+        Ok(DestroyReport {
+            key,
+            unreadable: lost,
+        })
+    }
+
+    /// Applies a transition that depends on the key's usage, which is
+    /// counted (under the lease) just before the change is written.
+    async fn transition(
+        &self,
+        namespace: &str,
+        id: u32,
+        mut apply: impl FnMut(
+            &mut DataKeySet,
+            &NamespaceUsage,
+        ) -> std::result::Result<Outcome, LifecycleError>,
+    ) -> Result<DataKeyView> {
+        check_namespace(namespace)?;
+        self.leased(async |_| {
+            let set = self.existing(namespace).await?;
+            self.check_grace(&set, id)?;
+            let usage = namespace_usage(self.storage.as_ref(), namespace).await?;
+            let ((), set) = self
+                .keys
+                .change(namespace, false, |set| {
+                    Ok(match apply(set, &usage).map_err(refused)? {
+                        Outcome::Changed => Change::Write(()),
+                        Outcome::Unchanged => Change::Keep(()),
+                    })
+                })
+                .await?;
+            key_view(&set, id)
+        })
+        .await
+    }
+
+    /// Refuses to retire a key that some node may still be sealing with.
+    fn check_grace(&self, set: &DataKeySet, id: u32) -> Result<()> {
+        let Some(key) = set.by_id(id) else {
+            return Ok(());
+        };
+        if key.status != DataKeyStatus::Deprecated {
+            return Ok(());
+        }
+        let grace = i64::try_from(self.settings.grace.as_millis()).unwrap_or(i64::MAX);
+        let waited = now_ms() - key.updated_at_ms;
+        if waited < grace {
+            return Err(Error::Conflict(format!(
+                "data key {id} was deprecated {waited} ms ago; other nodes may still seal with it \
+                 for up to {grace} ms: retry after that"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Key `id` wrapped under the transport keyset `transport_json`.
+    pub async fn export(
+        &self,
+        namespace: &str,
+        id: u32,
+        transport_json: &str,
+    ) -> Result<ExportedKey> {
+        let transport = transport::transport_keys(transport_json)?;
+        let set = self.existing(namespace).await?;
+        let entry = set
+            .by_id(id)
+            .ok_or_else(|| Error::NotFound(format!("no data key {id} in namespace {namespace}")))?;
+        if entry.status == DataKeyStatus::Destroyed {
+            return Err(Error::Conflict(format!("data key {id} is destroyed")));
+        }
+        let kek = self.keys.root().current();
+        let material = self.keys.unwrap_entry(&kek, namespace, entry)?;
+        tracing::info!(namespace, key_id = id, "exported data key for transport");
+        Ok(transport::export(
+            &transport,
+            namespace,
+            id,
+            entry.created_at_ms,
+            &material,
+        ))
+    }
+
+    /// Adds an exported key as Deprecated (creating the namespace's keys if
+    /// it has none yet). Importing a key already present with the same
+    /// material is a no-op.
+    pub async fn import(
+        &self,
+        namespace: &str,
+        transport_json: &str,
+        exported: &ExportedKey,
+    ) -> Result<DataKeyView> {
+        check_namespace(namespace)?;
+        let transport = transport::transport_keys(transport_json)?;
+        let material = transport::import(&transport, namespace, exported)?;
+        let id = exported.id;
+        self.leased(async |_| {
+            let ((), set) = self
+                .keys
+                .change(namespace, true, |set| {
+                    if let Some(existing) = set.by_id(id) {
+                        let kek = self.keys.root().current();
+                        let same = existing.status != DataKeyStatus::Destroyed
+                            && self.keys.unwrap_entry(&kek, namespace, existing)? == material;
+                        return if same {
+                            Ok(Change::Keep(()))
+                        } else {
+                            Err(Error::Conflict(format!(
+                                "namespace {namespace} already has a different data key {id}"
+                            )))
+                        };
+                    }
+                    let mut entry = self.keys.wrap_entry(namespace, id, &material);
+                    entry.created_at_ms = exported.created_at_ms;
+                    set.import(entry, now_ms()).map_err(refused)?;
+                    Ok(Change::Write(()))
+                })
+                .await?;
+            tracing::info!(namespace, key_id = id, "imported data key as deprecated");
+            key_view(&set, id)
+        })
+        .await
+    }
+
+    async fn existing(&self, namespace: &str) -> Result<DataKeySet> {
+        check_namespace(namespace)?;
+        self.keys
+            .load(namespace)
+            .await?
+            .map(|(set, _)| set)
+            .ok_or_else(|| Error::NotFound(format!("namespace {namespace} has no data keys")))
+    }
+}
+
+fn key_view(set: &DataKeySet, id: u32) -> Result<DataKeyView> {
+    set.by_id(id)
+        .map(|entry| DataKeyView::of(&set.scope, entry, None))
+        .ok_or_else(|| Error::NotFound(format!("no data key {id} in namespace {}", set.scope)))
+}
+
+fn view_with_usage(set: &DataKeySet, usage: &NamespaceUsage) -> NamespaceKeys {
+    NamespaceKeys {
+        namespace: set.scope.clone(),
+        secrets: usage.secrets,
+        versions: usage.versions,
+        keys: set
+            .keys
+            .iter()
+            .map(|entry| {
+                let used = usage.by_key.get(&entry.id).cloned().unwrap_or_default();
+                DataKeyView::of(&set.scope, entry, Some(used))
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,122 @@
+//! Key management: what `/v1/keys…`, `/v1/sys/kek…`, `coffer keys`,
+//! `coffer kek` and `coffer reencrypt` do. Every change runs under the
+//! key-management lease, so one node at a time changes keys.
+
+mod data;
+mod kek;
+mod reencrypt;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_crypto::lifecycle::LifecycleError;
+use coffer_crypto::record::DataKeyEntry;
+use coffer_runtime::Storage;
+use serde::Serialize;
+
+pub use data::{DestroyReport, NamespaceKeys, NamespaceSummary};
+pub use kek::{KekKeyStatus, KekReport, KekStatus};
+pub use reencrypt::{ReencryptProgress, ReencryptRequest};
+
+use super::usage::KeyUsage;
+use super::{DataKeys, Lease, LeaseGuard};
+use crate::clock::rfc3339;
+use crate::error::{Error, Result};
+use crate::secrets::Secrets;
+
+/// Settings of key management.
+#[derive(Clone, Copy, Debug)]
+pub struct AdminSettings {
+    /// How long a key change waits for another node's lease.
+    pub lease_wait: Duration,
+    /// How long after a key stops being Active nodes may still seal with it
+    /// (their cached copy of the namespace's keys); inactivating or
+    /// destroying it waits this long.
+    pub grace: Duration,
+}
+
+/// Key management over the data keys, the KEK and the secrets they protect.
+pub struct KeyAdmin {
+    storage: Arc<dyn Storage>,
+    keys: Arc<DataKeys>,
+    secrets: Arc<Secrets>,
+    lease: Arc<Lease>,
+    settings: AdminSettings,
+}
+
+/// A data key as the API shows it: metadata, never material.
+#[derive(Clone, Debug, Serialize)]
+pub struct DataKeyView {
+    pub id: u32,
+    pub namespace: String,
+    pub algorithm: &'static str,
+    pub status: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+    pub version: u64,
+    pub kek_id: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<KeyUsage>,
+}
+
+impl DataKeyView {
+    fn of(namespace: &str, entry: &DataKeyEntry, usage: Option<KeyUsage>) -> DataKeyView {
+        let destroyed = entry.wrapped.is_empty();
+        DataKeyView {
+            id: entry.id,
+            namespace: namespace.to_owned(),
+            algorithm: entry.algorithm.as_str(),
+            status: entry.status.as_str(),
+            created_at: rfc3339(entry.created_at_ms),
+            updated_at: rfc3339(entry.updated_at_ms),
+            version: entry.version,
+            kek_id: (!destroyed).then_some(entry.kek_id),
+            usage,
+        }
+    }
+}
+
+impl KeyAdmin {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        keys: Arc<DataKeys>,
+        secrets: Arc<Secrets>,
+        lease: Arc<Lease>,
+        settings: AdminSettings,
+    ) -> KeyAdmin {
+        KeyAdmin {
+            storage,
+            keys,
+            secrets,
+            lease,
+            settings,
+        }
+    }
+
+    pub fn data_keys(&self) -> &Arc<DataKeys> {
+        &self.keys
+    }
+
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
+    }
+
+    /// Runs `work` holding the lease, and gives the lease back after.
+    async fn leased<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut LeaseGuard<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let mut guard = self.lease.acquire(self.settings.lease_wait).await?;
+        let result = work(&mut guard).await;
+        guard.release().await;
+        result
+    }
+}
+
+/// The service error for a refused transition.
+fn refused(error: LifecycleError) -> Error {
+    match error {
+        LifecycleError::UnknownKey(_) => Error::NotFound(error.to_string()),
+        _ => Error::Conflict(error.to_string()),
+    }
+}

@@ -1,0 +1,181 @@
+//! The janitor: a background task that, on the node holding the
+//! key-management lease, finishes what key rotations leave to do.
+//!
+//! Each cycle (every `interval`) it
+//! 1. re-wraps data keys and system keys still under an old KEK (so a KEK
+//!    rotation cut short by a crash completes by itself), then
+//! 2. walks the namespaces that have Deprecated data keys and re-wraps the
+//!    secret keys still under them onto the Active key, at most `limit`
+//!    secrets per cycle, continuing next cycle where it stopped.
+//!
+//! Values are never re-encrypted here and no plaintext value is handled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_crypto::record::DataKeyStatus;
+
+use super::admin::KeyAdmin;
+use super::{Lease, LeaseGuard};
+use crate::error::Result;
+use crate::secrets::{Mode, Moved};
+
+/// Secrets per storage page the janitor asks for.
+const PAGE: u32 = 200;
+
+/// `[janitor]` settings.
+#[derive(Clone, Copy, Debug)]
+pub struct JanitorSettings {
+    pub enabled: bool,
+    pub interval: Duration,
+    /// Most secrets looked at per cycle.
+    pub limit: u32,
+}
+
+/// What one cycle did.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct CycleReport {
+    /// False when another node (or this node's own key work) held the lease.
+    pub ran: bool,
+    pub data_keys_rewrapped: u64,
+    pub moved: Moved,
+}
+
+/// Where the janitor stands in one namespace.
+#[derive(Default)]
+struct Cursor {
+    /// Continue after this secret name.
+    after: Option<String>,
+    /// A whole pass found nothing left under retired keys for the key
+    /// record at this revision: skip the namespace until it changes.
+    clean_at: Option<u64>,
+    /// Versions moved so far in the current pass.
+    pass_moved: u64,
+}
+
+pub struct Janitor {
+    admin: Arc<KeyAdmin>,
+    lease: Arc<Lease>,
+    settings: JanitorSettings,
+    cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
+}
+
+impl Janitor {
+    pub fn new(admin: Arc<KeyAdmin>, lease: Arc<Lease>, settings: JanitorSettings) -> Janitor {
+        Janitor {
+            admin,
+            lease,
+            settings,
+            cursors: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Runs cycles every `interval` until the task is dropped.
+    pub fn spawn(self: Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.settings.enabled {
+            tracing::info!("the key janitor is disabled ([janitor] enabled = false)");
+            return None;
+        }
+        Some(tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(self.settings.interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                match self.cycle().await {
+                    Ok(report) if report.data_keys_rewrapped + report.moved.versions > 0 => {
+                        tracing::info!(
+                            data_keys = report.data_keys_rewrapped,
+                            versions = report.moved.versions,
+                            secrets = report.moved.records,
+                            "janitor moved keys onto the active keys"
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "janitor cycle failed; retrying next cycle")
+                    }
+                }
+            }
+        }))
+    }
+
+    /// One cycle, if this node can take the lease now.
+    pub async fn cycle(&self) -> Result<CycleReport> {
+        let Some(mut guard) = self.lease.try_acquire().await? else {
+            return Ok(CycleReport::default());
+        };
+        let result = self.cycle_leased(&mut guard).await;
+        guard.release().await;
+        result
+    }
+
+    async fn cycle_leased(&self, guard: &mut LeaseGuard<'_>) -> Result<CycleReport> {
+        let keys = self.admin.data_keys().clone();
+        let kek = keys.root().current();
+        let mut report = CycleReport {
+            ran: true,
+            ..CycleReport::default()
+        };
+        let kek_report = self.admin.rewrap_all(&kek, guard).await?;
+        report.data_keys_rewrapped =
+            kek_report.data_keys_rewrapped + kek_report.system_keys_rewrapped;
+
+        let mut budget = self.settings.limit;
+        let mut cursors = self.cursors.lock().await;
+        let mut after: Option<String> = None;
+        'scopes: loop {
+            let page = keys.scopes(after.as_deref(), 1000).await?;
+            for scope in &page.scopes {
+                let Some((set, revision)) = keys.load(scope).await? else {
+                    continue;
+                };
+                let deprecated = set
+                    .keys
+                    .iter()
+                    .any(|k| k.status == DataKeyStatus::Deprecated);
+                let cursor = cursors.entry(scope.clone()).or_default();
+                if !deprecated || cursor.clean_at == Some(revision) {
+                    continue;
+                }
+                while budget > 0 {
+                    guard.renew_if_due().await?;
+                    if cursor.after.is_none() {
+                        cursor.pass_moved = 0;
+                    }
+                    let page = self
+                        .admin
+                        .secrets()
+                        .rewrap_page(
+                            scope,
+                            cursor.after.as_deref(),
+                            budget.min(PAGE),
+                            Mode::Rewrap,
+                        )
+                        .await?;
+                    budget = budget.saturating_sub(
+                        u32::try_from(page.moved.records).unwrap_or(u32::MAX).max(1),
+                    );
+                    report.moved.add(page.moved);
+                    cursor.pass_moved += page.moved.versions;
+                    cursor.after = page.next;
+                    if cursor.after.is_none() {
+                        // Only a whole pass with nothing left to move is clean.
+                        if cursor.pass_moved == 0 {
+                            cursor.clean_at = Some(revision);
+                        }
+                        break;
+                    }
+                }
+                if budget == 0 {
+                    break 'scopes;
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        Ok(report)
+    }
+}
