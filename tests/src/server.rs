@@ -65,6 +65,11 @@ impl Server {
     /// Starts a server on `data_dir` with `extra` configuration and waits
     /// until it is healthy. The root token is read from its file.
     pub fn start(data_dir: &Path, extra: &str) -> Server {
+        Server::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`Server::start`], with `env` added to the server's environment.
+    pub fn start_with_env(data_dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let config_file = data_dir.join("coffer.toml");
         std::fs::create_dir_all(data_dir).unwrap();
@@ -84,6 +89,7 @@ impl Server {
             .env_remove("COFFER_TOKEN")
             .env_remove("COFFER_ADDR")
             .env("COFFER_LOG", "info,coffer=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(open("server.out"))
             .stderr(open("server.log"))
@@ -172,6 +178,14 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no shutdown of any kind) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Writes `value` to the secret at `path` (under `/v1/secrets/`).
     pub async fn put(&self, path: &str, value: &str) -> (StatusCode, Value) {
         let body = serde_json::json!({ "value": value });
@@ -241,6 +255,43 @@ impl Server {
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
     }
+}
+
+/// Runs `coffer server` on `data_dir` with `extra` configuration and `env`
+/// added to its environment, expecting it to refuse to start (exit code 1);
+/// returns what it printed on stderr.
+pub fn refused_start(data_dir: &Path, extra: &str, env: &[(&str, &str)]) -> String {
+    let config_file = data_dir.join("coffer.toml");
+    std::fs::create_dir_all(data_dir).unwrap();
+    std::fs::write(&config_file, config_text(data_dir, free_port(), extra)).unwrap();
+    let stderr_file = data_dir.join("refused.log");
+    let mut child = Command::new(coffer_binary())
+        .args(["server", "--config"])
+        .arg(&config_file)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "coffer server kept running although it should have refused to start:\n{}",
+                std::fs::read_to_string(&stderr_file).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    stderr
 }
 
 impl Drop for Server {

@@ -61,6 +61,9 @@ pub struct KeysSection {
     /// Lifetime of the key-management lease; renewed while work runs.
     #[serde(default = "default_lease_ttl_ms")]
     pub lease_ttl_ms: u64,
+    /// This node's name in the lease; defaults to `hostname:port`, so a
+    /// restarted node takes its own lease back at once.
+    pub node: Option<String>,
 }
 
 impl Default for KeysSection {
@@ -70,6 +73,7 @@ impl Default for KeysSection {
             cache_ttl_ms: default_key_cache_ttl_ms(),
             grace_ms: None,
             lease_ttl_ms: default_lease_ttl_ms(),
+            node: None,
         }
     }
 }
@@ -564,6 +568,19 @@ impl Config {
             lease_wait: Duration::from_secs(5),
             grace: Duration::from_millis(grace),
         }
+    }
+
+    /// This node's name in the key-management lease.
+    pub fn node_name(&self) -> String {
+        self.keys.node.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "coffer".to_owned());
+            format!("{host}:{}", self.listen.port())
+        })
     }
 
     /// Settings of the janitor.

@@ -106,7 +106,7 @@ impl Coffer {
         ));
         let lease = Arc::new(Lease::new(
             storage.clone(),
-            node_name(),
+            config.node_name(),
             Duration::from_millis(config.keys.lease_ttl_ms),
         ));
         let key_admin = Arc::new(KeyAdmin::new(
@@ -164,12 +164,6 @@ impl Coffer {
             sql.close().await;
         }
     }
-}
-
-/// A name for this node in the key-management lease: random per process,
-/// so a restarted node is a new holder.
-fn node_name() -> String {
-    format!("node-{:016x}", rand::random::<u64>())
 }
 
 /// Says so when an existing data directory lets other users in: it holds

@@ -158,11 +158,14 @@ impl KeyAdmin {
         }
         report.system_keys_rewrapped = rewrap_system_keys(self.storage.as_ref(), kek).await? as u64;
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        tracing::info!(
-            namespaces = report.namespaces,
-            data_keys = report.data_keys_rewrapped,
-            "re-wrapped data keys under the primary KEK"
-        );
+        if report.data_keys_rewrapped + report.system_keys_rewrapped > 0 {
+            tracing::info!(
+                namespaces = report.namespaces,
+                data_keys = report.data_keys_rewrapped,
+                system_keys = report.system_keys_rewrapped,
+                "re-wrapped data keys under the primary KEK"
+            );
+        }
         Ok(report)
     }
 }
