@@ -191,10 +191,14 @@ impl DataKeys {
     }
 
     async fn load_or_create(&self, scope: &str) -> Result<ScopeKeys> {
-        let set = self
+        let ((), set) = self
             .change(scope, true, |_| Ok(super::Change::Keep(())))
-            .await
-            .map(|((), set)| set)?;
+            .await?;
+        let kek = self.root.current();
+        if let Some(missing) = set.live().find(|k| kek.get(k.kek_id).is_none()) {
+            // Another node may have rotated the KEK: follow the keyset.
+            self.root.follow(missing.kek_id).await?;
+        }
         self.unwrap_set(&set)
     }
 

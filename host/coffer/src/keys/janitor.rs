@@ -2,8 +2,9 @@
 //! key-management lease, finishes what key rotations leave to do.
 //!
 //! Each cycle (every `interval`) it
-//! 1. re-wraps data keys and system keys still under an old KEK (so a KEK
-//!    rotation cut short by a crash completes by itself), then
+//! 1. reads the keyset from the keyring (another node may have rotated it)
+//!    and re-wraps data keys and system keys still under an old KEK (so a
+//!    KEK rotation cut short by a crash completes by itself), then
 //! 2. walks the namespaces that have Deprecated data keys and re-wraps the
 //!    secret keys still under them onto the Active key, at most `limit`
 //!    secrets per cycle, continuing next cycle where it stopped.
@@ -112,7 +113,7 @@ impl Janitor {
 
     async fn cycle_leased(&self, guard: &mut LeaseGuard<'_>) -> Result<CycleReport> {
         let keys = self.admin.data_keys().clone();
-        let kek = keys.root().current();
+        let kek = self.admin.sync_kek().await?;
         let mut report = CycleReport {
             ran: true,
             ..CycleReport::default()

@@ -1,19 +1,26 @@
 //! The KEK in use, swappable while the server runs: `kek rotate` adds and
 //! promotes a key through the keyring plugin, `kek reload` picks up a
-//! keyset changed outside coffer (tinkey, Tink). Requests that already hold
-//! the previous KEK finish with it; both unwrap the same data keys.
+//! keyset changed outside coffer (tinkey, Tink), and a node meeting a data
+//! key wrapped by a KEK it does not know reads the keyset again by itself
+//! (another node rotated it). Requests that already hold the previous KEK
+//! finish with it; both unwrap the same data keys.
 
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use coffer_runtime::Keyring;
 
 use super::kek::{Kek, add_primary_key};
 use crate::error::{Error, Result};
 
+/// Least time between two reads of the keyset prompted by an unknown KEK.
+const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+
 /// The keyring plugin and the KEK built from its keyset.
 pub struct RootKeys {
     keyring: Arc<dyn Keyring>,
     current: RwLock<Arc<Kek>>,
+    last_follow: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl RootKeys {
@@ -21,6 +28,7 @@ impl RootKeys {
         RootKeys {
             keyring,
             current: RwLock::new(Arc::new(kek)),
+            last_follow: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -49,6 +57,28 @@ impl RootKeys {
             Error::KeyUnavailable("the keyring no longer holds a keyset".to_owned())
         })?;
         Kek::from_keyset(&keyset)
+    }
+
+    /// Picks up a keyset another node changed (a KEK rotation there): when
+    /// a data key is wrapped by KEK `needed`, which this node's KEK lacks,
+    /// reads the keyset again (at most once a second) and installs it if
+    /// it holds `needed`. Returns whether it did.
+    pub async fn follow(&self, needed: u32) -> Result<bool> {
+        let mut last = self.last_follow.lock().await;
+        if self.current().get(needed).is_some() {
+            return Ok(true);
+        }
+        if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL) {
+            return Ok(false);
+        }
+        *last = Some(Instant::now());
+        let kek = self.read().await?;
+        if kek.get(needed).is_none() {
+            return Ok(false);
+        }
+        self.install(kek);
+        tracing::info!(kek_id = needed, "picked up a KEK keyset changed elsewhere");
+        Ok(true)
     }
 
     /// Adds a fresh key to the keyset, promotes it to primary and stores the

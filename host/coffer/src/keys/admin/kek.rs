@@ -98,10 +98,31 @@ impl KeyAdmin {
     /// Re-wraps every data key not yet under the primary KEK.
     pub async fn kek_rewrap(&self) -> Result<KekReport> {
         self.leased(async |guard| {
-            let kek = self.keys.root().current();
+            let kek = self.sync_kek().await?;
             self.rewrap_all(&kek, guard).await
         })
         .await
+    }
+
+    /// The keyset as the keyring holds it now, installed if it changed (so
+    /// a node never re-wraps onto a primary another node has replaced).
+    /// Refused, keeping the KEK in use, if it lacks a KEK still in use.
+    pub(crate) async fn sync_kek(&self) -> Result<std::sync::Arc<Kek>> {
+        let root = self.keys.root();
+        let stored = root.read().await?;
+        let current = root.current();
+        let same = stored.primary().id == current.primary().id
+            && stored.keys().len() == current.keys().len()
+            && stored.keys().iter().all(|k| current.get(k.id).is_some() == (k.status == "ENABLED"));
+        if same {
+            return Ok(current);
+        }
+        self.check_keks(&stored).await?;
+        tracing::info!(
+            kek_id = stored.primary().id,
+            "the keyset changed in the keyring; using it"
+        );
+        Ok(root.install(stored))
     }
 
     /// Reads the keyset again (after tinkey or Tink changed it). Refused,

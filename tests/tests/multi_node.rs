@@ -1,0 +1,124 @@
+//! Two nodes sharing one PostgreSQL database and one keyset file: key
+//! changes made on either reach the other, concurrent rotations from both
+//! never leave two Active keys, and a KEK rotated on one node is picked up
+//! by the other without a restart.
+
+#![allow(clippy::unwrap_used)]
+
+use coffer_e2e::Server;
+use reqwest::{Method, StatusCode};
+
+fn shared_config(dir: &std::path::Path) -> String {
+    let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(
+        "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
+    );
+    let table = format!("nodes_{}", std::process::id());
+    let keyset = dir.join("kek").join("keyset.json");
+    format!(
+        "[storage]\nplugin = \"storage-sql\"\n[storage.sql]\nurl = {url:?}\n[storage.config]\ntable = {table:?}\n\
+         [keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\ncreate_if_missing = true\n\
+         [keys]\ncache_ttl_ms = 200\ngrace_ms = 0\n[janitor]\nenabled = false\n",
+        keyset.display().to_string()
+    )
+}
+
+/// Rotates `namespace` on the node at `addr`; owns its inputs so it can
+/// run on a task of its own.
+async fn rotate(addr: String, token: String, namespace: &'static str) -> StatusCode {
+    let url = format!("{addr}/v1/keys/{namespace}/rotate");
+    reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn two_nodes_share_keys_and_never_make_two_active_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shared_config(dir.path());
+    let a = Server::start(&dir.path().join("a"), &config);
+    // The second node reads the root token the first one created.
+    let mut b = Server::start(&dir.path().join("b"), &config);
+    b.token = a.token.clone();
+
+    let (status, body) = a.put("orders/db", "from a").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = b.get("orders/db").await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (StatusCode::OK, Some("from a"))
+    );
+
+    let rotations = (0..4).flat_map(|_| {
+        [
+            rotate(a.addr.clone(), a.token.clone(), "orders"),
+            rotate(b.addr.clone(), b.token.clone(), "orders"),
+        ]
+    });
+    let mut statuses = Vec::new();
+    for status in futures_all(rotations).await {
+        assert!(
+            status == StatusCode::OK || status == StatusCode::CONFLICT,
+            "{status}"
+        );
+        statuses.push(status);
+    }
+    let succeeded = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let (_, shown) = b.call(Method::GET, "/v1/keys/orders", None).await;
+    let keys = shown["keys"].as_array().unwrap();
+    assert_eq!(
+        keys.iter().filter(|k| k["status"] == "active").count(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(keys.len(), 1 + succeeded, "{shown}");
+
+    // A writes under the newest key; B, whose cached keys expire, reads it.
+    a.put("orders/db", "after rotations").await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = b.get("orders/db").await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (StatusCode::OK, Some("after rotations")),
+        "{body}"
+    );
+
+    // A KEK rotated on A is followed by B without a reload.
+    let (status, report) = a.call(Method::POST, "/v1/sys/kek/rotate", None).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, body) = b.get("orders/db").await;
+    assert_eq!(
+        (status, body["value"].as_str()),
+        (StatusCode::OK, Some("after rotations")),
+        "{body}"
+    );
+    assert!(
+        b.log().contains("picked up a KEK keyset changed elsewhere"),
+        "{}",
+        b.log()
+    );
+    // B's own re-wrap and janitor keep the new primary rather than reverting to its old one.
+    let (status, _) = b.call(Method::POST, "/v1/sys/janitor/run", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, kek) = b.call(Method::GET, "/v1/sys/kek", None).await;
+    assert_eq!(kek["primary_key_id"], report["primary_key_id"], "{kek}");
+    assert_eq!(kek["pending_rewrap"], 0, "{kek}");
+}
+
+/// Runs the futures concurrently on spawned tasks.
+async fn futures_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
