@@ -35,6 +35,7 @@ fn storage_call(c: &mut Criterion) {
         limits: Limits::default(),
         files: Vec::new(),
         clock: false,
+        env: Vec::new(),
     };
     let plugin = tokio
         .block_on(StoragePlugin::load(&runtime, spec, None))

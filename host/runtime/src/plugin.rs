@@ -82,6 +82,9 @@ pub struct PluginSpec {
     /// Whether the plugin may read the real time. Without it, its wall and
     /// monotonic clocks stand still at zero (timers still fire).
     pub clock: bool,
+    /// Environment variables (name, value) the plugin sees; it sees no
+    /// other. Values may be secrets: `Debug` shows the names only.
+    pub env: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for PluginSpec {
@@ -96,6 +99,10 @@ impl std::fmt::Debug for PluginSpec {
             .field("limits", &self.limits)
             .field("files", &self.files)
             .field("clock", &self.clock)
+            .field(
+                "env_names",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -109,6 +116,7 @@ pub(crate) struct Prepared {
     config: Arc<BTreeMap<String, String>>,
     files: Vec<FileGrant>,
     clock: bool,
+    env: Vec<(String, String)>,
     sql: Option<Arc<SqlPool>>,
 }
 
@@ -180,6 +188,7 @@ impl Runtime {
             config: Arc::new(spec.config),
             files: spec.files,
             clock: spec.clock,
+            env: spec.env,
             sql,
         })
     }
@@ -233,6 +242,9 @@ impl Prepared {
                 FsPerms::ReadOnly
             };
             wasi.preopened_dir(&grant.host_dir, &grant.guest_dir, perms)?;
+        }
+        for (name, value) in &self.env {
+            wasi.env(name, value);
         }
         let state = PluginState {
             plugin: self.name.clone(),

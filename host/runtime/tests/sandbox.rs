@@ -239,3 +239,26 @@ async fn plugins_see_the_real_time_only_when_granted() {
     let granted = StoragePlugin::load(&runtime, spec, None).await.unwrap();
     assert!(seconds(granted).await > 1_700_000_000);
 }
+
+#[tokio::test]
+async fn plugins_see_only_the_environment_variables_granted_to_them() {
+    let runtime = common::runtime();
+    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    spec.env = vec![("COFFER_SANDBOX_GRANTED".to_owned(), "visible".to_owned())];
+    let plugin = StoragePlugin::load(&runtime, spec, None).await.unwrap();
+    let granted = plugin.get("env:COFFER_SANDBOX_GRANTED").await.unwrap();
+    assert_eq!(granted.unwrap().value, b"visible");
+    // A variable the host has but did not grant stays invisible.
+    let (host_only, _) = std::env::vars().next().unwrap();
+    let error = plugin.get(&format!("env:{host_only}")).await.unwrap_err();
+    assert!(
+        matches!(error.guest(), Some(GuestError::Denied(_))),
+        "{host_only}: {error:?}"
+    );
+    // It is the first variable the plugin lists, not one of the host's.
+    let first = plugin.get("read-env").await.unwrap().unwrap();
+    assert_eq!(
+        first.value,
+        b"escaped: environment variable COFFER_SANDBOX_GRANTED"
+    );
+}

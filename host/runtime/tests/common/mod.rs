@@ -47,5 +47,6 @@ pub fn spec(name: &str, config: &[(&str, &str)], limits: Limits) -> PluginSpec {
         limits,
         files: Vec::new(),
         clock: false,
+        env: Vec::new(),
     }
 }

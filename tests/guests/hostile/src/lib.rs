@@ -3,7 +3,8 @@
 //! a memory bomb, a panic or an escape attempt fails only that call.
 //!
 //! The last `/`-separated segment of a key picks the behaviour: `loop`,
-//! `sleep`, `oom`, `panic`, `read-file`, `read-env`, `connect:<addr>`, `sql`,
+//! `sleep`, `oom`, `panic`, `read-file`, `read-env`, `env:<name>` (that
+//! variable's value, as the plugin sees it), `connect:<addr>`, `sql`,
 //! `time` (seconds since the epoch, as the plugin sees them), `calls` (calls
 //! this instance has served); `sql:<statement>` runs the
 //! statement on its granted database. Keys the config lists as
@@ -83,6 +84,13 @@ impl Storage for Hostile {
             "read-env" => match std::env::vars().next() {
                 Some((name, _)) => escaped(&format!("environment variable {name}")),
                 None => Err(Error::Denied("no environment".to_owned())),
+            },
+            b if b.starts_with("env:") => match std::env::var(&b["env:".len()..]) {
+                Ok(value) => Ok(Some(Entry {
+                    value: value.into_bytes(),
+                    revision: 1,
+                })),
+                Err(e) => Err(Error::Denied(e.to_string())),
             },
             b if b.starts_with("connect:") => {
                 match std::net::TcpStream::connect(&b["connect:".len()..]) {
