@@ -1,8 +1,10 @@
 //! Turning the `[storage]` and `[keyring]` sections into running plugins:
 //! resolve the `.wasm`, open granted databases, preopen the key file's
-//! directory, and load each through the runtime.
+//! directory, read the granted environment variables, and load each through
+//! the runtime.
 
 use std::collections::BTreeMap;
+use std::env::VarError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +16,10 @@ use crate::config::{Config, PluginSection, scalar_string};
 
 /// Where the keyring's key file directory appears inside the sandbox.
 const KEYRING_GUEST_DIR: &str = "/keyring";
+
+/// Keyring config keys that select a raw key rather than a key file: such a
+/// keyring is granted no filesystem.
+const RAW_KEY_CONFIG: &[&str] = &["key", "key_env", "rotation_key", "rotation_key_env"];
 
 /// What was loaded, for health and the plugin listing.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -55,7 +61,13 @@ pub async fn load_storage(
         }
         None => None,
     };
-    let spec = spec(config, &section, plugin_config(&section), Vec::new())?;
+    let spec = spec(
+        config,
+        "storage",
+        &section,
+        plugin_config(&section),
+        Vec::new(),
+    )?;
     let plugin = StoragePlugin::load(runtime, spec, sql.clone())
         .await
         .map_err(|e| PluginStartError(e.to_string()))?;
@@ -64,51 +76,85 @@ pub async fn load_storage(
 
 /// Loads the keyring plugin of `config`. Its `path` is a file on the host:
 /// the plugin gets that file's directory (writable only when it may create
-/// or rewrite the keyset) and sees the file under `/keyring`.
+/// or rewrite the keyset) and sees the file under `/keyring`. A keyring
+/// configured with a raw key (`key`, `key_env`) gets no directory at all.
 pub async fn load_keyring(
     runtime: &Runtime,
     config: &Config,
 ) -> Result<KeyringPlugin, PluginStartError> {
     let section = config.keyring_section();
     let mut plugin_config = plugin_config(&section);
-    let mut files = Vec::new();
-    if let Some(path) = plugin_config.get("path").cloned() {
-        let path = PathBuf::from(path);
-        let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
-            return Err(PluginStartError(
-                "keyring.config.path: must name a file".to_owned(),
-            ));
-        };
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        let writable = ["create_if_missing", "writable"]
-            .iter()
-            .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
-        if writable {
-            create_private_dir(dir).map_err(|e| {
-                PluginStartError(format!(
-                    "keyring.config.path: cannot create {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
-        files.push(FileGrant {
-            host_dir: dir.to_path_buf(),
-            guest_dir: KEYRING_GUEST_DIR.to_owned(),
-            writable,
-        });
-        plugin_config.insert(
-            "path".to_owned(),
-            format!("{KEYRING_GUEST_DIR}/{}", file_name.to_string_lossy()),
-        );
-    }
-    let spec = spec(config, &section, plugin_config, files)?;
+    let files = if RAW_KEY_CONFIG
+        .iter()
+        .any(|key| plugin_config.contains_key(*key))
+    {
+        warn_if_key_inline(&plugin_config);
+        Vec::new()
+    } else {
+        grant_key_file(&mut plugin_config)?
+    };
+    let spec = spec(config, "keyring", &section, plugin_config, files)?;
     KeyringPlugin::load(runtime, spec)
         .await
         .map_err(|e| PluginStartError(e.to_string()))
+}
+
+/// A root key written into the configuration is readable by whoever reads
+/// the configuration: say so once (never the key itself).
+fn warn_if_key_inline(plugin_config: &BTreeMap<String, String>) {
+    let inline: Vec<String> = ["key", "rotation_key"]
+        .iter()
+        .filter(|key| plugin_config.contains_key(**key))
+        .map(|key| format!("keyring.config.{key}"))
+        .collect();
+    if !inline.is_empty() {
+        tracing::warn!(
+            keys = %inline.join(", "),
+            "the root key sits in the configuration: whoever can read the config file can read every \
+             secret (prefer key_env with the variable granted in keyring.env)"
+        );
+    }
+}
+
+/// Grants the directory of the key file at `path` (if any) and rewrites
+/// `path` to where the plugin sees it.
+fn grant_key_file(
+    plugin_config: &mut BTreeMap<String, String>,
+) -> Result<Vec<FileGrant>, PluginStartError> {
+    let Some(path) = plugin_config.get("path").map(PathBuf::from) else {
+        return Ok(Vec::new());
+    };
+    let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
+        return Err(PluginStartError(
+            "keyring.config.path: must name a file".to_owned(),
+        ));
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let writable = ["create_if_missing", "writable"]
+        .iter()
+        .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
+    if writable {
+        create_private_dir(dir).map_err(|e| {
+            PluginStartError(format!(
+                "keyring.config.path: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    let grant = FileGrant {
+        host_dir: dir.to_path_buf(),
+        guest_dir: KEYRING_GUEST_DIR.to_owned(),
+        writable,
+    };
+    plugin_config.insert(
+        "path".to_owned(),
+        format!("{KEYRING_GUEST_DIR}/{}", file_name.to_string_lossy()),
+    );
+    Ok(vec![grant])
 }
 
 fn plugin_config(section: &PluginSection) -> BTreeMap<String, String> {
@@ -119,8 +165,10 @@ fn plugin_config(section: &PluginSection) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The runtime's spec for the plugin of section `section_name`.
 fn spec(
     config: &Config,
+    section_name: &str,
     section: &PluginSection,
     plugin_config: BTreeMap<String, String>,
     files: Vec<FileGrant>,
@@ -133,7 +181,34 @@ fn spec(
         limits: section.limits.to_limits(),
         files,
         clock: section.clock,
+        env: granted_env(section_name, &section.env)?,
     })
+}
+
+/// The host's values of the variables `<section_name>.env` grants; each
+/// must be set (a grant of nothing is a mistake worth stopping for).
+fn granted_env(
+    section_name: &str,
+    names: &[String],
+) -> Result<Vec<(String, String)>, PluginStartError> {
+    let mut env: Vec<(String, String)> = Vec::with_capacity(names.len());
+    for name in names {
+        let fail = |what: &str| PluginStartError(format!("{section_name}.env: {name} {what}"));
+        if name.is_empty() || name.contains(['=', '\0']) {
+            return Err(PluginStartError(format!(
+                "{section_name}.env: `{name}` is not an environment variable name"
+            )));
+        }
+        if env.iter().any(|(granted, _)| granted == name) {
+            continue;
+        }
+        match std::env::var(name) {
+            Ok(value) => env.push((name.clone(), value)),
+            Err(VarError::NotPresent) => return Err(fail("is not set")),
+            Err(VarError::NotUnicode(_)) => return Err(fail("is not valid UTF-8")),
+        }
+    }
+    Ok(env)
 }
 
 /// The name a plugin is shown under: its file stem for paths.
@@ -187,4 +262,32 @@ fn plugin_dirs(config: &Config) -> Vec<PathBuf> {
     }
     dirs.push(PathBuf::from("/usr/lib/coffer/plugins"));
     dirs
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn names(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn granted_variables_are_read_from_the_host() {
+        let (name, value) = std::env::vars().next().unwrap();
+        let env = granted_env("keyring", &[name.clone(), name.clone()]).unwrap();
+        assert_eq!(env, [(name, value)], "read once, duplicates dropped");
+    }
+
+    #[test]
+    fn a_granted_variable_that_is_not_set_stops_the_start() {
+        let error = granted_env("keyring", &names(&["COFFER_TEST_NEVER_SET_4F1C"])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "keyring.env: COFFER_TEST_NEVER_SET_4F1C is not set"
+        );
+        let error = granted_env("storage", &names(&["A=B"])).unwrap_err();
+        assert!(error.to_string().starts_with("storage.env:"), "{error}");
+    }
 }
