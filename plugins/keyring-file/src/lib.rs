@@ -1,130 +1,69 @@
-//! keyring-file: root keys in a Google Tink JSON keyset file, read and
-//! written exactly as `tinkey` does (cleartext JSON keysets).
+//! keyring-file: coffer's root keys (KEKs) from one of two sources. The
+//! host does every cryptographic operation; this plugin only hands it the
+//! key material.
 //!
-//! Config: `path` (the keyset file, as the host preopened it) and
-//! `create_if_missing` (answer "none" for an absent file so the host creates
-//! a keyset). The host grants the file's directory only, read-only unless
-//! the operator allows writing.
+//! **A Google Tink JSON keyset file** (config `path`), read and written
+//! exactly as `tinkey` does (cleartext JSON keysets). `create_if_missing`
+//! answers "none" for an absent file so the host creates a keyset. The host
+//! grants the file's directory only, read-only unless the operator allows
+//! writing (`create_if_missing` or `writable`).
+//!
+//! **A raw base64 256-bit key** (config `key`, or `key_env` naming an
+//! environment variable the host grants the plugin), standard or URL-safe
+//! base64, padded or not. An optional `rotation_key` / `rotation_key_env`
+//! is a second, unwrap-only key for a rotation: put the new key in `key`
+//! and the old one in `rotation_key`, restart, re-wrap the data keys, then
+//! drop `rotation_key`. Both are AES-256-GCM keys with the Tink output
+//! prefix and ids derived from their bytes, so restarts agree on them. The
+//! keys come from the configuration, so `store` is refused. This source is
+//! granted no filesystem at all; `path` and `key`/`key_env` are mutually
+//! exclusive.
 
-use std::io::{ErrorKind, Write};
-use std::path::PathBuf;
+mod raw;
+mod tink_file;
 
-use coffer_crypto::tink::{self, KeyStatus, TinkKey, TinkKeyset};
-use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix};
 use coffer_sdk::Error;
-use coffer_sdk::keyring::{self as wit, Key, Keyring, Keyset};
-use zeroize::Zeroizing;
+use coffer_sdk::keyring::{Keyring, Keyset};
 
-struct FileKeyring {
-    path: PathBuf,
-    create_if_missing: bool,
+use raw::RawKek;
+use tink_file::TinkFile;
+
+/// The source the configuration picked.
+enum FileKeyring {
+    Tink(TinkFile),
+    Raw(RawKek),
 }
 
 impl Keyring for FileKeyring {
     fn open() -> Result<Self, Error> {
-        Ok(FileKeyring {
-            path: PathBuf::from(coffer_sdk::config::require("path")?),
-            create_if_missing: coffer_sdk::config::flag("create_if_missing", false)?,
-        })
+        let get = coffer_sdk::config::get;
+        let Some(raw_key) = raw::CONFIG_KEYS.iter().find(|key| get(key).is_some()) else {
+            return Ok(FileKeyring::Tink(TinkFile::open()?));
+        };
+        for file_key in ["path", "create_if_missing", "writable"] {
+            if get(file_key).is_some() {
+                return Err(Error::Invalid(format!(
+                    "config keys `{raw_key}` and `{file_key}` are mutually exclusive: the KEK comes \
+                     either from a raw key (`key`/`key_env`) or from a Tink keyset file (`path`)"
+                )));
+            }
+        }
+        Ok(FileKeyring::Raw(RawKek::open()?))
     }
 
     fn load(&self) -> Result<Option<Keyset>, Error> {
-        let text = match std::fs::read(&self.path) {
-            Ok(bytes) => Zeroizing::new(bytes),
-            Err(e) if e.kind() == ErrorKind::NotFound && self.create_if_missing => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(e) => return Err(io_error("read", &e)),
-        };
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| Error::Invalid("the keyset file is not UTF-8 JSON".to_owned()))?;
-        let keyset = tink::parse_keyset_json(text).map_err(|e| Error::Invalid(e.to_string()))?;
-        Ok(Some(to_wire(&keyset)))
+        match self {
+            FileKeyring::Tink(file) => file.load(),
+            FileKeyring::Raw(raw) => Ok(Some(raw.keyset())),
+        }
     }
 
     fn store(&self, keyset: Keyset) -> Result<(), Error> {
-        let keyset = from_wire(keyset)?;
-        let json = Zeroizing::new(tink::keyset_to_json(&keyset));
-        let tmp = self.path.with_extension("json.tmp");
-        let written = std::fs::File::create(&tmp).and_then(|mut file| {
-            file.write_all(json.as_bytes())?;
-            file.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &self.path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error("write", &e));
+        match self {
+            FileKeyring::Tink(file) => file.store(keyset),
+            FileKeyring::Raw(_) => Err(raw::refuse_store(keyset)),
         }
-        Ok(())
     }
-}
-
-fn io_error(action: &str, error: &std::io::Error) -> Error {
-    match error.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => Error::Denied(format!(
-            "cannot {action} the keyset file: {error} (is the keyring granted write access?)"
-        )),
-        _ => Error::Unavailable(format!("cannot {action} the keyset file: {error}")),
-    }
-}
-
-fn to_wire(keyset: &TinkKeyset) -> Keyset {
-    Keyset {
-        primary_key_id: keyset.primary_key_id,
-        keys: keyset
-            .keys
-            .iter()
-            .map(|key| Key {
-                id: key.id,
-                algorithm: match key.algorithm {
-                    Algorithm::Aes128Gcm => wit::Algorithm::Aes128Gcm,
-                    Algorithm::Aes256Gcm => wit::Algorithm::Aes256Gcm,
-                },
-                status: match key.status {
-                    KeyStatus::Enabled => wit::KeyStatus::Enabled,
-                    KeyStatus::Disabled => wit::KeyStatus::Disabled,
-                    KeyStatus::Destroyed => wit::KeyStatus::Destroyed,
-                },
-                output_prefix: match key.output_prefix {
-                    OutputPrefix::Tink => wit::OutputPrefix::Tink,
-                    OutputPrefix::Legacy => wit::OutputPrefix::Legacy,
-                    OutputPrefix::Crunchy => wit::OutputPrefix::Crunchy,
-                    OutputPrefix::Raw => wit::OutputPrefix::Raw,
-                },
-                material: key.material.as_bytes().to_vec(),
-            })
-            .collect(),
-    }
-}
-
-fn from_wire(keyset: Keyset) -> Result<TinkKeyset, Error> {
-    let mut keys = Vec::with_capacity(keyset.keys.len());
-    for key in keyset.keys {
-        let algorithm = match key.algorithm {
-            wit::Algorithm::Aes128Gcm => Algorithm::Aes128Gcm,
-            wit::Algorithm::Aes256Gcm => Algorithm::Aes256Gcm,
-        };
-        let material = KeyMaterial::new(algorithm, key.material)
-            .map_err(|e| Error::Invalid(format!("key {}: {e}", key.id)))?;
-        keys.push(TinkKey {
-            id: key.id,
-            algorithm,
-            status: match key.status {
-                wit::KeyStatus::Enabled => KeyStatus::Enabled,
-                wit::KeyStatus::Disabled => KeyStatus::Disabled,
-                wit::KeyStatus::Destroyed => KeyStatus::Destroyed,
-            },
-            output_prefix: match key.output_prefix {
-                wit::OutputPrefix::Tink => OutputPrefix::Tink,
-                wit::OutputPrefix::Legacy => OutputPrefix::Legacy,
-                wit::OutputPrefix::Crunchy => OutputPrefix::Crunchy,
-                wit::OutputPrefix::Raw => OutputPrefix::Raw,
-            },
-            material,
-        });
-    }
-    Ok(TinkKeyset {
-        primary_key_id: keyset.primary_key_id,
-        keys,
-    })
 }
 
 coffer_sdk::export_keyring!(FileKeyring);
