@@ -113,7 +113,10 @@ impl KeyAdmin {
         let current = root.current();
         let same = stored.primary().id == current.primary().id
             && stored.keys().len() == current.keys().len()
-            && stored.keys().iter().all(|k| current.get(k.id).is_some() == (k.status == "ENABLED"));
+            && stored
+                .keys()
+                .iter()
+                .all(|k| current.get(k.id).is_some() == (k.status == "ENABLED"));
         if same {
             return Ok(current);
         }
