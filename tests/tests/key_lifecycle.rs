@@ -469,7 +469,8 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
         &a.data_dir.join("coffer.db"),
         &b.data_dir.join("coffer.db"),
         "secrets/shared/db-password",
-    );
+    )
+    .await;
     let (status, body) = b.get("shared/db-password").await;
     assert_eq!(
         (status, body["value"].as_str()),
@@ -482,20 +483,28 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
     assert_eq!(cycle["moved"]["versions"], 1, "{cycle}");
 }
 
-/// Copies one storage row between two SQLite databases with Python's sqlite3.
-fn copy_record(from: &Path, to: &Path, key: &str) {
-    let script = "import sqlite3,sys\n\
-        src=sqlite3.connect(sys.argv[1]); dst=sqlite3.connect(sys.argv[2])\n\
-        row=src.execute('select v, rev from coffer_kv where k=?',(sys.argv[3],)).fetchone()\n\
-        dst.execute('insert into coffer_kv(k,v,rev) values(?,?,?)',(sys.argv[3],row[0],row[1])); dst.commit()\n";
-    let status = Command::new(coffer_e2e::python::python())
-        .args(["-c", script])
-        .arg(from)
-        .arg(to)
-        .arg(key)
-        .status()
+/// Copies one storage row between two SQLite databases.
+async fn copy_record(from: &Path, to: &Path, key: &str) {
+    let source = sqlx::SqlitePool::connect(&format!("sqlite://{}", from.display()))
+        .await
         .unwrap();
-    assert!(status.success());
+    let target = sqlx::SqlitePool::connect(&format!("sqlite://{}", to.display()))
+        .await
+        .unwrap();
+    let row: (Vec<u8>, i64) = sqlx::query_as("SELECT v, rev FROM coffer_kv WHERE k = $1")
+        .bind(key)
+        .fetch_one(&source)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO coffer_kv (k, v, rev) VALUES ($1, $2, $3)")
+        .bind(key)
+        .bind(row.0)
+        .bind(row.1)
+        .execute(&target)
+        .await
+        .unwrap();
+    source.close().await;
+    target.close().await;
 }
 
 #[tokio::test]

@@ -8,11 +8,14 @@
 use coffer_e2e::Server;
 use reqwest::{Method, StatusCode};
 
-fn shared_config(dir: &std::path::Path) -> String {
-    let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(
+fn database_url() -> String {
+    std::env::var("COFFER_TEST_DATABASE_URL").expect(
         "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
-    );
-    let table = format!("nodes_{}", std::process::id());
+    )
+}
+
+fn shared_config(dir: &std::path::Path, table: &str) -> String {
+    let url = database_url();
     let keyset = dir.join("kek").join("keyset.json");
     format!(
         "[storage]\nplugin = \"storage-sql\"\n[storage.sql]\nurl = {url:?}\n[storage.config]\ntable = {table:?}\n\
@@ -38,7 +41,7 @@ async fn rotate(addr: String, token: String, namespace: &'static str) -> StatusC
 #[tokio::test]
 async fn two_nodes_share_keys_and_never_make_two_active_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let config = shared_config(dir.path());
+    let config = shared_config(dir.path(), &format!("nodes_{}", std::process::id()));
     let a = Server::start(&dir.path().join("a"), &config);
     // The second node reads the root token the first one created.
     let mut b = Server::start(&dir.path().join("b"), &config);
@@ -121,4 +124,65 @@ where
         out.push(handle.await.unwrap());
     }
     out
+}
+
+/// Writes the lease record as a node named `holder` would, expiring in
+/// `ms` milliseconds.
+async fn plant_lease(table: &str, holder: &str, ms: i64) {
+    let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let value = serde_json::json!({ "holder": holder, "expires_at_ms": now + ms }).to_string();
+    sqlx::query(&format!(
+        "INSERT INTO {table} (k, v, rev) VALUES ('sys/leases/keys', $1, 7) \
+         ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = {table}.rev + 1"
+    ))
+    .bind(value.into_bytes())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+}
+
+#[tokio::test]
+async fn key_changes_wait_for_another_nodes_lease_and_take_it_over_when_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = format!("lease_{}", std::process::id());
+    let server = Server::start(dir.path(), &shared_config(dir.path(), &table));
+    server.put("leased/one", "1").await;
+
+    // A live lease held elsewhere: the change waits, then says who holds it.
+    plant_lease(&table, "node-elsewhere", 60_000).await;
+    let (status, body) = server
+        .call(Method::POST, "/v1/keys/leased/rotate", None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("node-elsewhere"),
+        "{body}"
+    );
+    let (_, cycle) = server.call(Method::POST, "/v1/sys/janitor/run", None).await;
+    assert_eq!(
+        cycle["ran"], false,
+        "the janitor skips while another node holds the lease"
+    );
+
+    // A lease about to expire is taken over once it has.
+    plant_lease(&table, "node-elsewhere", 1_000).await;
+    let started = std::time::Instant::now();
+    let (status, body) = server
+        .call(Method::POST, "/v1/keys/leased/rotate", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "it waited for the expiry"
+    );
+    let (_, cycle) = server.call(Method::POST, "/v1/sys/janitor/run", None).await;
+    assert_eq!(cycle["ran"], true, "{cycle}");
 }
