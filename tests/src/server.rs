@@ -19,8 +19,12 @@ pub struct Server {
     client: reqwest::Client,
 }
 
-/// The `coffer` binary cargo built next to this test's executable.
+/// The `coffer` binary: `COFFER_BINARY` when set (benchmarks use a release
+/// build), otherwise the one cargo built next to this test's executable.
 pub fn coffer_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("COFFER_BINARY") {
+        return PathBuf::from(binary);
+    }
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
     let binary = profile_dir.join("coffer");

@@ -1,4 +1,4 @@
-//! `cargo xtask build | run | test | lint`: the project's commands, so a
+//! `cargo xtask build | run | test | lint | load | keybench`: the project's commands, so a
 //! fresh clone needs nothing but Rust and Python to build, run and test.
 
 mod postgres;
@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
         Some("load") => load(&args[1..]),
+        Some("keybench") => keybench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -25,7 +26,8 @@ fn main() -> ExitCode {
                  run     build, then start `coffer server` on the embedded default (extra args go to the server)\n\
                  test    install what the tests need and run every test (extra args go to the test runner)\n\
                  lint    cargo fmt --check and cargo clippy -D warnings\n\
-                 load    load-test the HTTP API against OpenBao (extra args: --seconds N --concurrency N --keys N)"
+                 load    load-test the HTTP API against OpenBao (extra args: --seconds N --concurrency N --keys N)\n\
+                 keybench  janitor throughput and KEK rotation time on SQLite and PostgreSQL (extra args: --secrets N)"
             );
             return ExitCode::from(2);
         }
@@ -142,6 +144,34 @@ fn load(load_args: &[String]) -> Result<()> {
         .arg(bin.join("bao"))
         .args(load_args);
     status(&mut command)
+}
+
+fn keybench(bench_args: &[String]) -> Result<()> {
+    let coffer = build()?;
+    let python = python::venv("requirements.txt")?.join("python");
+    status(cargo().args([
+        "build",
+        "--release",
+        "--package",
+        "coffer-e2e",
+        "--bin",
+        "coffer-keybench",
+    ]))?;
+    let database = postgres::Cluster::start_unless_given(&python)?;
+    let mut command = Command::new(target_dir().join("release").join("coffer-keybench"));
+    command
+        .arg("--database-url")
+        .arg(database.url())
+        .args(bench_args)
+        .env("COFFER_BINARY", coffer)
+        .env("COFFER_PLUGIN_DIR", wasm::plugin_dir())
+        .env(
+            "COFFER_TEST_CACHE_DIR",
+            target_dir().join("coffer-test-cache"),
+        );
+    let outcome = status(&mut command);
+    drop(database);
+    outcome
 }
 
 fn lint() -> Result<()> {
