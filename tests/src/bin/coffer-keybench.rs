@@ -46,8 +46,8 @@ fn options() -> Result<Options> {
 }
 
 fn config(database_url: Option<&str>, table: &str) -> String {
-    let mut config = format!(
-        "[audit]\nenabled = false\n[keys]\ngrace_ms = 0\n[janitor]\nenabled = false\nlimit = 1000000\n"
+    let mut config = String::from(
+        "[audit]\nenabled = false\n[keys]\ngrace_ms = 0\n[janitor]\nenabled = false\nlimit = 1000000\n",
     );
     if let Some(url) = database_url {
         config.push_str(&format!(
