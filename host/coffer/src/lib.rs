@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod edit;
 pub mod error;
 pub mod keys;
 pub mod plugins;

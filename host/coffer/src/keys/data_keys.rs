@@ -16,10 +16,11 @@ use coffer_crypto::aad::data_key_aad;
 use coffer_crypto::lifecycle::new_entry;
 use coffer_crypto::record::{DataKeyEntry, DataKeySet};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_key_id};
-use coffer_runtime::{Expected, GuestError, Storage};
+use coffer_runtime::{Expected, Storage};
 
 use super::{Kek, RootKeys};
 use crate::clock::now_ms;
+use crate::edit::{Change, backoff, is_conflict};
 use crate::error::{Error, Result};
 
 /// Namespaces whose unwrapped keys stay in memory.
@@ -191,9 +192,7 @@ impl DataKeys {
     }
 
     async fn load_or_create(&self, scope: &str) -> Result<ScopeKeys> {
-        let ((), set) = self
-            .change(scope, true, |_| Ok(super::Change::Keep(())))
-            .await?;
+        let ((), set) = self.change(scope, true, |_| Ok(Change::Keep(()))).await?;
         let kek = self.root.current();
         if let Some(missing) = set.live().find(|k| kek.get(k.kek_id).is_none()) {
             // Another node may have rotated the KEK: follow the keyset.
@@ -210,11 +209,11 @@ impl DataKeys {
         &self,
         scope: &str,
         create: bool,
-        mut edit: impl FnMut(&mut DataKeySet) -> Result<super::Change<T>>,
+        mut edit: impl FnMut(&mut DataKeySet) -> Result<Change<T>>,
     ) -> Result<(T, DataKeySet)> {
         let key = record_key(scope);
         for attempt in 0..CHANGE_ATTEMPTS {
-            crate::secrets::backoff(attempt).await;
+            backoff(attempt).await;
             let (mut set, expected, created) = match self.load(scope).await? {
                 Some((set, revision)) => (set, Expected::Revision(revision), false),
                 None if create => (self.new_set(scope)?, Expected::Absent, true),
@@ -225,8 +224,8 @@ impl DataKeys {
                 }
             };
             let answer = match edit(&mut set)? {
-                super::Change::Keep(answer) if !created => return Ok((answer, set)),
-                super::Change::Keep(answer) | super::Change::Write(answer) => answer,
+                Change::Keep(answer) if !created => return Ok((answer, set)),
+                Change::Keep(answer) | Change::Write(answer) => answer,
             };
             match self.storage.put(&key, &set.encode(), expected).await {
                 Ok(_) => {
@@ -236,7 +235,7 @@ impl DataKeys {
                     }
                     return Ok((answer, set));
                 }
-                Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => continue,
+                Err(error) if is_conflict(&error) => continue,
                 Err(error) => return Err(error.into()),
             }
         }
@@ -316,9 +315,9 @@ impl DataKeys {
                         .map_err(|e| Error::Internal(e.to_string()))?;
                 }
                 Ok(if stale.is_empty() {
-                    super::Change::Keep(0)
+                    Change::Keep(0)
                 } else {
-                    super::Change::Write(stale.len())
+                    Change::Write(stale.len())
                 })
             })
             .await?;

@@ -9,10 +9,11 @@
 
 use std::time::{Duration, Instant};
 
-use coffer_runtime::{Expected, GuestError, Storage};
+use coffer_runtime::{Expected, Storage};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::edit::is_conflict;
 use crate::error::{Error, Result};
 
 const RECORD: &str = "sys/leases/keys";
@@ -133,9 +134,9 @@ impl Lease {
         let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
         match self.storage.put(RECORD, &bytes, expected).await {
             Ok(revision) => Ok(revision),
-            Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => Err(
-                Error::Conflict("another node took the key-management lease".to_owned()),
-            ),
+            Err(error) if is_conflict(&error) => Err(Error::Conflict(
+                "another node took the key-management lease".to_owned(),
+            )),
             Err(error) => Err(error.into()),
         }
     }

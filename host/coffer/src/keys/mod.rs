@@ -19,11 +19,3 @@ pub use kek::{Kek, KekKeyInfo, add_primary_key, fresh_tink_key};
 pub use lease::{Lease, LeaseGuard};
 pub use root::RootKeys;
 pub use system::system_key;
-
-/// What an edit of a namespace's key record decided.
-pub enum Change<T> {
-    /// Nothing changed; do not write.
-    Keep(T),
-    /// Write the edited record back.
-    Write(T),
-}

@@ -3,10 +3,11 @@
 //! re-wrapped with the data keys when the KEK rotates.
 
 use coffer_crypto::{Algorithm, KeyMaterial, tink_key_id};
-use coffer_runtime::{Expected, GuestError, Storage};
+use coffer_runtime::{Expected, Storage};
 use zeroize::Zeroizing;
 
 use super::Kek;
+use crate::edit::is_conflict;
 use crate::error::{Error, Result};
 
 const PREFIX: &str = "sys/keys/";
@@ -30,7 +31,7 @@ pub async fn system_key(
         let wrapped = kek.primary().wrap(key.as_bytes(), &aad(name));
         match storage.put(&record, &wrapped, Expected::Absent).await {
             Ok(_) => return Ok(Zeroizing::new(key.as_bytes().to_vec())),
-            Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => continue,
+            Err(error) if is_conflict(&error) => continue,
             Err(error) => return Err(error.into()),
         }
     }
@@ -89,7 +90,7 @@ pub async fn rewrap_system_keys(storage: &dyn Storage, kek: &Kek) -> Result<usiz
         {
             Ok(_) => moved += 1,
             // Another node re-wrapped it meanwhile.
-            Err(error) if matches!(error.guest(), Some(GuestError::Conflict(_))) => {}
+            Err(error) if is_conflict(&error) => {}
             Err(error) => return Err(error.into()),
         }
     }

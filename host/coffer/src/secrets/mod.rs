@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
 use coffer_crypto::record::{SecretRecord, VersionEntry};
-use coffer_runtime::{Expected, GuestError, Storage};
+use coffer_runtime::{Expected, Storage};
 use zeroize::Zeroizing;
 
 pub use names::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, check_name, check_namespace, check_prefix};
 pub use rewrap::{Mode, Moved, PassPage};
 
 use crate::clock::now_ms;
+use crate::edit::{Change, backoff, is_conflict};
 use crate::error::{Error, Result};
 use crate::keys::DataKeys;
 
@@ -109,18 +110,7 @@ impl Secrets {
                 self.settings.max_value_bytes
             )));
         }
-        let key = record_key(namespace, name);
-        let _queued = self.write_lock(&key).lock().await;
-        for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt).await;
-            let (mut record, revision) = self.read(&key).await?.unwrap_or_else(|| {
-                (
-                    SecretRecord {
-                        versions: Vec::new(),
-                    },
-                    None,
-                )
-            });
+        self.update(&record_key(namespace, name), move |mut record| async move {
             let latest = record.versions.last().map_or(0, |v| v.version);
             if let Some(cas) = cas
                 && cas != latest
@@ -152,21 +142,13 @@ impl Secrets {
             // Active one with this write.
             self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
                 .await?;
-            let expected = revision.map_or(Expected::Absent, Expected::Revision);
-            match self.storage.put(&key, &record.encode(), expected).await {
-                Ok(_) => {
-                    return Ok(Written {
-                        version,
-                        created_at_ms,
-                    });
-                }
-                Err(error) if is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(Error::Conflict(
-            "too many concurrent writes to this secret; retry".to_owned(),
-        ))
+            let written = Written {
+                version,
+                created_at_ms,
+            };
+            Ok((record, Change::Write(written)))
+        })
+        .await
     }
 
     /// Reads the latest version, or `version` when given.
@@ -215,32 +197,17 @@ impl Secrets {
     pub async fn delete(&self, namespace: &str, name: &str) -> Result<u32> {
         check_namespace(namespace)?;
         check_name(name)?;
-        let key = record_key(namespace, name);
-        let _queued = self.write_lock(&key).lock().await;
-        for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt).await;
-            let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
-            let (mut record, revision) = self.read(&key).await?.ok_or_else(not_found)?;
-            let revision = revision.ok_or_else(not_found)?;
+        let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
+        self.update(&record_key(namespace, name), move |mut record| async move {
             let latest = record.versions.last_mut().ok_or_else(not_found)?;
             if latest.deleted_at_ms.is_some() {
                 return Err(not_found());
             }
             latest.deleted_at_ms = Some(now_ms());
             let version = latest.version;
-            match self
-                .storage
-                .put(&key, &record.encode(), Expected::Revision(revision))
-                .await
-            {
-                Ok(_) => return Ok(version),
-                Err(error) if is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(Error::Conflict(
-            "too many concurrent writes to this secret; retry".to_owned(),
-        ))
+            Ok((record, Change::Write(version)))
+        })
+        .await
     }
 
     /// Names in `namespace` starting with `prefix`, after the cursor `after`.
@@ -273,27 +240,46 @@ impl Secrets {
         })
     }
 
-    async fn read(&self, key: &str) -> Result<Option<(SecretRecord, Option<u64>)>> {
+    async fn read(&self, key: &str) -> Result<Option<(SecretRecord, u64)>> {
         match self.storage.get(key).await? {
-            Some(entry) => Ok(Some((
-                SecretRecord::decode(&entry.value)?,
-                Some(entry.revision),
-            ))),
+            Some(entry) => Ok(Some((SecretRecord::decode(&entry.value)?, entry.revision))),
             None => Ok(None),
         }
     }
-}
 
-/// Waits a little, growing with each lost race, so writers on several
-/// nodes stop colliding.
-pub(crate) async fn backoff(attempt: usize) {
-    if attempt > 0 {
-        let jitter = rand::random::<u64>() % 5;
-        let millis = (1u64 << attempt.min(6)) + jitter;
-        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    /// Lets `change` edit the record at `key` (one without versions when
+    /// there is none) and writes what it returns back with compare-and-set,
+    /// re-reading and retrying when another node wrote it first. This
+    /// node's writers of one secret queue on a lock instead of racing.
+    async fn update<T, F, Edit>(&self, key: &str, mut change: F) -> Result<T>
+    where
+        F: FnMut(SecretRecord) -> Edit,
+        Edit: Future<Output = Result<(SecretRecord, Change<T>)>>,
+    {
+        let _queued = self.write_lock(key).lock().await;
+        for attempt in 0..WRITE_ATTEMPTS {
+            backoff(attempt).await;
+            let (record, expected) = match self.read(key).await? {
+                Some((record, revision)) => (record, Expected::Revision(revision)),
+                None => (
+                    SecretRecord {
+                        versions: Vec::new(),
+                    },
+                    Expected::Absent,
+                ),
+            };
+            let (record, answer) = match change(record).await? {
+                (_, Change::Keep(answer)) => return Ok(answer),
+                (record, Change::Write(answer)) => (record, answer),
+            };
+            match self.storage.put(key, &record.encode(), expected).await {
+                Ok(_) => return Ok(answer),
+                Err(error) if is_conflict(&error) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(Error::Conflict(
+            "too many concurrent writes to this secret; retry".to_owned(),
+        ))
     }
-}
-
-fn is_conflict(error: &coffer_runtime::PluginError) -> bool {
-    matches!(error.guest(), Some(GuestError::Conflict(_)))
 }

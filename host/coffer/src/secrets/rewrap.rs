@@ -11,9 +11,9 @@
 use coffer_crypto::WrappingKey;
 use coffer_crypto::envelope::{SealedValue, open_value, rewrap_secret_key, seal_value};
 use coffer_crypto::record::SecretRecord;
-use coffer_runtime::Expected;
 
-use super::{Secrets, WRITE_ATTEMPTS, backoff, is_conflict, record_key};
+use super::{Secrets, record_key};
+use crate::edit::Change;
 use crate::error::{Error, Result};
 use crate::keys::usage::secrets_prefix;
 
@@ -57,33 +57,23 @@ impl Secrets {
     /// Moves the versions of one secret onto the Active data key.
     pub async fn rewrap(&self, namespace: &str, name: &str, mode: Mode) -> Result<Moved> {
         let key = record_key(namespace, name);
-        let _queued = self.write_lock(&key).lock().await;
-        for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt).await;
-            let Some((mut record, Some(revision))) = self.read(&key).await? else {
-                return Ok(Moved::default());
-            };
+        self.update(&key, move |mut record| async move {
+            if record.versions.is_empty() {
+                return Ok((record, Change::Keep(Moved::default())));
+            }
             let active = self.keys.active(namespace).await?;
             let mut moved = self
                 .move_versions(namespace, name, &mut record, &active, mode)
                 .await?;
             moved.records = 1;
-            if moved.versions == 0 {
-                return Ok(moved);
-            }
-            match self
-                .storage
-                .put(&key, &record.encode(), Expected::Revision(revision))
-                .await
-            {
-                Ok(_) => return Ok(moved),
-                Err(error) if is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(Error::Conflict(
-            "too many concurrent writes to this secret; retry".to_owned(),
-        ))
+            let change = if moved.versions == 0 {
+                Change::Keep(moved)
+            } else {
+                Change::Write(moved)
+            };
+            Ok((record, change))
+        })
+        .await
     }
 
     /// Moves up to `limit` secrets of `namespace`, those after the name

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::{DataKeyView, KeyAdmin, refused};
 use crate::clock::now_ms;
+use crate::edit::Change;
 use crate::error::{Error, Result};
-use crate::keys::Change;
 use crate::keys::transport::{self, ExportedKey};
 use crate::keys::usage::{KeyUsage, NamespaceUsage, namespace_usage};
 use crate::secrets::check_namespace;
