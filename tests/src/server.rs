@@ -203,6 +203,16 @@ impl Server {
             .await
     }
 
+    /// Asserts that the secret at `path` reads back as `value`.
+    pub async fn assert_reads(&self, path: &str, value: &str) {
+        let (status, body) = self.get(path).await;
+        assert_eq!(
+            (status, body["value"].as_str()),
+            (StatusCode::OK, Some(value)),
+            "{path}: {body}"
+        );
+    }
+
     /// Sends a request with the root token; returns status and JSON body
     /// (`Value::Null` when empty).
     pub async fn call(

@@ -84,14 +84,16 @@ fn cli(server: &Server, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn cli_ok(server: &Server, args: &[&str]) -> String {
+/// Runs the CLI, asserts it succeeded, and returns its stdout and stderr.
+fn cli_streams(server: &Server, args: &[&str]) -> (String, String) {
     let output = cli(server, args);
-    assert!(
-        output.status.success(),
-        "coffer {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "coffer {args:?}: {stderr}");
+    (String::from_utf8(output.stdout).unwrap(), stderr)
+}
+
+fn cli_ok(server: &Server, args: &[&str]) -> String {
+    cli_streams(server, args).0
 }
 
 fn keyring_at(file: &Path) -> String {
@@ -342,33 +344,22 @@ async fn reencrypt_continues_an_interrupted_pass_and_full_mode_reseals_values() 
         (Some(false), Some(10))
     );
 
-    let output = cli(
+    let (said, progress) = cli_streams(
         &server,
         &["reencrypt", "--namespace", "bulk", "--batch", "4"],
     );
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let said = String::from_utf8_lossy(&output.stdout);
     assert!(
         said.contains("namespace bulk: 25 secret(s), 25 version(s) moved"),
         "{said}"
     );
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("[##############################] 25/25")
+        progress.contains("[##############################] 25/25"),
+        "{progress}"
     );
     assert_eq!(usage(&show(&server, "bulk").await, &old), 0);
     assert_readable(&server, &secrets).await;
 
-    let output = cli(&server, &["reencrypt", "--full"]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let said = String::from_utf8_lossy(&output.stdout);
+    let said = cli_ok(&server, &["reencrypt", "--full"]);
     assert!(
         said.contains("namespace bulk: 25 secret(s), 25 version(s)"),
         "{said}"
@@ -471,12 +462,7 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
         "secrets/shared/db-password",
     )
     .await;
-    let (status, body) = b.get("shared/db-password").await;
-    assert_eq!(
-        (status, body["value"].as_str()),
-        (StatusCode::OK, Some("hunter2")),
-        "{body}"
-    );
+    b.assert_reads("shared/db-password", "hunter2").await;
 
     // B's janitor moves the copied secret onto B's own active key.
     let (_, cycle) = post(&b, "/v1/sys/janitor/run", json!({})).await;

@@ -126,15 +126,7 @@ fn test(runner_args: &[String]) -> Result<()> {
 fn load(load_args: &[String]) -> Result<()> {
     let coffer = build()?;
     let bin = python::venv("load-requirements.txt")?;
-    status(cargo().args([
-        "build",
-        "--release",
-        "--package",
-        "coffer-e2e",
-        "--bin",
-        "coffer-load",
-    ]))?;
-    let mut command = Command::new(target_dir().join("release").join("coffer-load"));
+    let mut command = Command::new(bench_binary("coffer-load")?);
     command
         .arg("--coffer")
         .arg(coffer)
@@ -146,19 +138,24 @@ fn load(load_args: &[String]) -> Result<()> {
     status(&mut command)
 }
 
-fn keybench(bench_args: &[String]) -> Result<()> {
-    let coffer = build()?;
-    let python = python::venv("requirements.txt")?.join("python");
+/// Builds one of coffer-e2e's benchmark binaries in release; returns its path.
+fn bench_binary(name: &str) -> Result<PathBuf> {
     status(cargo().args([
         "build",
         "--release",
         "--package",
         "coffer-e2e",
         "--bin",
-        "coffer-keybench",
+        name,
     ]))?;
+    Ok(target_dir().join("release").join(name))
+}
+
+fn keybench(bench_args: &[String]) -> Result<()> {
+    let coffer = build()?;
+    let python = python::venv("requirements.txt")?.join("python");
     let database = postgres::Cluster::start_unless_given(&python)?;
-    let mut command = Command::new(target_dir().join("release").join("coffer-keybench"));
+    let mut command = Command::new(bench_binary("coffer-keybench")?);
     command
         .arg("--database-url")
         .arg(database.url())
