@@ -12,6 +12,8 @@ use coffer_runtime::{
     FileGrant, KeyringPlugin, PluginSpec, Runtime, SqlPool, StoragePlugin, create_private_dir,
 };
 
+use zeroize::Zeroizing;
+
 use crate::config::{Config, PluginSection, scalar_string};
 
 /// Where the keyring's key file directory appears inside the sandbox.
@@ -190,8 +192,8 @@ fn spec(
 fn granted_env(
     section_name: &str,
     names: &[String],
-) -> Result<Vec<(String, String)>, PluginStartError> {
-    let mut env: Vec<(String, String)> = Vec::with_capacity(names.len());
+) -> Result<Vec<(String, Zeroizing<String>)>, PluginStartError> {
+    let mut env: Vec<(String, Zeroizing<String>)> = Vec::with_capacity(names.len());
     for name in names {
         let fail = |what: &str| PluginStartError(format!("{section_name}.env: {name} {what}"));
         if name.is_empty() || name.contains(['=', '\0']) {
@@ -203,7 +205,7 @@ fn granted_env(
             continue;
         }
         match std::env::var(name) {
-            Ok(value) => env.push((name.clone(), value)),
+            Ok(value) => env.push((name.clone(), Zeroizing::new(value))),
             Err(VarError::NotPresent) => return Err(fail("is not set")),
             Err(VarError::NotUnicode(_)) => return Err(fail("is not valid UTF-8")),
         }
@@ -277,7 +279,11 @@ mod tests {
     fn granted_variables_are_read_from_the_host() {
         let (name, value) = std::env::vars().next().unwrap();
         let env = granted_env("keyring", &[name.clone(), name.clone()]).unwrap();
-        assert_eq!(env, [(name, value)], "read once, duplicates dropped");
+        assert_eq!(
+            env,
+            [(name, Zeroizing::new(value))],
+            "read once, duplicates dropped"
+        );
     }
 
     #[test]

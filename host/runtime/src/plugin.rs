@@ -12,6 +12,7 @@ use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Store, UpdateDeadline};
 
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+use zeroize::Zeroizing;
 
 use crate::capabilities::{self, sql::SqlPool};
 use crate::engine::{EPOCH_TICK, Runtime};
@@ -84,7 +85,7 @@ pub struct PluginSpec {
     pub clock: bool,
     /// Environment variables (name, value) the plugin sees; it sees no
     /// other. Values may be secrets: `Debug` shows the names only.
-    pub env: Vec<(String, String)>,
+    pub env: Vec<(String, Zeroizing<String>)>,
 }
 
 impl std::fmt::Debug for PluginSpec {
@@ -116,7 +117,7 @@ pub(crate) struct Prepared {
     config: Arc<BTreeMap<String, String>>,
     files: Vec<FileGrant>,
     clock: bool,
-    env: Vec<(String, String)>,
+    env: Vec<(String, Zeroizing<String>)>,
     sql: Option<Arc<SqlPool>>,
 }
 
@@ -244,7 +245,7 @@ impl Prepared {
             wasi.preopened_dir(&grant.host_dir, &grant.guest_dir, perms)?;
         }
         for (name, value) in &self.env {
-            wasi.env(name, value);
+            wasi.env(name, value.as_str());
         }
         let state = PluginState {
             plugin: self.name.clone(),

@@ -244,7 +244,10 @@ async fn plugins_see_the_real_time_only_when_granted() {
 async fn plugins_see_only_the_environment_variables_granted_to_them() {
     let runtime = common::runtime();
     let mut spec = common::spec("hostile-guest", &[], tight_limits());
-    spec.env = vec![("COFFER_SANDBOX_GRANTED".to_owned(), "visible".to_owned())];
+    spec.env = vec![(
+        "COFFER_SANDBOX_GRANTED".to_owned(),
+        "visible".to_owned().into(),
+    )];
     let plugin = StoragePlugin::load(&runtime, spec, None).await.unwrap();
     let granted = plugin.get("env:COFFER_SANDBOX_GRANTED").await.unwrap();
     assert_eq!(granted.unwrap().value, b"visible");

@@ -11,6 +11,7 @@
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, Engine, GeneralPurpose, GeneralPurposeConfig};
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use coffer_sdk::Error;
@@ -50,7 +51,7 @@ impl RawKek {
             Error::Invalid("a rotation key needs a primary key: set `key` or `key_env`".to_owned())
         })?;
         let rotation = match configured("rotation_key")? {
-            Some(rotation) if rotation.bytes == primary.bytes => None,
+            Some(rotation) if bool::from(rotation.bytes.ct_eq(&*primary.bytes)) => None,
             Some(rotation) if rotation.id == primary.id => {
                 return Err(Error::Invalid(format!(
                     "`key` and `rotation_key` are different keys with the same key id {}: generate another key",
