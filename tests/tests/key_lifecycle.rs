@@ -276,8 +276,8 @@ async fn forced_destroy_says_what_became_unreadable_and_nothing_else_is_lost() {
     assert!(said.contains("doomed/secret-2@1"), "{said}");
 
     let (status, body) = server.get("doomed/secret-0").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-    assert_eq!(body["error"]["code"], "key_unavailable");
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["error"]["code"], "key_destroyed");
     assert_readable(&server, &[("doomed/after".to_owned(), "kept".to_owned())]).await;
     // The janitor leaves the shredded versions as they are.
     let (_, cycle) = post(&server, "/v1/sys/janitor/run", json!({})).await;
@@ -365,6 +365,64 @@ async fn reencrypt_continues_an_interrupted_pass_and_full_mode_reseals_values() 
         "{said}"
     );
     assert_readable(&server, &secrets).await;
+}
+
+#[tokio::test]
+async fn a_broken_record_is_skipped_and_reported_and_a_rotation_restarts_the_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), KEYS);
+    let secrets = write_many(&server, &["mixed"], 6).await;
+    let first = key(&show(&server, "mixed").await, "active")["id"].clone();
+    // A record no coffer wrote, as a damaged database might hold.
+    let database = dir.path().join("coffer.db");
+    write_record(&database, "secrets/mixed/secret-3-broken", b"not a record").await;
+    let (_, second) = post(&server, "/v1/keys/mixed/rotate", json!({})).await;
+
+    let (_, batch) = post(&server, "/v1/keys/mixed/reencrypt", json!({"limit": 3})).await;
+    assert_eq!(
+        (batch["done"].as_bool(), batch["total"]["records"].as_u64()),
+        (Some(false), Some(3)),
+        "{batch}"
+    );
+    // Rotating again puts the secrets already moved under a retired key:
+    // the saved pass starts over rather than finishing half done.
+    let (_, third) = post(&server, "/v1/keys/mixed/rotate", json!({})).await;
+    let (_, batch) = post(&server, "/v1/keys/mixed/reencrypt", json!({"limit": 3})).await;
+    assert_eq!(batch["total"]["records"].as_u64(), Some(3), "{batch}");
+
+    let shown = show(&server, "mixed").await;
+    assert_eq!(shown["unreadable_records"], 1, "{shown}");
+    let (status, refused) = post(
+        &server,
+        &format!("/v1/keys/mixed/{first}/inactivate"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 secret record(s) of namespace mixed could not be decoded"),
+        "usage is unsure while a record is unreadable: {refused}"
+    );
+    let output = cli(&server, &["reencrypt", "--namespace", "mixed"]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("1 secret(s) could not be moved"), "{said}");
+    assert_readable(&server, &secrets).await;
+    let (_, cycle) = post(&server, "/v1/sys/janitor/run", json!({})).await;
+    assert_eq!(
+        (cycle["ran"].as_bool(), cycle["moved"]["failed"].as_u64()),
+        (Some(true), Some(1)),
+        "the janitor skips the broken record too: {cycle}"
+    );
+
+    delete_record(&database, "secrets/mixed/secret-3-broken").await;
+    let shown = show(&server, "mixed").await;
+    assert_eq!(usage(&shown, &first), 0, "{shown}");
+    assert_eq!(usage(&shown, &second["id"]), 0, "{shown}");
+    assert_eq!(usage(&shown, &third["id"]), 6, "{shown}");
 }
 
 #[tokio::test]
@@ -469,28 +527,44 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
     assert_eq!(cycle["moved"]["versions"], 1, "{cycle}");
 }
 
+async fn sqlite(database: &Path) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
+        .await
+        .unwrap()
+}
+
+/// Writes a storage row behind coffer's back.
+async fn write_record(database: &Path, key: &str, value: &[u8]) {
+    let pool = sqlite(database).await;
+    sqlx::query("INSERT INTO coffer_kv (k, v, rev) VALUES ($1, $2, 1)")
+        .bind(key)
+        .bind(value)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn delete_record(database: &Path, key: &str) {
+    let pool = sqlite(database).await;
+    sqlx::query("DELETE FROM coffer_kv WHERE k = $1")
+        .bind(key)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
 /// Copies one storage row between two SQLite databases.
 async fn copy_record(from: &Path, to: &Path, key: &str) {
-    let source = sqlx::SqlitePool::connect(&format!("sqlite://{}", from.display()))
-        .await
-        .unwrap();
-    let target = sqlx::SqlitePool::connect(&format!("sqlite://{}", to.display()))
-        .await
-        .unwrap();
-    let row: (Vec<u8>, i64) = sqlx::query_as("SELECT v, rev FROM coffer_kv WHERE k = $1")
+    let source = sqlite(from).await;
+    let (value,): (Vec<u8>,) = sqlx::query_as("SELECT v FROM coffer_kv WHERE k = $1")
         .bind(key)
         .fetch_one(&source)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO coffer_kv (k, v, rev) VALUES ($1, $2, $3)")
-        .bind(key)
-        .bind(row.0)
-        .bind(row.1)
-        .execute(&target)
-        .await
-        .unwrap();
     source.close().await;
-    target.close().await;
+    write_record(to, key, &value).await;
 }
 
 #[tokio::test]
@@ -559,10 +633,23 @@ async fn key_endpoints_need_key_capabilities() {
     )
     .await;
     let reader = reader["token"].as_str().unwrap().to_owned();
-    let (status, _) = server
+    let (status, shown) = server
         .call_as(&reader, Method::GET, "/v1/keys/ns", None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    let usage = &key(&shown, "active")["usage"];
+    assert_eq!(
+        (
+            usage["versions"].as_u64(),
+            usage["secrets"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0)),
+        "without list on the namespace, counts but no names: {shown}"
+    );
+    assert_eq!(
+        key(&show(&server, "ns").await, "active")["usage"]["secrets"],
+        json!(["a@1"])
+    );
     let (status, _) = server
         .call_as(&reader, Method::POST, "/v1/keys/ns/rotate", None)
         .await;
@@ -591,6 +678,19 @@ async fn key_endpoints_need_key_capabilities() {
         status,
         StatusCode::FORBIDDEN,
         "exporting a key needs read on its namespace"
+    );
+    let (status, _) = server
+        .call_as(
+            &operator,
+            Method::POST,
+            &format!("/v1/keys/ns/{id}/destroy"),
+            Some(json!({"force": true})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "force-destroying a key needs destroy on its namespace"
     );
     let records = server.audit_records();
     assert!(

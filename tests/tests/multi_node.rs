@@ -172,3 +172,51 @@ async fn key_changes_wait_for_another_nodes_lease_and_take_it_over_when_it_expir
     let (_, cycle) = server.call(Method::POST, "/v1/sys/janitor/run", None).await;
     assert_eq!(cycle["ran"], true, "{cycle}");
 }
+
+#[tokio::test]
+async fn a_node_with_stale_caches_moves_secrets_forward_and_wraps_under_the_new_kek() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shared_config(dir.path(), &format!("stale_{}", std::process::id()));
+    let a = Server::start(&dir.path().join("a"), &config);
+    // B trusts its cached keys for a minute: every change below is made on A.
+    let slow = config.replace("cache_ttl_ms = 200", "cache_ttl_ms = 60000");
+    let mut b = Server::start(&dir.path().join("b"), &slow);
+    b.token = a.token.clone();
+    for i in 0..5 {
+        b.put(&format!("stale/secret-{i}"), "v").await;
+    }
+    let (_, old) = b.call(Method::GET, "/v1/keys/stale", None).await;
+    let old = old["keys"][0]["id"].clone();
+    let (status, new) = a.call(Method::POST, "/v1/keys/stale/rotate", None).await;
+    assert_eq!(status, StatusCode::OK, "{new}");
+
+    // B's cache still names the old key Active; re-encryption on B must
+    // move the secrets onto the new one all the same, not leave them.
+    let (status, pass) = b.call(Method::POST, "/v1/keys/stale/reencrypt", None).await;
+    assert_eq!(status, StatusCode::OK, "{pass}");
+    assert_eq!(pass["total"]["versions"], 5, "{pass}");
+    let (_, shown) = a.call(Method::GET, "/v1/keys/stale", None).await;
+    let usage_of = |id: &serde_json::Value| {
+        shown["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| &k["id"] == id)
+            .unwrap()["usage"]["versions"]
+            .clone()
+    };
+    assert_eq!((usage_of(&old), usage_of(&new["id"])), (0.into(), 5.into()));
+
+    // A rotates the KEK; B, which never met a key wrapped by the new one,
+    // still wraps the next namespace's key under it.
+    let (status, rotated) = a.call(Method::POST, "/v1/sys/kek/rotate", None).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    b.put("fresh/one", "1").await;
+    let (_, fresh) = a.call(Method::GET, "/v1/keys/fresh", None).await;
+    assert_eq!(
+        fresh["keys"][0]["kek_id"], rotated["primary_key_id"],
+        "{fresh}"
+    );
+    b.assert_reads("stale/secret-0", "v").await;
+}

@@ -23,6 +23,10 @@ pub enum Error {
     /// A key needed to decrypt is not available.
     #[error("{0}")]
     KeyUnavailable(String),
+    /// The data was sealed under a key that was destroyed on purpose: it
+    /// is gone for good, and retrying cannot help.
+    #[error("{0}")]
+    KeyDestroyed(String),
     /// A plugin failed or answered with an error.
     #[error(transparent)]
     Plugin(#[from] PluginError),

@@ -89,6 +89,17 @@ impl Coffer {
             );
         }
 
+        if config
+            .keys
+            .grace_ms
+            .is_some_and(|grace| grace < config.keys.cache_ttl_ms)
+        {
+            tracing::warn!(
+                "[keys] grace_ms is below cache_ttl_ms: with more than one node, a retired data \
+                 key could be inactivated or destroyed while another node still seals with it"
+            );
+        }
+
         let storage: Arc<dyn Storage> = Arc::new(storage);
         let root = Arc::new(RootKeys::new(Arc::new(keyring), kek));
         let keys = Arc::new(DataKeys::new(

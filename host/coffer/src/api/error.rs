@@ -75,6 +75,7 @@ impl From<Error> for ApiError {
                 tracing::error!(detail = %m, "key unavailable");
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "key_unavailable", m)
             }
+            Error::KeyDestroyed(m) => ApiError::new(StatusCode::GONE, "key_destroyed", m),
             Error::Plugin(e) => plugin_error(e),
             Error::Internal(m) => {
                 tracing::error!(detail = %m, "internal error");

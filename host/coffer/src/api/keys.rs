@@ -1,7 +1,9 @@
 //! `/v1/keys…` (data keys) and `/v1/sys/kek…` (the KEK), with
-//! `keys:read` for looking and `keys:manage` for changing. Exporting a data
-//! key also needs `read` on its namespace: whoever holds the transport
-//! keyset can open the exported key.
+//! `keys:read` for looking and `keys:manage` for changing. Where a key
+//! operation reaches into the secrets themselves, the namespace's own
+//! capability is needed too: `list` to see which secrets a key protects,
+//! `read` to export a key (whoever holds the transport keyset can open it),
+//! `destroy` to force-destroy a key secrets still use.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -100,7 +102,12 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     actor.require_admin(Admin::KeysRead)?;
     let namespace = path(namespace)?;
-    Ok(ok(state.keys.show(&namespace).await?))
+    let shown = state.keys.show(&namespace).await?;
+    if actor.require(Capability::List, &namespace).is_ok() {
+        Ok(ok(shown))
+    } else {
+        Ok(ok(shown.without_names()))
+    }
 }
 
 /// `POST /v1/keys/{namespace}/{operation}`: rotate, reencrypt, import.
@@ -157,7 +164,12 @@ pub async fn key_action(
     match action.as_str() {
         "deprecate" => Ok(ok(state.keys.deprecate(&namespace, id).await?)),
         "inactivate" => Ok(ok(state.keys.inactivate(&namespace, id).await?)),
-        "destroy" => Ok(ok(state.keys.destroy(&namespace, id, body.force).await?)),
+        "destroy" => {
+            if body.force {
+                actor.require(Capability::Destroy, &namespace)?;
+            }
+            Ok(ok(state.keys.destroy(&namespace, id, body.force).await?))
+        }
         "export" => {
             actor.require(Capability::Read, &namespace)?;
             let transport = body.transport.map(transport_text).ok_or_else(|| {

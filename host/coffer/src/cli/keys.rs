@@ -156,6 +156,13 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
                 "namespace {}: {} secrets, {} versions",
                 namespace, answer["secrets"], answer["versions"]
             );
+            if answer["unreadable_records"].as_u64().unwrap_or(0) > 0 {
+                println!(
+                    "{} secret record(s) could not be decoded (the server log names them); \
+                     usage below leaves them out",
+                    answer["unreadable_records"]
+                );
+            }
             println!(
                 "{:>12} {:<11} {:<11} {:>7} {:>12} {:>9}  UPDATED",
                 "ID", "STATUS", "ALGORITHM", "VERSION", "KEK", "USAGE"
@@ -340,6 +347,7 @@ async fn reencrypt(
         Some(ns) => vec![ns],
         None => all_namespaces(base).await?,
     };
+    let mut failed = 0;
     for namespace in namespaces {
         let ns_url = format!("{base}/v1/keys/{}", encode_path(&namespace));
         let shown = request(Method::GET, &ns_url, None).await?;
@@ -360,9 +368,15 @@ async fn reencrypt(
                     answer["total"]["versions"],
                     answer["total"]["unreadable"]
                 );
+                failed += answer["total"]["failed"].as_u64().unwrap_or(0);
                 break;
             }
         }
+    }
+    if failed > 0 {
+        return Err(Failure::other(format!(
+            "{failed} secret(s) could not be moved (the server log names them): run again"
+        )));
     }
     Ok(())
 }

@@ -8,13 +8,13 @@
 //! reaches this one within that time; changes made here drop the cached
 //! keys at once. Unwrapped keys are zeroized when evicted or dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_crypto::aad::data_key_aad;
 use coffer_crypto::lifecycle::new_entry;
-use coffer_crypto::record::{DataKeyEntry, DataKeySet};
+use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_key_id};
 use coffer_runtime::{Expected, Storage};
 
@@ -34,6 +34,8 @@ const PREFIX: &str = "datakeys/";
 struct ScopeKeys {
     active: Arc<WrappingKey>,
     by_id: HashMap<u32, Arc<WrappingKey>>,
+    /// Ids of destroyed keys: what they sealed is gone for good.
+    destroyed: HashSet<u32>,
 }
 
 /// Settings of the data keys.
@@ -159,22 +161,27 @@ impl DataKeys {
     }
 
     /// The key `id` of `scope`; reloads the scope once on a miss, in case
-    /// another node added the key.
+    /// another node added (or destroyed) the key.
     pub async fn by_id(&self, scope: &str, id: u32) -> Result<Arc<WrappingKey>> {
-        if let Some(key) = self.scope(scope).await?.by_id.get(&id) {
+        let keys = self.scope(scope).await?;
+        if let Some(key) = keys.by_id.get(&id) {
             return Ok(key.clone());
         }
-        self.cache.invalidate(scope).await;
-        self.scope(scope)
-            .await?
-            .by_id
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| {
-                Error::KeyUnavailable(format!(
-                    "data key {id} of namespace {scope} is not available (destroyed or unknown)"
-                ))
-            })
+        if !keys.destroyed.contains(&id) {
+            self.cache.invalidate(scope).await;
+        }
+        let keys = self.scope(scope).await?;
+        if let Some(key) = keys.by_id.get(&id) {
+            return Ok(key.clone());
+        }
+        if keys.destroyed.contains(&id) {
+            return Err(Error::KeyDestroyed(format!(
+                "data key {id} of namespace {scope} was destroyed: what it sealed is gone for good"
+            )));
+        }
+        Err(Error::KeyUnavailable(format!(
+            "data key {id} of namespace {scope} is unknown"
+        )))
     }
 
     /// Drops the cached keys of `scope`.
@@ -216,7 +223,10 @@ impl DataKeys {
             backoff(attempt).await;
             let (mut set, expected, created) = match self.load(scope).await? {
                 Some((set, revision)) => (set, Expected::Revision(revision), false),
-                None if create => (self.new_set(scope)?, Expected::Absent, true),
+                None if create => {
+                    self.root.refresh().await;
+                    (self.new_set(scope)?, Expected::Absent, true)
+                }
                 None => {
                     return Err(Error::NotFound(format!(
                         "namespace {scope} has no data keys"
@@ -340,6 +350,16 @@ impl DataKeys {
             .ok_or_else(|| {
                 Error::Internal(format!("namespace {} has no active data key", set.scope))
             })?;
-        Ok(ScopeKeys { active, by_id })
+        let destroyed = set
+            .keys
+            .iter()
+            .filter(|k| k.status == DataKeyStatus::Destroyed)
+            .map(|k| k.id)
+            .collect();
+        Ok(ScopeKeys {
+            active,
+            by_id,
+            destroyed,
+        })
     }
 }

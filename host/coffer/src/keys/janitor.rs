@@ -19,6 +19,7 @@ use coffer_crypto::record::DataKeyStatus;
 
 use super::admin::KeyAdmin;
 use super::{Lease, LeaseGuard};
+use crate::clock::now_ms;
 use crate::error::Result;
 use crate::secrets::{Mode, Moved};
 
@@ -51,8 +52,10 @@ struct Cursor {
     /// A whole pass found nothing left under retired keys for the key
     /// record at this revision: skip the namespace until it changes.
     clean_at: Option<u64>,
-    /// Versions moved so far in the current pass.
-    pass_moved: u64,
+    /// Versions moved, and secrets that failed, so far in the current pass.
+    pass_work: u64,
+    /// When the current pass began.
+    pass_started_ms: i64,
 }
 
 pub struct Janitor {
@@ -131,18 +134,25 @@ impl Janitor {
                 let Some((set, revision)) = keys.load(scope).await? else {
                     continue;
                 };
-                let deprecated = set
+                // No node seals with a Deprecated key of this set after this.
+                let sealing_stopped_by = set
                     .keys
                     .iter()
-                    .any(|k| k.status == DataKeyStatus::Deprecated);
+                    .filter(|k| k.status == DataKeyStatus::Deprecated)
+                    .map(|k| self.admin.sealed_with_until(k))
+                    .max();
+                let Some(sealing_stopped_by) = sealing_stopped_by else {
+                    continue;
+                };
                 let cursor = cursors.entry(scope.clone()).or_default();
-                if !deprecated || cursor.clean_at == Some(revision) {
+                if cursor.clean_at == Some(revision) {
                     continue;
                 }
                 while budget > 0 {
                     guard.renew_if_due().await?;
                     if cursor.after.is_none() {
-                        cursor.pass_moved = 0;
+                        cursor.pass_work = 0;
+                        cursor.pass_started_ms = now_ms();
                     }
                     let page = self
                         .admin
@@ -158,11 +168,13 @@ impl Janitor {
                         u32::try_from(page.moved.records).unwrap_or(u32::MAX).max(1),
                     );
                     report.moved.add(page.moved);
-                    cursor.pass_moved += page.moved.versions;
+                    cursor.pass_work += page.moved.versions + page.moved.failed;
                     cursor.after = page.next;
                     if cursor.after.is_none() {
-                        // Only a whole pass with nothing left to move is clean.
-                        if cursor.pass_moved == 0 {
+                        // Only a whole pass with nothing to move and no
+                        // failures is clean, and only if it began after every node had
+                        // stopped sealing with the retired keys.
+                        if cursor.pass_work == 0 && sealing_stopped_by <= cursor.pass_started_ms {
                             cursor.clean_at = Some(revision);
                         }
                         break;

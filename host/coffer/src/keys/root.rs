@@ -2,7 +2,8 @@
 //! promotes a key through the keyring plugin, `kek reload` picks up a
 //! keyset changed outside coffer (tinkey, Tink), and a node meeting a data
 //! key wrapped by a KEK it does not know reads the keyset again by itself
-//! (another node rotated it). Requests that already hold the previous KEK
+//! (another node rotated it), or about to wrap a new key, checks the
+//! keyset's primary first. Requests that already hold the previous KEK
 //! finish with it; both unwrap the same data keys.
 
 use std::sync::{Arc, RwLock};
@@ -13,7 +14,8 @@ use coffer_runtime::Keyring;
 use super::kek::{Kek, add_primary_key};
 use crate::error::{Error, Result};
 
-/// Least time between two reads of the keyset prompted by an unknown KEK.
+/// Least time between two reads of the keyset prompted by an unknown KEK,
+/// or by a key about to be wrapped.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The keyring plugin and the KEK built from its keyset.
@@ -21,6 +23,7 @@ pub struct RootKeys {
     keyring: Arc<dyn Keyring>,
     current: RwLock<Arc<Kek>>,
     last_follow: tokio::sync::Mutex<Option<Instant>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl RootKeys {
@@ -29,6 +32,7 @@ impl RootKeys {
             keyring,
             current: RwLock::new(Arc::new(kek)),
             last_follow: tokio::sync::Mutex::new(None),
+            last_refresh: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -79,6 +83,42 @@ impl RootKeys {
         self.install(kek);
         tracing::info!(kek_id = needed, "picked up a KEK keyset changed elsewhere");
         Ok(true)
+    }
+
+    /// The KEK to wrap a new key under: the keyset is read again (at most
+    /// once a second) and installed when its primary changed and it still
+    /// holds every key this node's KEK holds, so a node never goes on
+    /// wrapping under a KEK another node rotated away from. A keyset that
+    /// lost keys is left to `kek reload` and the janitor, which first check
+    /// that nothing still needs them; a keyring that cannot be read leaves
+    /// the KEK in use.
+    pub async fn refresh(&self) -> Arc<Kek> {
+        let mut last = self.last_refresh.lock().await;
+        let current = self.current();
+        if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL) {
+            return current;
+        }
+        *last = Some(Instant::now());
+        let stored = match self.read().await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the keyset to check its primary");
+                return current;
+            }
+        };
+        let holds_all = current
+            .keys()
+            .iter()
+            .filter(|key| current.get(key.id).is_some())
+            .all(|key| stored.get(key.id).is_some());
+        if stored.primary().id == current.primary().id || !holds_all {
+            return current;
+        }
+        tracing::info!(
+            kek_id = stored.primary().id,
+            "the keyset has a new primary KEK; wrapping under it"
+        );
+        self.install(stored)
     }
 
     /// Adds a fresh key to the keyset, promotes it to primary and stores the

@@ -32,6 +32,9 @@ pub struct NamespaceUsage {
     /// Retained versions, live or soft-deleted.
     pub versions: u64,
     pub by_key: BTreeMap<u32, KeyUsage>,
+    /// Records that could not be decoded (damaged storage): which keys
+    /// they use is unknown, so the counts above are lower bounds.
+    pub unreadable_records: u64,
 }
 
 impl NamespaceUsage {
@@ -70,8 +73,14 @@ pub async fn namespace_usage(storage: &dyn Storage, namespace: &str) -> Result<N
         let page = storage.list(&prefix, after.as_deref(), 1000).await?;
         for key in &page.keys {
             if let Some(entry) = storage.get(key).await? {
-                let record = SecretRecord::decode(&entry.value)?;
-                usage.add(key.strip_prefix(&prefix).unwrap_or(key), &record);
+                let name = key.strip_prefix(&prefix).unwrap_or(key);
+                match SecretRecord::decode(&entry.value) {
+                    Ok(record) => usage.add(name, &record),
+                    Err(error) => {
+                        tracing::warn!(namespace, name, %error, "a secret record could not be decoded");
+                        usage.unreadable_records += 1;
+                    }
+                }
             }
         }
         match page.next {

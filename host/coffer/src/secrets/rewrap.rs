@@ -35,6 +35,10 @@ pub struct Moved {
     pub versions: u64,
     /// Versions that could not be opened (destroyed key, failed integrity).
     pub unreadable: u64,
+    /// Records that could not be read or written back (a malformed record,
+    /// a secret too busy to update); left as they are for the next pass.
+    #[serde(default)]
+    pub failed: u64,
 }
 
 impl Moved {
@@ -42,6 +46,7 @@ impl Moved {
         self.records += other.records;
         self.versions += other.versions;
         self.unreadable += other.unreadable;
+        self.failed += other.failed;
     }
 }
 
@@ -77,7 +82,8 @@ impl Secrets {
     }
 
     /// Moves up to `limit` secrets of `namespace`, those after the name
-    /// `after`, onto the Active data key.
+    /// `after`, onto the Active data key. A secret that fails is counted and
+    /// logged, and the page goes on past it.
     pub async fn rewrap_page(
         &self,
         namespace: &str,
@@ -91,13 +97,30 @@ impl Secrets {
             .storage
             .list(&prefix, after_key.as_deref(), limit.max(1))
             .await?;
+        // The Active key as stored now, not a copy cached before another
+        // node rotated it: moving onto that would move versions backwards.
+        self.keys.forget(namespace).await;
         let mut moved = Moved::default();
         let mut last = None;
         for key in &page.keys {
             let Some(name) = key.strip_prefix(&prefix) else {
                 continue;
             };
-            moved.add(self.rewrap(namespace, name, mode).await?);
+            match self.rewrap(namespace, name, mode).await {
+                Ok(done) => moved.add(done),
+                // This record's own trouble: skip it, keep going.
+                Err(
+                    error @ (Error::Conflict(_)
+                    | Error::Internal(_)
+                    | Error::Integrity
+                    | Error::Invalid(_)),
+                ) => {
+                    tracing::warn!(namespace, name, %error, "could not move a secret's versions; skipped");
+                    moved.failed += 1;
+                }
+                // The backend or the keys are failing: stop here.
+                Err(error) => return Err(error),
+            }
             last = Some(name.to_owned());
         }
         Ok(PassPage {
@@ -122,7 +145,7 @@ impl Secrets {
             }
             let from = match self.keys.by_id(namespace, entry.data_key_id).await {
                 Ok(key) => key,
-                Err(Error::KeyUnavailable(_)) => {
+                Err(Error::KeyDestroyed(_) | Error::KeyUnavailable(_)) => {
                     moved.unreadable += 1;
                     continue;
                 }

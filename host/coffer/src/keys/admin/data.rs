@@ -3,7 +3,7 @@
 
 use coffer_crypto::Algorithm;
 use coffer_crypto::lifecycle::{LifecycleError, Outcome};
-use coffer_crypto::record::{DataKeySet, DataKeyStatus};
+use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
 use serde::Serialize;
 
 use super::{DataKeyView, KeyAdmin, refused};
@@ -31,7 +31,22 @@ pub struct NamespaceKeys {
     /// Secrets in the namespace and their retained versions.
     pub secrets: u64,
     pub versions: u64,
+    /// Secret records that could not be decoded: the usage counts leave
+    /// them out, and retiring a key waits until they are repaired.
+    pub unreadable_records: u64,
     pub keys: Vec<DataKeyView>,
+}
+
+impl NamespaceKeys {
+    /// The same counts without the secret names, for a caller who may not
+    /// list the namespace.
+    pub fn without_names(mut self) -> NamespaceKeys {
+        for usage in self.keys.iter_mut().filter_map(|key| key.usage.as_mut()) {
+            usage.truncated |= !usage.secrets.is_empty();
+            usage.secrets.clear();
+        }
+        self
+    }
 }
 
 /// What destroying a key did.
@@ -101,13 +116,13 @@ impl KeyAdmin {
 
     /// Brings an Inactive key back to Deprecated.
     pub async fn deprecate(&self, namespace: &str, id: u32) -> Result<DataKeyView> {
-        self.transition(namespace, id, |set, _| set.deprecate(id, now_ms()))
+        self.transition(namespace, id, false, |set, _| set.deprecate(id, now_ms()))
             .await
     }
 
     /// Retires a Deprecated key nothing uses any more.
     pub async fn inactivate(&self, namespace: &str, id: u32) -> Result<DataKeyView> {
-        self.transition(namespace, id, |set, usage| {
+        self.transition(namespace, id, true, |set, usage| {
             set.inactivate(id, usage.of(id), now_ms())
         })
         .await
@@ -118,7 +133,7 @@ impl KeyAdmin {
     pub async fn destroy(&self, namespace: &str, id: u32, force: bool) -> Result<DestroyReport> {
         let mut lost = KeyUsage::default();
         let key = self
-            .transition(namespace, id, |set, usage| {
+            .transition(namespace, id, !force, |set, usage| {
                 lost = usage.by_key.get(&id).cloned().unwrap_or_default();
                 set.destroy(id, usage.of(id), force, now_ms())
             })
@@ -138,11 +153,13 @@ impl KeyAdmin {
     }
 
     /// Applies a transition that depends on the key's usage, which is
-    /// counted (under the lease) just before the change is written.
+    /// counted (under the lease) just before the change is written. When
+    /// `exact_usage`, refused while damaged records leave the count unsure.
     async fn transition(
         &self,
         namespace: &str,
         id: u32,
+        exact_usage: bool,
         mut apply: impl FnMut(
             &mut DataKeySet,
             &NamespaceUsage,
@@ -153,6 +170,14 @@ impl KeyAdmin {
             let set = self.existing(namespace).await?;
             self.check_grace(&set, id)?;
             let usage = namespace_usage(self.storage.as_ref(), namespace).await?;
+            if exact_usage && usage.unreadable_records > 0 {
+                return Err(Error::Conflict(format!(
+                    "{} secret record(s) of namespace {namespace} could not be decoded, so what \
+                     data key {id} protects is unknown: repair or delete them first (the server \
+                     log names them)",
+                    usage.unreadable_records
+                )));
+            }
             let ((), set) = self
                 .keys
                 .change(namespace, false, |set| {
@@ -175,15 +200,22 @@ impl KeyAdmin {
         if key.status != DataKeyStatus::Deprecated {
             return Ok(());
         }
-        let grace = i64::try_from(self.settings.grace.as_millis()).unwrap_or(i64::MAX);
-        let waited = now_ms() - key.updated_at_ms;
-        if waited < grace {
+        let left = self.sealed_with_until(key) - now_ms();
+        if left > 0 {
             return Err(Error::Conflict(format!(
-                "data key {id} was deprecated {waited} ms ago; other nodes may still seal with it \
-                 for up to {grace} ms: retry after that"
+                "data key {id} was deprecated {} ms ago; other nodes may still seal with it \
+                 for {left} ms more: retry after that",
+                now_ms() - key.updated_at_ms
             )));
         }
         Ok(())
+    }
+
+    /// When the last node still sealing with a retired key's cached copy
+    /// must have stopped: its deprecation plus the grace period.
+    pub fn sealed_with_until(&self, key: &DataKeyEntry) -> i64 {
+        let grace = i64::try_from(self.settings.grace.as_millis()).unwrap_or(i64::MAX);
+        key.updated_at_ms.saturating_add(grace)
     }
 
     /// Key `id` wrapped under the transport keyset `transport_json`.
@@ -254,7 +286,7 @@ impl KeyAdmin {
         .await
     }
 
-    async fn existing(&self, namespace: &str) -> Result<DataKeySet> {
+    pub(super) async fn existing(&self, namespace: &str) -> Result<DataKeySet> {
         check_namespace(namespace)?;
         self.keys
             .load(namespace)
@@ -275,6 +307,7 @@ fn view_with_usage(set: &DataKeySet, usage: &NamespaceUsage) -> NamespaceKeys {
         namespace: set.scope.clone(),
         secrets: usage.secrets,
         versions: usage.versions,
+        unreadable_records: usage.unreadable_records,
         keys: set
             .keys
             .iter()

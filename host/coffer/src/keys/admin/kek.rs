@@ -84,9 +84,11 @@ impl KeyAdmin {
     }
 
     /// Adds a new key to the keyset through the keyring, promotes it, and
-    /// re-wraps every data key under it.
+    /// re-wraps every data key under it. Refused, changing nothing, if the
+    /// keyset was edited to lack a KEK still in use.
     pub async fn kek_rotate(&self) -> Result<KekReport> {
         self.leased(async |guard| {
+            self.sync_kek().await?;
             let (kek, id) = self.keys.root().rotate().await?;
             let kek = self.keys.root().install(kek);
             tracing::info!(kek_id = id, "rotated the KEK; re-wrapping data keys");

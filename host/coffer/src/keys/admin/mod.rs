@@ -101,12 +101,14 @@ impl KeyAdmin {
         &self.secrets
     }
 
-    /// Runs `work` holding the lease, and gives the lease back after.
+    /// Runs `work` holding the lease, and gives the lease back after. Keys
+    /// it wraps go under the keyset's current primary.
     async fn leased<T>(
         &self,
         work: impl AsyncFnOnce(&mut LeaseGuard<'_>) -> Result<T>,
     ) -> Result<T> {
         let mut guard = self.lease.acquire(self.settings.lease_wait).await?;
+        self.keys.root().refresh().await;
         let result = work(&mut guard).await;
         guard.release().await;
         result

@@ -1,6 +1,8 @@
 //! `coffer reencrypt`: moves a namespace's secrets onto its Active data key
 //! in batches. Progress is kept in storage after every batch, so a pass
-//! interrupted (client gone, server killed) continues where it stopped.
+//! interrupted (client gone, server killed) continues where it stopped; a
+//! pass saved under an Active key that has since been rotated starts over,
+//! since the secrets it already moved are under a retired key again.
 
 use coffer_runtime::Expected;
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,9 @@ pub struct ReencryptProgress {
 #[derive(Default, Serialize, Deserialize)]
 struct Pass {
     full: bool,
+    /// The Active key the pass moves secrets onto.
+    #[serde(default)]
+    active: u32,
     after: Option<String>,
     total: Moved,
 }
@@ -51,18 +56,13 @@ fn pass_record(namespace: &str) -> String {
 
 impl KeyAdmin {
     /// Runs one batch of the namespace's pass, starting one if none is
-    /// saved (or its mode differs, or `restart`).
+    /// saved (or its mode or Active key differs, or `restart`).
     pub async fn reencrypt(
         &self,
         namespace: &str,
         request: ReencryptRequest,
     ) -> Result<ReencryptProgress> {
         check_namespace(namespace)?;
-        if self.keys.load(namespace).await?.is_none() {
-            return Err(Error::NotFound(format!(
-                "namespace {namespace} has no data keys"
-            )));
-        }
         let limit = request.limit.unwrap_or(200).clamp(1, MAX_BATCH);
         let mode = if request.full {
             Mode::Full
@@ -70,15 +70,28 @@ impl KeyAdmin {
             Mode::Rewrap
         };
         self.leased(async |_| {
+            let active = self
+                .existing(namespace)
+                .await?
+                .active()
+                .map(|key| key.id)
+                .ok_or_else(|| {
+                    Error::Internal(format!("namespace {namespace} has no Active data key"))
+                })?;
             let record = pass_record(namespace);
             let stored = self.storage.get(&record).await?;
             let saved: Option<Pass> = stored
                 .as_ref()
                 .and_then(|e| serde_json::from_slice(&e.value).ok());
             let mut pass = match saved {
-                Some(pass) if !request.restart && pass.full == request.full => pass,
+                Some(pass)
+                    if !request.restart && pass.full == request.full && pass.active == active =>
+                {
+                    pass
+                }
                 _ => Pass {
                     full: request.full,
+                    active,
                     ..Pass::default()
                 },
             };
