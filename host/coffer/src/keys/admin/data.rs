@@ -200,12 +200,13 @@ impl KeyAdmin {
         if key.status != DataKeyStatus::Deprecated {
             return Ok(());
         }
-        let left = self.sealed_with_until(key) - now_ms();
+        let now = now_ms();
+        let left = self.sealed_with_until(key) - now;
         if left > 0 {
             return Err(Error::Conflict(format!(
                 "data key {id} was deprecated {} ms ago; other nodes may still seal with it \
                  for {left} ms more: retry after that",
-                now_ms() - key.updated_at_ms
+                now - key.updated_at_ms
             )));
         }
         Ok(())
