@@ -8,3 +8,16 @@ pub mod python;
 pub mod server;
 
 pub use server::Server;
+
+/// Secret versions the data key `id` protects, in a `GET /v1/keys/{ns}`
+/// answer.
+pub fn key_usage(shown: &serde_json::Value, id: &serde_json::Value) -> u64 {
+    shown["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| &k["id"] == id)
+        .unwrap()["usage"]["versions"]
+        .as_u64()
+        .unwrap()
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use coffer_e2e::Server;
+use coffer_e2e::key_usage as usage;
 use coffer_e2e::python::tink_tool;
 use coffer_e2e::server::coffer_binary;
 use reqwest::{Method, StatusCode};
@@ -36,17 +37,6 @@ fn key<'a>(shown: &'a Value, status: &str) -> &'a Value {
         .iter()
         .find(|k| k["status"] == status)
         .unwrap_or_else(|| panic!("no {status} key in {shown}"))
-}
-
-fn usage(shown: &Value, id: &Value) -> u64 {
-    shown["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| &k["id"] == id)
-        .unwrap()["usage"]["versions"]
-        .as_u64()
-        .unwrap()
 }
 
 async fn assert_readable(server: &Server, secrets: &[(String, String)]) {

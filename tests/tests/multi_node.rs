@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use coffer_e2e::Server;
+use coffer_e2e::{Server, key_usage};
 use reqwest::{Method, StatusCode};
 
 fn database_url() -> String {
@@ -196,16 +196,11 @@ async fn a_node_with_stale_caches_moves_secrets_forward_and_wraps_under_the_new_
     assert_eq!(status, StatusCode::OK, "{pass}");
     assert_eq!(pass["total"]["versions"], 5, "{pass}");
     let (_, shown) = a.call(Method::GET, "/v1/keys/stale", None).await;
-    let usage_of = |id: &serde_json::Value| {
-        shown["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| &k["id"] == id)
-            .unwrap()["usage"]["versions"]
-            .clone()
-    };
-    assert_eq!((usage_of(&old), usage_of(&new["id"])), (0.into(), 5.into()));
+    assert_eq!(
+        (key_usage(&shown, &old), key_usage(&shown, &new["id"])),
+        (0, 5),
+        "{shown}"
+    );
 
     // A rotates the KEK; B, which never met a key wrapped by the new one,
     // still wraps the next namespace's key under it.
