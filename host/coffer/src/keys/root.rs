@@ -72,11 +72,10 @@ impl RootKeys {
         if self.current().get(needed).is_some() {
             return Ok(true);
         }
-        if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL) {
+        let Some(kek) = self.read_unless_recent(&mut last).await else {
             return Ok(false);
-        }
-        *last = Some(Instant::now());
-        let kek = self.read().await?;
+        };
+        let kek = kek?;
         if kek.get(needed).is_none() {
             return Ok(false);
         }
@@ -95,13 +94,10 @@ impl RootKeys {
     pub async fn refresh(&self) -> Arc<Kek> {
         let mut last = self.last_refresh.lock().await;
         let current = self.current();
-        if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL) {
-            return current;
-        }
-        *last = Some(Instant::now());
-        let stored = match self.read().await {
-            Ok(stored) => stored,
-            Err(error) => {
+        let stored = match self.read_unless_recent(&mut last).await {
+            None => return current,
+            Some(Ok(stored)) => stored,
+            Some(Err(error)) => {
                 tracing::warn!(%error, "could not read the keyset to check its primary");
                 return current;
             }
@@ -119,6 +115,16 @@ impl RootKeys {
             "the keyset has a new primary KEK; wrapping under it"
         );
         self.install(stored)
+    }
+
+    /// Reads the keyset unless `last` says it was read under
+    /// [`FOLLOW_INTERVAL`] ago, and notes the time.
+    async fn read_unless_recent(&self, last: &mut Option<Instant>) -> Option<Result<Kek>> {
+        if last.is_some_and(|at| at.elapsed() < FOLLOW_INTERVAL) {
+            return None;
+        }
+        *last = Some(Instant::now());
+        Some(self.read().await)
     }
 
     /// Adds a fresh key to the keyset, promotes it to primary and stores the
