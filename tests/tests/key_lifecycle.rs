@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use coffer_e2e::Server;
@@ -418,13 +418,7 @@ async fn a_broken_record_is_skipped_and_reported_and_a_rotation_restarts_the_pas
 #[tokio::test]
 async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsewhere() {
     let dir = tempfile::tempdir().unwrap();
-    let transport = dir.path().join("transport.json");
-    let out = Command::new(coffer_binary())
-        .args(["keyset", "create", "--out"])
-        .arg(&transport)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let transport = create_keyset(&dir.path().join("transport.json"));
     let a = Server::start(&dir.path().join("a"), KEYS);
     let b = Server::start(&dir.path().join("b"), KEYS);
     a.put("shared/db-password", "hunter2").await;
@@ -448,23 +442,21 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
     std::fs::write(&file, &exported).unwrap();
 
     // A wrong transport keyset is refused.
-    let wrong = dir.path().join("wrong.json");
-    Command::new(coffer_binary())
-        .args(["keyset", "create", "--out"])
-        .arg(&wrong)
-        .output()
-        .unwrap();
-    let output = cli(
-        &b,
-        &[
-            "keys",
-            "import",
-            "shared",
-            file.to_str().unwrap(),
-            "--transport",
-            wrong.to_str().unwrap(),
-        ],
-    );
+    let import = |transport: &Path| {
+        cli(
+            &b,
+            &[
+                "keys",
+                "import",
+                "shared",
+                file.to_str().unwrap(),
+                "--transport",
+                transport.to_str().unwrap(),
+            ],
+        )
+    };
+    let wrong = create_keyset(&dir.path().join("wrong.json"));
+    let output = import(&wrong);
     assert_eq!(
         output.status.code(),
         Some(2),
@@ -472,17 +464,9 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
         String::from_utf8_lossy(&output.stderr)
     );
 
-    let said = cli_ok(
-        &b,
-        &[
-            "keys",
-            "import",
-            "shared",
-            file.to_str().unwrap(),
-            "--transport",
-            transport.to_str().unwrap(),
-        ],
-    );
+    let output = import(&transport);
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
     assert!(said.contains("as deprecated"), "{said}");
     let shown = show(&b, "shared").await;
     assert_eq!(
@@ -491,17 +475,7 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
         "never silently active"
     );
     // Importing it again changes nothing.
-    cli_ok(
-        &b,
-        &[
-            "keys",
-            "import",
-            "shared",
-            file.to_str().unwrap(),
-            "--transport",
-            transport.to_str().unwrap(),
-        ],
-    );
+    assert!(import(&transport).status.success());
 
     // Copy the stored record across, as a migration of storage would.
     copy_record(
@@ -515,6 +489,17 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
     // B's janitor moves the copied secret onto B's own active key.
     let (_, cycle) = post(&b, "/v1/sys/janitor/run", json!({})).await;
     assert_eq!(cycle["moved"]["versions"], 1, "{cycle}");
+}
+
+/// Writes a fresh Tink keyset to `path` with `coffer keyset create`.
+fn create_keyset(path: &Path) -> PathBuf {
+    let output = Command::new(coffer_binary())
+        .args(["keyset", "create", "--out"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    path.to_owned()
 }
 
 async fn sqlite(database: &Path) -> sqlx::SqlitePool {
