@@ -17,12 +17,16 @@
 //! Every wrapped key starts with a Tink output prefix naming the key that wrapped
 //! it ([`prefix`]), so decryption picks the right key and rotation only re-wraps.
 //!
+//! Storage is not trusted with anything but availability: every record is
+//! stored in the authenticated envelope of [`sealed`], bound to the key it
+//! is filed under and numbered so a rollback shows.
+//!
 //! # Features
 //!
 //! * `envelope` (default): the AES-GCM parts — [`aead`], [`wrap`], [`envelope`],
 //!   [`KeyMaterial::generate`] and [`random_key_id`]. These need OS randomness.
 //! * Without it the crate offers only [`error`], [`key`], [`prefix`], [`aad`],
-//!   [`record`], [`lifecycle`] and [`tink`], needs no randomness and builds for
+//!   [`record`], [`sealed`], [`lifecycle`] and [`tink`], needs no randomness and builds for
 //!   `wasm32-wasip2`, so plugins can parse keysets and records.
 #![forbid(unsafe_code)]
 
@@ -36,6 +40,7 @@ pub mod key;
 pub mod lifecycle;
 pub mod prefix;
 pub mod record;
+pub mod sealed;
 pub mod tink;
 #[cfg(feature = "envelope")]
 pub mod wrap;
@@ -47,7 +52,10 @@ pub use error::{CryptoError, Result};
 pub use key::random_key_id;
 pub use key::{Algorithm, KeyMaterial};
 pub use prefix::{OutputPrefix, PREFIX_LEN, tink_key_id};
-pub use record::{DataKeyEntry, DataKeySet, DataKeyStatus, SecretRecord, VersionEntry};
+pub use record::{
+    DataKeyEntry, DataKeySet, DataKeyStatus, SecretRecord, SystemKeyRecord, VersionEntry,
+};
+pub use sealed::RecordKey;
 pub use tink::{KeyStatus, TinkError, TinkKey, TinkKeyset, keyset_to_json, parse_keyset_json};
 #[cfg(feature = "envelope")]
 pub use wrap::WrappingKey;

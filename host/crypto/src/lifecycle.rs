@@ -17,7 +17,12 @@
 //! - a key still in use (secret versions wrapped under it) is never made
 //!   Inactive, and never Destroyed unless the caller forces it;
 //! - Destroyed is final and its wrapped material is erased;
-//! - every change bumps the key's `version` and sets `updated_at_ms`.
+//! - every change bumps the key's `version` and sets `updated_at_ms`;
+//! - a set never outgrows what its record can hold: at most
+//!   [`MAX_LIVE_KEYS`] keys with material (a rotation or import beyond that
+//!   is refused until retired keys are destroyed), and only the
+//!   [`MAX_DESTROYED_KEYS`] most recently destroyed keys are remembered, so
+//!   no sequence of calls can make the record undecodable.
 //!
 //! The set is only ever written back with compare-and-set, so two nodes
 //! applying changes at once cannot both succeed on the same base.
@@ -26,6 +31,12 @@ use std::fmt;
 
 use crate::key::Algorithm;
 use crate::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
+
+/// Most keys holding material (not Destroyed) a set may have.
+pub const MAX_LIVE_KEYS: usize = 1_000;
+/// Most Destroyed keys a set remembers (to answer "destroyed" rather than
+/// "unknown" for what they sealed); older ones are forgotten.
+pub const MAX_DESTROYED_KEYS: usize = 1_000;
 
 /// Why a transition was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +54,8 @@ pub enum LifecycleError {
     },
     /// Secret versions are still wrapped under the key.
     InUse { id: u32, usage: u64 },
+    /// The set already holds [`MAX_LIVE_KEYS`] keys with material.
+    TooManyKeys { live: usize },
 }
 
 impl fmt::Display for LifecycleError {
@@ -62,6 +75,11 @@ impl fmt::Display for LifecycleError {
                 f,
                 "data key {id} still protects {usage} secret version(s); \
                  re-encrypt them first (coffer reencrypt)"
+            ),
+            LifecycleError::TooManyKeys { live } => write!(
+                f,
+                "the namespace already has {live} data keys holding material (the most it may \
+                 have): destroy retired keys before adding another"
             ),
         }
     }
@@ -91,9 +109,7 @@ impl DataKeySet {
     /// Adds `new` as the Active key; the previous Active key becomes
     /// Deprecated. `new` must carry a fresh id.
     pub fn rotate(&mut self, mut new: DataKeyEntry, now_ms: i64) -> Result<Outcome> {
-        if self.by_id(new.id).is_some() {
-            return Err(LifecycleError::DuplicateKey(new.id));
-        }
+        self.check_room(new.id)?;
         for key in self
             .keys
             .iter_mut()
@@ -150,6 +166,7 @@ impl DataKeySet {
             DataKeyStatus::Deprecated | DataKeyStatus::Inactive => {
                 set_status(key, DataKeyStatus::Destroyed, now_ms);
                 key.wrapped = Vec::new();
+                self.forget_oldest_destroyed();
                 Ok(Outcome::Changed)
             }
             status => Err(not_allowed(id, status, "destroy")),
@@ -159,9 +176,7 @@ impl DataKeySet {
     /// Adds a key brought from another instance. It arrives Deprecated, so
     /// it decrypts what was copied across but never encrypts here.
     pub fn import(&mut self, mut key: DataKeyEntry, now_ms: i64) -> Result<Outcome> {
-        if self.by_id(key.id).is_some() {
-            return Err(LifecycleError::DuplicateKey(key.id));
-        }
+        self.check_room(key.id)?;
         key.status = DataKeyStatus::Deprecated;
         key.version = 1;
         key.updated_at_ms = now_ms;
@@ -180,6 +195,42 @@ impl DataKeySet {
         key.wrapped = wrapped;
         bump(key, now_ms);
         Ok(())
+    }
+
+    /// Refuses a new key `id` that is taken, or that the set has no room for.
+    fn check_room(&self, id: u32) -> Result<()> {
+        if self.by_id(id).is_some() {
+            return Err(LifecycleError::DuplicateKey(id));
+        }
+        let live = self.live().count();
+        if live >= MAX_LIVE_KEYS {
+            return Err(LifecycleError::TooManyKeys { live });
+        }
+        Ok(())
+    }
+
+    /// Drops the longest-destroyed entries beyond [`MAX_DESTROYED_KEYS`].
+    fn forget_oldest_destroyed(&mut self) {
+        let destroyed = |k: &DataKeyEntry| k.status == DataKeyStatus::Destroyed;
+        let excess = self
+            .keys
+            .iter()
+            .filter(|k| destroyed(k))
+            .count()
+            .saturating_sub(MAX_DESTROYED_KEYS);
+        if excess == 0 {
+            return;
+        }
+        let mut times: Vec<(i64, u32)> = self
+            .keys
+            .iter()
+            .filter(|k| destroyed(k))
+            .map(|k| (k.updated_at_ms, k.id))
+            .collect();
+        times.sort_unstable();
+        let forget: Vec<u32> = times.iter().take(excess).map(|(_, id)| *id).collect();
+        self.keys
+            .retain(|k| !(destroyed(k) && forget.contains(&k.id)));
     }
 
     /// Keys still holding material, i.e. everything not Destroyed.

@@ -1,6 +1,10 @@
-//! The versioned byte format of records coffer stores: a secret's versions
-//! ([`SecretRecord`]) and a scope's data keys ([`DataKeySet`]).
+//! What coffer's records hold: a secret's versions ([`SecretRecord`]), a
+//! scope's data keys ([`DataKeySet`]) and a KEK-wrapped system key
+//! ([`SystemKeyRecord`]).
 //!
+//! Secret records and data key sets are stored inside the authenticated
+//! envelope of [`crate::sealed`]; this module encodes what goes inside it
+//! (the *body*). System keys are authenticated by the KEK that wraps them.
 //! Records hold only ciphertext and metadata, so they can sit in any storage
 //! plugin. Decoding is strict: it never panics, never allocates more than the
 //! input could hold, and refuses truncated input, trailing bytes, any single
@@ -12,14 +16,7 @@
 //! All integers are big endian. `bytes` is `length (u32) ‖ bytes`; `string` is
 //! the same with UTF-8 content.
 //!
-//! Both kinds start with the same header:
-//!
-//! | field          | type | value                                         |
-//! |----------------|------|-----------------------------------------------|
-//! | format version | u8   | `0x01`                                        |
-//! | kind           | u8   | `0x53` (`'S'`) secret, `0x44` (`'D'`) data keys |
-//!
-//! A **secret record** continues with:
+//! A **secret record** body (kind `'S'`):
 //!
 //! | field            | type  | notes                                      |
 //! |------------------|-------|--------------------------------------------|
@@ -32,7 +29,7 @@
 //! | ↳ wrapped_key    | bytes | output prefix ‖ nonce ‖ ciphertext ‖ tag   |
 //! | ↳ ciphertext     | bytes | nonce ‖ ciphertext ‖ tag                   |
 //!
-//! A **data key set** continues with:
+//! A **data key set** body (kind `'D'`):
 //!
 //! | field           | type   | notes                                          |
 //! |-----------------|--------|------------------------------------------------|
@@ -47,6 +44,15 @@
 //! | ↳ kek_id        | u32    | KEK the data key is wrapped under              |
 //! | ↳ wrapped       | bytes  | empty once destroyed                           |
 //!
+//! A **system key record** is `0x02 ‖ 'K' ‖ kek_id (u32) ‖ wrapped key`
+//! (the wrapped key running to the end). Builds before format 2 stored the
+//! wrapped key alone and found its KEK from a `TINK` or `LEGACY` output
+//! prefix, which `RAW` keys do not have; such records still decode.
+//!
+//! Format 1, before records were sealed, was `0x01 ‖ kind ‖ body` with the
+//! same bodies: [`SecretRecord::decode_legacy`] and
+//! [`DataKeySet::decode_legacy`] read it, for `coffer upgrade` only.
+//!
 //! Encoding does not check the limits; writers must keep values below 16 MiB
 //! and entry counts below 10,000 or the record will not decode.
 
@@ -56,12 +62,14 @@ use std::str::FromStr;
 use crate::error::{CryptoError, Result};
 use crate::key::Algorithm;
 
-/// The only record format version this build reads and writes.
-pub const FORMAT_VERSION: u8 = 0x01;
+/// The format byte of system key records (sealed records share it).
+pub const FORMAT_VERSION: u8 = crate::sealed::FORMAT;
 /// Kind byte of a [`SecretRecord`].
 pub const KIND_SECRET: u8 = b'S';
 /// Kind byte of a [`DataKeySet`].
 pub const KIND_DATA_KEYS: u8 = b'D';
+/// Kind byte of a [`SystemKeyRecord`].
+pub const KIND_SYSTEM_KEY: u8 = b'K';
 /// Largest single variable-length field accepted when decoding.
 pub const MAX_FIELD_LEN: usize = 16 * 1024 * 1024;
 /// Largest number of versions or keys accepted when decoding.
@@ -100,13 +108,14 @@ impl SecretRecord {
         self.versions.iter().find(|v| v.version == version)
     }
 
+    /// The record's body, for [`crate::sealed::seal`] with [`KIND_SECRET`].
     pub fn encode(&self) -> Vec<u8> {
         let body: usize = self
             .versions
             .iter()
             .map(|v| MIN_VERSION_ENTRY + 8 + v.wrapped_key.len() + v.ciphertext.len())
             .sum();
-        let mut w = Writer::new(KIND_SECRET, 4 + body);
+        let mut w = Writer::with_capacity(4 + body);
         w.count(self.versions.len());
         for v in &self.versions {
             w.u32(v.version);
@@ -125,8 +134,9 @@ impl SecretRecord {
         w.0
     }
 
+    /// Reads a body written by [`SecretRecord::encode`].
     pub fn decode(input: &[u8]) -> Result<SecretRecord> {
-        let mut r = Reader::new(input, KIND_SECRET, "not a secret record")?;
+        let mut r = Reader { input };
         let count = r.count()?;
         let mut versions = Vec::with_capacity(count.min(r.remaining() / MIN_VERSION_ENTRY));
         for _ in 0..count {
@@ -148,6 +158,11 @@ impl SecretRecord {
         }
         r.finish()?;
         Ok(SecretRecord { versions })
+    }
+
+    /// Reads a format 1 record (`0x01 ‖ 'S' ‖ body`), which carried no tag.
+    pub fn decode_legacy(input: &[u8]) -> Result<SecretRecord> {
+        SecretRecord::decode(legacy_body(input, KIND_SECRET, "not a secret record")?)
     }
 }
 
@@ -241,13 +256,14 @@ impl DataKeySet {
         self.keys.iter().find(|k| k.id == id)
     }
 
+    /// The set's body, for [`crate::sealed::seal`] with [`KIND_DATA_KEYS`].
     pub fn encode(&self) -> Vec<u8> {
         let body: usize = self
             .keys
             .iter()
             .map(|k| MIN_DATA_KEY_ENTRY + k.wrapped.len())
             .sum();
-        let mut w = Writer::new(KIND_DATA_KEYS, 8 + self.scope.len() + body);
+        let mut w = Writer::with_capacity(8 + self.scope.len() + body);
         w.bytes(self.scope.as_bytes());
         w.count(self.keys.len());
         for k in &self.keys {
@@ -263,8 +279,9 @@ impl DataKeySet {
         w.0
     }
 
+    /// Reads a body written by [`DataKeySet::encode`].
     pub fn decode(input: &[u8]) -> Result<DataKeySet> {
-        let mut r = Reader::new(input, KIND_DATA_KEYS, "not a data key set")?;
+        let mut r = Reader { input };
         let scope = String::from_utf8(r.bytes()?)
             .map_err(|_| CryptoError::Malformed("scope is not UTF-8"))?;
         let count = r.count()?;
@@ -283,6 +300,59 @@ impl DataKeySet {
         }
         r.finish()?;
         Ok(DataKeySet { scope, keys })
+    }
+
+    /// Reads a format 1 set (`0x01 ‖ 'D' ‖ body`), which carried no tag.
+    pub fn decode_legacy(input: &[u8]) -> Result<DataKeySet> {
+        DataKeySet::decode(legacy_body(input, KIND_DATA_KEYS, "not a data key set")?)
+    }
+}
+
+/// A system key as stored: wrapped by the KEK `kek_id`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemKeyRecord {
+    pub kek_id: u32,
+    /// The KEK's output prefix ‖ nonce ‖ ciphertext ‖ tag.
+    pub wrapped: Vec<u8>,
+}
+
+impl SystemKeyRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(2 + 4 + self.wrapped.len());
+        w.u8(FORMAT_VERSION);
+        w.u8(KIND_SYSTEM_KEY);
+        w.u32(self.kek_id);
+        w.0.extend_from_slice(&self.wrapped);
+        w.0
+    }
+
+    /// Reads a record written by [`SystemKeyRecord::encode`], or a bare
+    /// wrapped key an older build stored, whose `TINK` or `LEGACY` output
+    /// prefix names its KEK.
+    pub fn decode(input: &[u8]) -> Result<SystemKeyRecord> {
+        match input {
+            [FORMAT_VERSION, KIND_SYSTEM_KEY, a, b, c, d, wrapped @ ..] => Ok(SystemKeyRecord {
+                kek_id: u32::from_be_bytes([*a, *b, *c, *d]),
+                wrapped: wrapped.to_vec(),
+            }),
+            [crate::prefix::TINK_START_BYTE | crate::prefix::LEGACY_START_BYTE, a, b, c, d, _, ..] => {
+                Ok(SystemKeyRecord {
+                    kek_id: u32::from_be_bytes([*a, *b, *c, *d]),
+                    wrapped: input.to_vec(),
+                })
+            }
+            _ => Err(CryptoError::Malformed("not a system key record")),
+        }
+    }
+}
+
+/// The body of a format 1 record of `kind`.
+fn legacy_body<'a>(input: &'a [u8], kind: u8, wrong_kind: &'static str) -> Result<&'a [u8]> {
+    match input {
+        [] => Err(CryptoError::Malformed("empty record")),
+        [crate::sealed::LEGACY_FORMAT, found, body @ ..] if *found == kind => Ok(body),
+        [crate::sealed::LEGACY_FORMAT, ..] => Err(CryptoError::Malformed(wrong_kind)),
+        [format, ..] => Err(CryptoError::UnsupportedFormat(*format)),
     }
 }
 
@@ -304,11 +374,8 @@ fn algorithm_from_code(code: u8) -> Result<Algorithm> {
 struct Writer(Vec<u8>);
 
 impl Writer {
-    fn new(kind: u8, capacity: usize) -> Writer {
-        let mut out = Vec::with_capacity(2 + capacity);
-        out.push(FORMAT_VERSION);
-        out.push(kind);
-        Writer(out)
+    fn with_capacity(capacity: usize) -> Writer {
+        Writer(Vec::with_capacity(capacity))
     }
 
     fn u8(&mut self, v: u8) {
@@ -344,18 +411,6 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(input: &'a [u8], kind: u8, wrong_kind: &'static str) -> Result<Reader<'a>> {
-        let mut r = Reader { input };
-        let version = r.u8().map_err(|_| CryptoError::Malformed("empty record"))?;
-        if version != FORMAT_VERSION {
-            return Err(CryptoError::UnsupportedFormat(version));
-        }
-        if r.u8()? != kind {
-            return Err(CryptoError::Malformed(wrong_kind));
-        }
-        Ok(r)
-    }
-
     fn remaining(&self) -> usize {
         self.input.len()
     }
@@ -425,7 +480,7 @@ mod tests {
 
     #[test]
     fn empty_secret_record_layout() {
-        assert_eq!(SecretRecord::default().encode(), [1, b'S', 0, 0, 0, 0]);
+        assert_eq!(SecretRecord::default().encode(), [0, 0, 0, 0]);
     }
 
     #[test]
@@ -441,7 +496,7 @@ mod tests {
             }],
         };
         let expected: Vec<u8> = [
-            &[1, b'S', 0, 0, 0, 1][..],
+            &[0, 0, 0, 1][..],
             &[0, 0, 0, 1],
             &[0, 0, 0, 0, 0, 0, 0, 2],
             &[1, 0, 0, 0, 0, 0, 0, 0, 3],
@@ -452,30 +507,28 @@ mod tests {
         .concat();
         assert_eq!(record.encode(), expected);
         assert_eq!(SecretRecord::decode(&expected).unwrap(), record);
+        let legacy = [&[1, b'S'][..], &expected].concat();
+        assert_eq!(SecretRecord::decode_legacy(&legacy).unwrap(), record);
     }
 
     #[test]
-    fn kinds_are_not_interchangeable() {
-        let set = DataKeySet::default().encode();
+    fn legacy_kinds_are_not_interchangeable() {
+        let set = [&[1, b'D'][..], &DataKeySet::default().encode()].concat();
         assert_eq!(
-            SecretRecord::decode(&set),
+            SecretRecord::decode_legacy(&set),
             Err(CryptoError::Malformed("not a secret record"))
         );
-        let rec = SecretRecord::default().encode();
+        let rec = [&[1, b'S'][..], &SecretRecord::default().encode()].concat();
         assert_eq!(
-            DataKeySet::decode(&rec),
+            DataKeySet::decode_legacy(&rec),
             Err(CryptoError::Malformed("not a data key set"))
         );
-    }
-
-    #[test]
-    fn unknown_format_version() {
         assert_eq!(
-            SecretRecord::decode(&[2, b'S']),
+            SecretRecord::decode_legacy(&[2, b'S']),
             Err(CryptoError::UnsupportedFormat(2))
         );
         assert_eq!(
-            SecretRecord::decode(&[]),
+            SecretRecord::decode_legacy(&[]),
             Err(CryptoError::Malformed("empty record"))
         );
     }
@@ -483,17 +536,34 @@ mod tests {
     #[test]
     fn huge_counts_and_lengths_are_refused_without_allocating() {
         assert_eq!(
-            SecretRecord::decode(&[1, b'S', 0xff, 0xff, 0xff, 0xff]),
+            SecretRecord::decode(&[0xff, 0xff, 0xff, 0xff]),
             Err(CryptoError::Malformed("more than 10,000 entries"))
         );
-        // 10,000 claimed entries in 6 bytes: rejected as truncated.
+        // 10,000 claimed entries in 4 bytes: rejected as truncated.
         assert_eq!(
-            SecretRecord::decode(&[1, b'S', 0, 0, 0x27, 0x10]),
+            SecretRecord::decode(&[0, 0, 0x27, 0x10]),
             Err(CryptoError::Malformed("record is truncated"))
         );
         assert_eq!(
-            DataKeySet::decode(&[1, b'D', 0x01, 0, 0, 1]),
+            DataKeySet::decode(&[0x01, 0, 0, 1]),
             Err(CryptoError::Malformed("field longer than 16 MiB"))
         );
+    }
+
+    #[test]
+    fn system_key_records_name_their_kek_in_every_form() {
+        let record = SystemKeyRecord {
+            kek_id: 0x0102_0304,
+            wrapped: vec![9; 40],
+        };
+        assert_eq!(SystemKeyRecord::decode(&record.encode()).unwrap(), record);
+        // What older builds stored: the wrapped key alone, TINK or LEGACY prefixed.
+        for start in [1u8, 0] {
+            let bare = [&[start, 0, 0, 0, 7][..], &[5; 40]].concat();
+            let decoded = SystemKeyRecord::decode(&bare).unwrap();
+            assert_eq!((decoded.kek_id, decoded.wrapped), (7, bare));
+        }
+        assert!(SystemKeyRecord::decode(&[2, b'K', 0]).is_err());
+        assert!(SystemKeyRecord::decode(&[7; 40]).is_err());
     }
 }

@@ -166,3 +166,57 @@ fn refusals_say_why() {
         Err(LifecycleError::DuplicateKey(2))
     );
 }
+
+#[test]
+fn no_sequence_of_rotations_and_destroys_outgrows_the_record() {
+    use coffer_crypto::lifecycle::{MAX_DESTROYED_KEYS, MAX_LIVE_KEYS};
+    let mut set = first_set();
+    let mut next_id = 2u32;
+    let mut now = 2i64;
+    // Rotate until refused: the set stops at the cap, never past it.
+    let refused = loop {
+        now += 1;
+        let key = new_entry(next_id, Algorithm::Aes256Gcm, 7, vec![1; 60]);
+        next_id += 1;
+        if let Err(error) = set.rotate(key, now) {
+            break error;
+        }
+    };
+    assert_eq!(
+        refused,
+        LifecycleError::TooManyKeys {
+            live: MAX_LIVE_KEYS
+        }
+    );
+    assert_eq!(set.live().count(), MAX_LIVE_KEYS);
+    // Destroy and rotate over and over: destroyed entries stay bounded too.
+    for _ in 0..(MAX_DESTROYED_KEYS + 500) {
+        now += 1;
+        let retired = set
+            .keys
+            .iter()
+            .find(|k| k.status == DataKeyStatus::Deprecated)
+            .unwrap()
+            .id;
+        set.destroy(retired, 0, false, now).unwrap();
+        let key = new_entry(next_id, Algorithm::Aes256Gcm, 7, vec![1; 60]);
+        next_id += 1;
+        set.rotate(key, now).unwrap();
+    }
+    let destroyed = set
+        .keys
+        .iter()
+        .filter(|k| k.status == DataKeyStatus::Destroyed)
+        .count();
+    assert_eq!(destroyed, MAX_DESTROYED_KEYS);
+    assert!(set.keys.len() <= coffer_crypto::record::MAX_ENTRIES);
+    assert_eq!(DataKeySet::decode(&set.encode()).unwrap(), set);
+    // The most recently destroyed key is still remembered as destroyed.
+    let newest = set
+        .keys
+        .iter()
+        .filter(|k| k.status == DataKeyStatus::Destroyed)
+        .max_by_key(|k| k.updated_at_ms)
+        .unwrap();
+    assert_eq!(newest.updated_at_ms, now);
+}
