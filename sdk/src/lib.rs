@@ -30,7 +30,8 @@
 //! Give the crate `crate-type = ["cdylib"]`, build it with `cargo build
 //! --target wasm32-wasip2 --release` and point a `plugin` key in
 //! `coffer.toml` at the `.wasm`. The host capabilities a
-//! plugin may call are in [`config`], [`log`] and [`sql`].
+//! plugin may call are in [`config`], [`log`], [`sql`] (storage) and
+//! [`files`] (keyrings).
 
 extern crate self as coffer_sdk;
 
@@ -40,6 +41,7 @@ pub use wit_bindgen;
 #[doc(hidden)]
 pub mod bindings;
 pub mod config;
+pub mod files;
 mod instance;
 pub mod keyring;
 pub mod log;

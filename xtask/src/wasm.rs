@@ -29,10 +29,16 @@ pub const PLUGINS: &[Component] = &[
 ];
 
 /// Guests that only the tests use.
-pub const TEST_GUESTS: &[Component] = &[Component {
-    package: "hostile-guest",
-    artifact: "hostile_guest",
-}];
+pub const TEST_GUESTS: &[Component] = &[
+    Component {
+        package: "hostile-guest",
+        artifact: "hostile_guest",
+    },
+    Component {
+        package: "hostile-keyring",
+        artifact: "hostile_keyring",
+    },
+];
 
 /// The plugins and the test guests.
 pub fn all_components() -> Vec<Component> {

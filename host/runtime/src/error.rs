@@ -132,15 +132,18 @@ pub enum LoadError {
 }
 
 impl From<crate::bindings::types::Error> for GuestError {
+    /// What a plugin says is guest text: escaped and bounded here, at the
+    /// boundary, so no log line or error downstream carries it raw.
     fn from(error: crate::bindings::types::Error) -> Self {
         use crate::bindings::types::Error as E;
+        let clean = |m: String| crate::text::from_guest(&m, crate::text::MAX_MESSAGE_BYTES);
         match error {
             E::NotFound => GuestError::NotFound,
-            E::Conflict(m) => GuestError::Conflict(m),
-            E::Unavailable(m) => GuestError::Unavailable(m),
-            E::Denied(m) => GuestError::Denied(m),
-            E::Invalid(m) => GuestError::Invalid(m),
-            E::Internal(m) => GuestError::Internal(m),
+            E::Conflict(m) => GuestError::Conflict(clean(m)),
+            E::Unavailable(m) => GuestError::Unavailable(clean(m)),
+            E::Denied(m) => GuestError::Denied(clean(m)),
+            E::Invalid(m) => GuestError::Invalid(clean(m)),
+            E::Internal(m) => GuestError::Internal(clean(m)),
         }
     }
 }

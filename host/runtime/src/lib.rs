@@ -24,12 +24,14 @@ mod plugin;
 mod pool;
 mod state;
 pub mod storage;
+mod text;
 
 pub use cache::create_private_dir;
+pub use capabilities::files::{FileGrant, MAX_FILE_BYTES};
 pub use capabilities::sql::{SqlDialect, SqlPool};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{GuestError, LoadError, PluginError, PluginFailure};
 pub use keyring::{Keyring, KeyringPlugin};
 pub use limits::Limits;
-pub use plugin::{FileGrant, PluginKind, PluginSpec};
+pub use plugin::{PluginKind, PluginSpec};
 pub use storage::{Entry, Expected, Page, Storage, StoragePlugin};

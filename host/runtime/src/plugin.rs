@@ -11,9 +11,11 @@ use std::time::Duration;
 use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
 use wasmtime::{Store, UpdateDeadline};
 
-use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 use zeroize::Zeroizing;
 
+use crate::capabilities::files::FileGrant;
+use crate::capabilities::log::LogBudget;
 use crate::capabilities::{self, sql::SqlPool};
 use crate::engine::{EPOCH_TICK, Runtime};
 use crate::error::LoadError;
@@ -41,7 +43,8 @@ impl PluginKind {
     /// cli/io/random/clocks/filesystem/sockets are what Rust's standard
     /// library links against; they grant nothing by themselves (no
     /// environment, arguments, preopens or sockets are configured unless
-    /// granted). Only storage plugins may import `sql`.
+    /// granted). Only storage plugins may import `sql`, only keyrings
+    /// `files`.
     fn may_import(self, name: &str) -> bool {
         const EVERY_KIND: &[&str] = &[
             "wasi:cli/",
@@ -56,15 +59,8 @@ impl PluginKind {
         ];
         EVERY_KIND.iter().any(|prefix| name.starts_with(prefix))
             || (self == PluginKind::Storage && name.starts_with("coffer:plugin/sql"))
+            || (self == PluginKind::Keyring && name.starts_with("coffer:plugin/files"))
     }
-}
-
-/// A directory of the host filesystem lent to a plugin.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileGrant {
-    pub host_dir: PathBuf,
-    pub guest_dir: String,
-    pub writable: bool,
 }
 
 /// Everything needed to load one plugin.
@@ -78,7 +74,7 @@ pub struct PluginSpec {
     /// The plugin's `config` table, every value as a string.
     pub config: BTreeMap<String, String>,
     pub limits: Limits,
-    /// Directories preopened for the plugin.
+    /// Files lent to the plugin by name (keyrings only).
     pub files: Vec<FileGrant>,
     /// Whether the plugin may read the real time. Without it, its wall and
     /// monotonic clocks stand still at zero (timers still fire).
@@ -115,10 +111,11 @@ pub(crate) struct Prepared {
     pub instance_pre: InstancePre<PluginState>,
     pub limits: Limits,
     config: Arc<BTreeMap<String, String>>,
-    files: Vec<FileGrant>,
+    files: Arc<[FileGrant]>,
     clock: bool,
     env: Vec<(String, Zeroizing<String>)>,
     sql: Option<Arc<SqlPool>>,
+    log_budget: Arc<LogBudget>,
 }
 
 impl Runtime {
@@ -162,13 +159,11 @@ impl Runtime {
                     detail: format!("{e:#}"),
                 })?;
         self.check_imports(&component, kind, &plugin)?;
-        for grant in &spec.files {
-            if !grant.host_dir.is_dir() {
-                return Err(LoadError::Grant {
-                    plugin,
-                    detail: format!("{} is not a directory", grant.host_dir.display()),
-                });
-            }
+        if kind != PluginKind::Keyring && !spec.files.is_empty() {
+            return Err(LoadError::Grant {
+                plugin,
+                detail: format!("{} plugins cannot be granted files", kind.as_str()),
+            });
         }
 
         let linker = self
@@ -187,10 +182,11 @@ impl Runtime {
             instance_pre,
             limits: spec.limits,
             config: Arc::new(spec.config),
-            files: spec.files,
+            files: spec.files.into(),
             clock: spec.clock,
             env: spec.env,
             sql,
+            log_budget: Arc::new(LogBudget::default()),
         })
     }
 
@@ -219,8 +215,10 @@ impl Runtime {
         let mut linker = Linker::new(&self.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         capabilities::add_common(&mut linker)?;
-        if kind == PluginKind::Storage {
-            capabilities::add_sql(&mut linker)?;
+        match kind {
+            PluginKind::Storage => capabilities::add_sql(&mut linker)?,
+            PluginKind::Keyring => capabilities::add_files(&mut linker)?,
+            PluginKind::Kms => {}
         }
         Ok(linker)
     }
@@ -236,14 +234,6 @@ impl Prepared {
         if !self.clock {
             wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
         }
-        for grant in &self.files {
-            let perms = if grant.writable {
-                FsPerms::ReadWrite
-            } else {
-                FsPerms::ReadOnly
-            };
-            wasi.preopened_dir(&grant.host_dir, &grant.guest_dir, perms)?;
-        }
         for (name, value) in &self.env {
             wasi.env(name, value.as_str());
         }
@@ -251,6 +241,9 @@ impl Prepared {
             plugin: self.name.clone(),
             config: self.config.clone(),
             sql: self.sql.clone(),
+            files: self.files.clone(),
+            log_budget: self.log_budget.clone(),
+            deadline: tokio::time::Instant::now() + self.limits.call_timeout,
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             memory: MemoryLimiter {
@@ -273,14 +266,18 @@ impl Prepared {
             // wall-clock deadline fire even while a guest spins.
             Ok(UpdateDeadline::Yield(1))
         });
-        self.arm(&mut store);
+        self.arm(
+            &mut store,
+            tokio::time::Instant::now() + self.limits.call_timeout,
+        );
         Ok(store)
     }
 
-    /// Gives the next call a full CPU budget.
-    pub fn arm(&self, store: &mut Store<PluginState>) {
+    /// Gives the next call a full CPU budget and its deadline.
+    pub fn arm(&self, store: &mut Store<PluginState>, deadline: tokio::time::Instant) {
         let ticks = self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis();
         let state = store.data_mut();
+        state.deadline = deadline;
         state.cpu_ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
         state.cpu_exhausted = false;
         store.set_epoch_deadline(1);

@@ -18,6 +18,7 @@ use crate::bindings::types::Error as WitError;
 use crate::error::{LoadError, PluginError, PluginFailure};
 use crate::plugin::Prepared;
 use crate::state::PluginState;
+use crate::text;
 
 /// One live instance: its store and the typed handle of its export.
 pub(crate) struct Warm<G> {
@@ -112,7 +113,7 @@ impl<G: Send + 'static> Pool<G> {
                 Some(warm) => warm,
                 None => self.instantiate().await?,
             };
-            self.prepared.arm(&mut warm.store);
+            self.prepared.arm(&mut warm.store, deadline);
             match call(&mut warm).await {
                 Ok(value) => Ok((value, warm)),
                 Err(error) => Err(self.classify(&warm.store, error)),
@@ -154,7 +155,10 @@ impl<G: Send + 'static> Pool<G> {
             Err(error)
                 if error.downcast_ref::<wasmtime::Trap>().is_none() && !hit_limit(&store) =>
             {
-                return Err(PluginFailure::Instantiate(format!("{error:#}")));
+                return Err(PluginFailure::Instantiate(text::from_guest(
+                    &format!("{error:#}"),
+                    text::MAX_MESSAGE_BYTES,
+                )));
             }
             Err(error) => return Err(self.classify(&store, error)),
         };
@@ -183,10 +187,12 @@ impl<G: Send + 'static> Pool<G> {
         if state.memory.refused {
             return PluginFailure::OutOfMemory(self.prepared.limits.memory_bytes);
         }
-        match error.downcast_ref::<wasmtime::Trap>() {
-            Some(trap) => PluginFailure::Trapped(trap.to_string()),
-            None => PluginFailure::Trapped(format!("{error:#}")),
-        }
+        let detail = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        // Trap messages name the guest's own functions: guest text.
+        PluginFailure::Trapped(text::from_guest(&detail, text::MAX_MESSAGE_BYTES))
     }
 }
 

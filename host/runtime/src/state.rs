@@ -7,6 +7,8 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::capabilities::files::FileGrant;
+use crate::capabilities::log::LogBudget;
 use crate::capabilities::sql::SqlPool;
 
 /// Per-instance store data.
@@ -14,6 +16,13 @@ pub struct PluginState {
     pub(crate) plugin: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
     pub(crate) sql: Option<Arc<SqlPool>>,
+    /// The files the plugin may read (and perhaps write), by name.
+    pub(crate) files: Arc<[FileGrant]>,
+    /// What the plugin may still log (shared by all its instances).
+    pub(crate) log_budget: Arc<LogBudget>,
+    /// When the current call must be done: host work done for it (SQL)
+    /// stops then too.
+    pub(crate) deadline: tokio::time::Instant,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) memory: MemoryLimiter,

@@ -201,18 +201,229 @@ async fn compiled_components_are_cached_and_a_corrupt_entry_is_recompiled() {
         still_serves(&plugin).await;
     };
     load().await;
-    let entries: Vec<_> = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let entries = artifacts(cache.path());
     assert_eq!(entries.len(), 1, "one compiled artifact: {entries:?}");
-    assert!(entries[0].to_string_lossy().ends_with(".cwasm"));
 
     std::fs::write(&entries[0], b"not a compiled component").unwrap();
     load().await;
     assert!(
         std::fs::metadata(&entries[0]).unwrap().len() > 1000,
         "the corrupt entry was replaced"
+    );
+}
+
+/// The compiled artifacts in a cache directory.
+fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".cwasm"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cached_artifact_of_another_component_is_never_run_in_its_place() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = || {
+        coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
+            cache_dir: Some(cache.path().to_path_buf()),
+        })
+        .unwrap()
+    };
+    // Cache storage-sql, then the hostile guest; remember which is which.
+    let first = runtime();
+    StoragePlugin::load(
+        &first,
+        common::spec("storage-sql", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    let honest = artifacts(cache.path()).pop().unwrap();
+    StoragePlugin::load(
+        &first,
+        common::spec("hostile-guest", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    let hostile = artifacts(cache.path())
+        .into_iter()
+        .find(|p| *p != honest)
+        .unwrap();
+    drop(first);
+    // Whoever can write the cache plants the hostile native code under the
+    // honest component's name: the pin on the .wasm must still hold.
+    std::fs::copy(&hostile, &honest).unwrap();
+    let second = runtime();
+    let plugin = StoragePlugin::load(
+        &second,
+        common::spec("storage-sql", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    // The hostile guest echoes keys without a slash; storage-sql, with no
+    // database granted, refuses every call.
+    assert!(
+        plugin.get("hello").await.is_err(),
+        "the planted artifact ran instead of the pinned component"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_cache_directory_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let cache = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let runtime = coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+    })
+    .unwrap();
+    let plugin = StoragePlugin::load(
+        &runtime,
+        common::spec("hostile-guest", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    still_serves(&plugin).await;
+    assert!(
+        std::fs::read_dir(cache.path()).unwrap().next().is_none(),
+        "nothing may be cached, or trusted, in a directory others can write"
+    );
+}
+
+/// Everything written to the log while `work` runs on this thread.
+async fn logged_while<F: std::future::Future>(work: F) -> (F::Output, usize) {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<usize>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            *self.0.lock().unwrap() += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let output = work.await;
+    let bytes = *sink.0.lock().unwrap();
+    (output, bytes)
+}
+
+#[tokio::test]
+async fn a_log_flood_is_cut_to_the_plugins_budget() {
+    // CPU enough for 20,000 host calls; the budget is about bytes logged.
+    let (_rt, plugin) = hostile(Limits {
+        cpu_time: Duration::from_secs(10),
+        call_timeout: Duration::from_secs(20),
+        ..tight_limits()
+    })
+    .await;
+    // 20,000 lines of 4 KiB: 80 MB if the host wrote them all.
+    let (result, bytes) = logged_while(plugin.get("log-flood")).await;
+    assert_eq!(result.unwrap().unwrap().value, b"flooded");
+    assert!(
+        bytes < 1 << 20,
+        "the host wrote {bytes} bytes of plugin log"
+    );
+    assert!(
+        bytes > 64 << 10,
+        "some of it still reaches the log: {bytes}"
+    );
+}
+
+fn keyring_spec(dir: &std::path::Path, writable: bool, probe: &str) -> coffer_runtime::PluginSpec {
+    let mut spec = common::spec(
+        "hostile-keyring",
+        &[("probe", probe), ("other_grant", "config")],
+        tight_limits(),
+    );
+    spec.files = vec![coffer_runtime::FileGrant {
+        name: "keyset".to_owned(),
+        path: dir.join("keyset.bin"),
+        writable,
+    }];
+    spec
+}
+
+#[tokio::test]
+async fn a_keyring_reaches_its_granted_file_and_nothing_beside_it() {
+    use coffer_crypto::tink::{KeyStatus, TinkKey, TinkKeyset};
+    use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix};
+    use coffer_runtime::Keyring;
+
+    let dir = tempfile::tempdir().unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::write(dir.path().join("coffer.toml"), "password = \"hunter2\"").unwrap();
+    let beside = dir.path().join("coffer.toml");
+    let probe = format!(
+        "{},/keyring/coffer.toml,coffer.toml,/etc/passwd,/keyring/planted",
+        beside.display()
+    );
+    let runtime = common::runtime();
+    let keyring = KeyringPlugin::load(&runtime, keyring_spec(dir.path(), true, &probe))
+        .await
+        .unwrap();
+    assert!(keyring.load().await.unwrap().is_none());
+    let keyset = TinkKeyset {
+        primary_key_id: 7,
+        keys: vec![TinkKey {
+            id: 7,
+            algorithm: Algorithm::Aes256Gcm,
+            status: KeyStatus::Enabled,
+            output_prefix: OutputPrefix::Tink,
+            material: KeyMaterial::new(Algorithm::Aes256Gcm, vec![9; 32]).unwrap(),
+        }],
+    };
+    keyring.store(&keyset).await.unwrap();
+    assert_eq!(keyring.load().await.unwrap().unwrap(), keyset);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keyset.bin"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "key files are private whatever the directory"
+        );
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["coffer.toml", "keyset.bin"],
+        "nothing planted beside it"
+    );
+
+    // Granted read-only, the file cannot be replaced.
+    let read_only = KeyringPlugin::load(&runtime, keyring_spec(dir.path(), false, ""))
+        .await
+        .unwrap();
+    let error = read_only.store(&keyset).await.unwrap_err();
+    assert!(
+        matches!(error.guest(), Some(GuestError::Denied(_))),
+        "{error:?}"
     );
 }
 

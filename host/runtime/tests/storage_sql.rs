@@ -97,3 +97,111 @@ fn rand_suffix() -> u64 {
         .subsec_nanos()
         .into()
 }
+
+/// The hostile guest on a database of its own: `url`, at most one
+/// connection (so a connection it spoils is the one the next call gets),
+/// and calls cut off after `timeout`.
+async fn hostile_on(url: &str, timeout: Duration) -> (coffer_runtime::Runtime, StoragePlugin) {
+    let runtime = common::runtime();
+    let pool = Arc::new(SqlPool::connect(url, 1, timeout).await.unwrap());
+    let limits = Limits {
+        call_timeout: timeout,
+        ..Limits::default()
+    };
+    let plugin = StoragePlugin::load(
+        &runtime,
+        common::spec("hostile-guest", &[], limits),
+        Some(pool),
+    )
+    .await
+    .unwrap();
+    (runtime, plugin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_value_is_refused_inside_sqlite_before_it_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let (_runtime, plugin) = hostile_on(&url, Duration::from_secs(10)).await;
+    let error = plugin
+        .get("sql:SELECT zeroblob(999999999)")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.guest(), Some(GuestError::Invalid(message)) if message.contains("too big")),
+        "{error:?}"
+    );
+    // An ordinary record still fits.
+    plugin
+        .put("k", &vec![7; 1 << 20], coffer_runtime::Expected::Any)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_sqlite_query_is_stopped_at_the_call_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let (_runtime, plugin) = hostile_on(&url, Duration::from_millis(1500)).await;
+    let endless = "sql:WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                   SELECT count(*) FROM c";
+    for _ in 0..3 {
+        assert!(plugin.get(endless).await.is_err());
+    }
+    // The pool's one connection was freed when each call's time ran out:
+    // the next call is served, not queued behind a query still running.
+    let started = std::time::Instant::now();
+    plugin.get("sql:SELECT 1").await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the connection was still busy: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_lift_the_statement_timeout_of_a_pooled_postgres_session() {
+    let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(
+        "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
+    );
+    let (_runtime, plugin) = hostile_on(&url, Duration::from_millis(1500)).await;
+    let marker = format!("runaway_{}", rand_suffix());
+    plugin.get("sql:SET statement_timeout = 0").await.unwrap();
+    plugin
+        .get("sql:SELECT pg_advisory_lock(4242)")
+        .await
+        .unwrap();
+    let runaway = format!("sql:SELECT pg_sleep(60) AS {marker}");
+    assert!(plugin.get(&runaway).await.is_err());
+    // Within a moment of the call giving up, the query is gone from the
+    // server: the SET did not outlive its statement.
+    let observer = sqlx::PgPool::connect(&url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%' || $1 || '%' \
+             AND state = 'active' AND pid <> pg_backend_pid()",
+        )
+        .bind(&marker)
+        .fetch_one(&observer)
+        .await
+        .unwrap();
+        if running == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runaway query still runs on the server"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nor did the session-level advisory lock survive the connection's
+    // return to the pool.
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242",
+    )
+    .fetch_one(&observer)
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "a lock the plugin took outlived its statement");
+}

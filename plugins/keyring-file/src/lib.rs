@@ -2,11 +2,12 @@
 //! host does every cryptographic operation; this plugin only hands it the
 //! key material.
 //!
-//! **A Google Tink JSON keyset file** (config `path`), read and written
-//! exactly as `tinkey` does (cleartext JSON keysets). `create_if_missing`
-//! answers "none" for an absent file so the host creates a keyset. The host
-//! grants the file's directory only, read-only unless the operator allows
-//! writing (`create_if_missing` or `writable`).
+//! **A Google Tink JSON keyset file**, read and written exactly as `tinkey`
+//! does (cleartext JSON keysets), through the file the host grants as
+//! `keyset` (`[keyring.files] keyset = { path = …, writable = … }`): the
+//! plugin reaches that one file and nothing beside it. `create_if_missing`
+//! answers "none" for an absent file so the host creates a keyset, which
+//! needs a writable grant.
 //!
 //! **A raw base64 256-bit key** (config `key`, or `key_env` naming an
 //! environment variable the host grants the plugin), standard or URL-safe
@@ -15,9 +16,9 @@
 //! and the old one in `rotation_key`, restart, re-wrap the data keys, then
 //! drop `rotation_key`. Both are AES-256-GCM keys with the Tink output
 //! prefix and ids derived from their bytes, so restarts agree on them. The
-//! keys come from the configuration, so `store` is refused. This source is
-//! granted no filesystem at all; `path` and `key`/`key_env` are mutually
-//! exclusive.
+//! keys come from the configuration, so `store` is refused. This source
+//! needs no file grant; `create_if_missing` and `key`/`key_env` are
+//! mutually exclusive.
 
 mod raw;
 mod tink_file;
@@ -40,11 +41,12 @@ impl Keyring for FileKeyring {
         let Some(raw_key) = raw::CONFIG_KEYS.iter().find(|key| get(key).is_some()) else {
             return Ok(FileKeyring::Tink(TinkFile::open()?));
         };
-        for file_key in ["path", "create_if_missing", "writable"] {
+        for file_key in ["path", "create_if_missing"] {
             if get(file_key).is_some() {
                 return Err(Error::Invalid(format!(
                     "config keys `{raw_key}` and `{file_key}` are mutually exclusive: the KEK comes \
-                     either from a raw key (`key`/`key_env`) or from a Tink keyset file (`path`)"
+                     either from a raw key (`key`/`key_env`) or from a Tink keyset file (granted \
+                     as `keyset`)"
                 )));
             }
         }

@@ -1,8 +1,6 @@
 //! The Tink source: a Google Tink JSON keyset file, read and written
-//! exactly as `tinkey` does (cleartext JSON keysets).
-
-use std::io::{ErrorKind, Write};
-use std::path::PathBuf;
+//! exactly as `tinkey` does (cleartext JSON keysets), through the file the
+//! host grants as `keyset`.
 
 use coffer_crypto::tink::{self, KeyStatus, TinkKey, TinkKeyset};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix};
@@ -10,28 +8,35 @@ use coffer_sdk::Error;
 use coffer_sdk::keyring::{self as wit, Key, Keyset};
 use zeroize::Zeroizing;
 
-/// A keyset file at `path`, as the host preopened it.
+/// The name of the file grant holding the keyset.
+pub const GRANT: &str = "keyset";
+
+/// The keyset file the host grants as [`GRANT`].
 pub struct TinkFile {
-    path: PathBuf,
     create_if_missing: bool,
 }
 
 impl TinkFile {
-    /// Reads `path` and `create_if_missing` from the configuration.
+    /// Reads `create_if_missing` from the configuration.
     pub fn open() -> Result<Self, Error> {
+        if coffer_sdk::config::get("path").is_some() {
+            return Err(Error::Invalid(
+                "config key `path` is gone: grant the keyset file to the keyring instead, as \
+                 `[keyring.files] keyset = { path = \"…\", writable = … }`"
+                    .to_owned(),
+            ));
+        }
         Ok(TinkFile {
-            path: PathBuf::from(coffer_sdk::config::require("path")?),
             create_if_missing: coffer_sdk::config::flag("create_if_missing", false)?,
         })
     }
 
     /// The keyset in the file; none when it is absent and may be created.
     pub fn load(&self) -> Result<Option<Keyset>, Error> {
-        let text = match std::fs::read(&self.path) {
-            Ok(bytes) => Zeroizing::new(bytes),
-            Err(e) if e.kind() == ErrorKind::NotFound && self.create_if_missing => return Ok(None),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(e) => return Err(io_error("read", &e)),
+        let text = match coffer_sdk::files::read(GRANT)? {
+            Some(bytes) => Zeroizing::new(bytes),
+            None if self.create_if_missing => return Ok(None),
+            None => return Err(Error::NotFound),
         };
         let text = std::str::from_utf8(&text)
             .map_err(|_| Error::Invalid("the keyset file is not UTF-8 JSON".to_owned()))?;
@@ -39,29 +44,11 @@ impl TinkFile {
         Ok(Some(to_wire(&keyset)))
     }
 
-    /// Replaces the file atomically (write a sibling, then rename).
+    /// Replaces the file (the host does it atomically).
     pub fn store(&self, keyset: Keyset) -> Result<(), Error> {
         let keyset = from_wire(keyset)?;
         let json = Zeroizing::new(tink::keyset_to_json(&keyset));
-        let tmp = self.path.with_extension("json.tmp");
-        let written = std::fs::File::create(&tmp).and_then(|mut file| {
-            file.write_all(json.as_bytes())?;
-            file.sync_all()
-        });
-        if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &self.path)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error("write", &e));
-        }
-        Ok(())
-    }
-}
-
-fn io_error(action: &str, error: &std::io::Error) -> Error {
-    match error.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => Error::Denied(format!(
-            "cannot {action} the keyset file: {error} (is the keyring granted write access?)"
-        )),
-        _ => Error::Unavailable(format!("cannot {action} the keyset file: {error}")),
+        coffer_sdk::files::write(GRANT, json.as_bytes())
     }
 }
 

@@ -3,6 +3,18 @@
 //! The pool is opened from the operator's grant, so a plugin never learns the
 //! database URL or its credentials. Errors the database reports become
 //! guest-visible `error` values; only a host bug traps.
+//!
+//! Every statement is host work done for a plugin, so it is bounded:
+//! - SQLite refuses values and rows over [`MAX_VALUE_BYTES`] (and long
+//!   statements, deep expressions, attaching files) through its own limits,
+//!   keeps temporary data in memory under a process-wide heap limit, and is
+//!   interrupted (a progress handler) when the plugin call's deadline
+//!   passes, so a runaway query does not keep a connection or a core;
+//! - PostgreSQL statements run under `statement_timeout`, and every
+//!   connection is reset as it returns to the pool (transaction, settings,
+//!   role, locks, temporary tables), so nothing a plugin sets — `SET
+//!   statement_timeout = 0` included — outlives its statement;
+//! - results are cut off at [`MAX_ROWS`] rows and [`MAX_RESULT_BYTES`].
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +32,15 @@ use crate::state::PluginState;
 const MAX_ROWS: usize = 10_000;
 /// Bytes of column data one query may return.
 const MAX_RESULT_BYTES: usize = 64 << 20;
+/// Largest SQLite string, blob or row (records are at most 32 MiB).
+pub const MAX_VALUE_BYTES: i32 = 48 << 20;
+/// Memory all SQLite connections of the process may hold together.
+const SQLITE_HEAP_LIMIT: i64 = 512 << 20;
+/// SQLite virtual-machine steps between two looks at the deadline.
+const PROGRESS_STEPS: i32 = 10_000;
+/// What a PostgreSQL connection runs as it returns to the pool.
+const RESET_SESSION: &str = "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; \
+     CLOSE ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP";
 
 /// The database dialect behind a pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +72,22 @@ impl SqliteDatabase {
         } else {
             Some(self.writer.lock().await)
         }
+    }
+
+    /// A connection whose statements are interrupted once `deadline`
+    /// passes. The handler stays on the connection after this use: each
+    /// use arms it anew.
+    async fn connection(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+        let mut connection = self.pool.acquire().await?;
+        let deadline = deadline.into_std();
+        connection
+            .lock_handle()
+            .await?
+            .set_progress_handler(PROGRESS_STEPS, move || std::time::Instant::now() < deadline);
+        Ok(connection)
     }
 }
 
@@ -87,13 +124,19 @@ impl SqlPool {
                 .map_err(|e| format!("invalid sqlite url: {e}"))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(Duration::from_secs(5))
+                // Freed content is overwritten, so a destroyed key's old
+                // bytes do not linger in free pages.
+                .pragma("secure_delete", "ON")
+                // Sorts and temporary tables stay in memory, under the heap
+                // limit, rather than growing files on the host's disk.
+                .pragma("temp_store", "MEMORY");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
                 .after_connect(|connection, _| {
                     Box::pin(async move {
-                        forbid_attach(connection.lock_handle().await?.as_raw_handle());
+                        bound_sqlite(connection.lock_handle().await?.as_raw_handle());
                         Ok(())
                     })
                 })
@@ -114,6 +157,7 @@ impl SqlPool {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
+                .after_release(|connection, _| reset_session(connection))
                 .connect_with(options)
                 .await
                 .map_err(|e| format!("cannot connect to postgres: {}", redact(&e.to_string())))?;
@@ -131,6 +175,33 @@ impl SqlPool {
         }
     }
 
+    /// Makes what was deleted unrecoverable from the database's own files,
+    /// as far as the host can: SQLite zeroes freed content as it goes
+    /// (`secure_delete`), and this checkpoints the WAL — where the old
+    /// pages still sit — into the database and truncates it. Fails (to be
+    /// retried) while readers hold old snapshots. PostgreSQL keeps dead
+    /// rows until VACUUM, and its WAL and backups beyond that: nothing the
+    /// host can do from a connection.
+    pub async fn shred(&self) -> Result<(), String> {
+        match self {
+            SqlPool::Sqlite(db) => {
+                let _turn = db.writer.lock().await;
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                let mut connection = db.connection(deadline).await.map_err(|e| e.to_string())?;
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(&mut *connection)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                if busy != 0 {
+                    return Err("readers still hold older pages".to_owned());
+                }
+                Ok(())
+            }
+            SqlPool::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
         match self {
@@ -139,12 +210,18 @@ impl SqlPool {
         }
     }
 
-    async fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, GuestError> {
+    async fn execute(
+        &self,
+        statement: &str,
+        params: Vec<Value>,
+        deadline: tokio::time::Instant,
+    ) -> Result<u64, GuestError> {
         let done = match self {
             SqlPool::Sqlite(db) => {
                 let _turn = db.turn(statement).await;
+                let mut connection = db.connection(deadline).await.map_err(classify)?;
                 bind_all(sqlx::query(statement), params)
-                    .execute(&db.pool)
+                    .execute(&mut *connection)
                     .await
                     .map(|r| r.rows_affected())
             }
@@ -160,11 +237,13 @@ impl SqlPool {
         &self,
         statement: &str,
         params: Vec<Value>,
+        deadline: tokio::time::Instant,
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(db) => {
                 let _turn = db.turn(statement).await;
-                let rows = bind_all(sqlx::query(statement), params).fetch(&db.pool);
+                let mut connection = db.connection(deadline).await.map_err(classify)?;
+                let rows = bind_all(sqlx::query(statement), params).fetch(&mut *connection);
                 collect_rows(rows, sqlite_row).await
             }
             SqlPool::Postgres(pool) => {
@@ -292,6 +371,11 @@ fn classify(error: sqlx::Error) -> GuestError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             GuestError::Conflict(db.message().to_owned())
         }
+        sqlx::Error::Database(db) if is_interrupted(db.code().as_deref()) => {
+            GuestError::Unavailable(
+                "the statement ran past the plugin call's deadline and was stopped".to_owned(),
+            )
+        }
         sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
             GuestError::Unavailable(db.message().to_owned())
         }
@@ -304,6 +388,23 @@ fn classify(error: sqlx::Error) -> GuestError {
         | sqlx::Error::TypeNotFound { .. } => GuestError::Invalid(error.to_string()),
         _ => GuestError::Internal(error.to_string()),
     }
+}
+
+/// Resets a PostgreSQL connection returning to the pool; one that cannot
+/// be reset is closed rather than reused.
+fn reset_session(
+    connection: &mut sqlx::PgConnection,
+) -> futures_util::future::BoxFuture<'_, Result<bool, sqlx::Error>> {
+    Box::pin(async move {
+        Ok(sqlx::Executor::execute(connection, RESET_SESSION)
+            .await
+            .is_ok())
+    })
+}
+
+/// SQLite's "interrupted" and PostgreSQL's "canceled by statement timeout".
+fn is_interrupted(code: Option<&str>) -> bool {
+    matches!(code, Some("9" | "57014"))
 }
 
 /// Database error codes that mean "try again later", not "your statement is
@@ -331,16 +432,37 @@ fn redact(message: &str) -> String {
     }
 }
 
-/// Stops statements from attaching other database files (`ATTACH`, and
-/// `VACUUM INTO`, which attaches its target), which would let a plugin read
-/// or create files beyond the one database it was granted.
+/// Bounds what one statement on this connection can make SQLite do: no
+/// other database files (`ATTACH`, and `VACUUM INTO`, which attaches its
+/// target — they would reach files beyond the one granted), no value or
+/// row over [`MAX_VALUE_BYTES`] (so `zeroblob(999999999)` fails before it
+/// allocates), and small caps on statement size, expression depth, compound
+/// selects, arguments and patterns; and caps the memory of every SQLite
+/// connection in the process together.
 #[allow(unsafe_code)]
-fn forbid_attach(db: std::ptr::NonNull<libsqlite3_sys::sqlite3>) {
+fn bound_sqlite(db: std::ptr::NonNull<libsqlite3_sys::sqlite3>) {
+    use libsqlite3_sys as ffi;
+    const LIMITS: [(i32, i32); 10] = [
+        (ffi::SQLITE_LIMIT_ATTACHED, 0),
+        (ffi::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES),
+        (ffi::SQLITE_LIMIT_SQL_LENGTH, 1 << 20),
+        (ffi::SQLITE_LIMIT_COLUMN, 100),
+        (ffi::SQLITE_LIMIT_EXPR_DEPTH, 100),
+        (ffi::SQLITE_LIMIT_COMPOUND_SELECT, 50),
+        (ffi::SQLITE_LIMIT_FUNCTION_ARG, 32),
+        (ffi::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1024),
+        (ffi::SQLITE_LIMIT_TRIGGER_DEPTH, 10),
+        (ffi::SQLITE_LIMIT_WORKER_THREADS, 0),
+    ];
     // SAFETY: `db` is the live handle of a connection that is locked for us
     // for the duration of this call; sqlite3_limit only touches that
-    // connection's limit table.
+    // connection's limit table, and sqlite3_hard_heap_limit64 sets a
+    // process-wide number under SQLite's own mutex.
     unsafe {
-        libsqlite3_sys::sqlite3_limit(db.as_ptr(), libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
+        for (limit, value) in LIMITS {
+            ffi::sqlite3_limit(db.as_ptr(), limit, value);
+        }
+        ffi::sqlite3_hard_heap_limit64(SQLITE_HEAP_LIMIT);
     }
 }
 
@@ -368,7 +490,10 @@ impl Host for PluginState {
         let Some(pool) = self.sql.clone() else {
             return Ok(Err(denied()));
         };
-        Ok(pool.execute(&statement, params).await.map_err(Into::into))
+        Ok(pool
+            .execute(&statement, params, self.deadline)
+            .await
+            .map_err(Into::into))
     }
 
     async fn query(
@@ -379,7 +504,10 @@ impl Host for PluginState {
         let Some(pool) = self.sql.clone() else {
             return Ok(Err(denied()));
         };
-        Ok(pool.query(&statement, params).await.map_err(Into::into))
+        Ok(pool
+            .query(&statement, params, self.deadline)
+            .await
+            .map_err(Into::into))
     }
 }
 

@@ -1,23 +1,35 @@
-//! A storage plugin that misbehaves on request: the key passed to `get`
-//! picks the misbehaviour. The runtime's tests use it to prove that a loop,
-//! a memory bomb, a panic or an escape attempt fails only that call.
+//! A storage plugin that misbehaves on request. The runtime's and the
+//! server's tests use it to prove that a loop, a memory bomb, a panic, an
+//! escape attempt, a log flood or a lying listing fails only what it
+//! touches.
 //!
-//! The last `/`-separated segment of a key picks the behaviour: `loop`,
-//! `sleep`, `oom`, `panic`, `read-file`, `read-env`, `env:<name>` (that
-//! variable's value, as the plugin sees it), `connect:<addr>`, `sql`,
-//! `time` (seconds since the epoch, as the plugin sees them), `calls` (calls
-//! this instance has served); `sql:<statement>` runs the
-//! statement on its granted database. Keys the config lists as
-//! `fixture:<key>` return that value (so a server can find its token);
-//! other keys with a `/` do not exist, and keys without one echo themselves.
+//! Given a database (`[storage.sql]`), it is an honest key-value store on
+//! table `hostile_kv` — so a real server can run on it — except where asked
+//! to misbehave. The last `/`-separated segment of a key read with `get`
+//! picks a misbehaviour: `loop`, `sleep`, `oom`, `panic`, `read-file`,
+//! `read-env`, `env:<name>` (that variable's value, as the plugin sees
+//! it), `connect:<addr>`, `sql` (SQL without a grant), `time` (seconds since
+//! the epoch, as the plugin sees them), `calls` (calls this instance has
+//! served), `log-flood` (20,000 lines of 4 KiB); a key starting `sql:` runs
+//! the rest as a statement on the granted database. Without a database,
+//! other keys with a `/` do not exist and keys without one echo themselves.
+//!
+//! Config `list` makes every listing lie: `stuck` answers no keys and a
+//! `next` cursor that never moves; `endless` invents a new page of keys on
+//! every call.
 
 use std::cell::Cell;
 use std::io::Read;
 
 use coffer_sdk::Error;
+use coffer_sdk::sql::{self, Value};
 use coffer_sdk::storage::{Entry, Expected, Page, Storage};
 
-struct Hostile;
+struct Hostile {
+    /// Whether a database is granted (the honest store lives there).
+    database: bool,
+    list: Option<String>,
+}
 
 thread_local! {
     static CALLS: Cell<u64> = const { Cell::new(0) };
@@ -30,9 +42,24 @@ fn escaped(what: &str) -> Result<Option<Entry>, Error> {
     }))
 }
 
+fn found(value: impl Into<Vec<u8>>) -> Result<Option<Entry>, Error> {
+    Ok(Some(Entry {
+        value: value.into(),
+        revision: 1,
+    }))
+}
+
 impl Storage for Hostile {
     fn open() -> Result<Self, Error> {
-        Ok(Hostile)
+        let database = sql::execute(
+            "CREATE TABLE IF NOT EXISTS hostile_kv (k TEXT PRIMARY KEY, v BLOB NOT NULL, rev BIGINT NOT NULL)",
+            &[],
+        )
+        .is_ok();
+        Ok(Hostile {
+            database,
+            list: coffer_sdk::config::get("list"),
+        })
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>, Error> {
@@ -41,16 +68,7 @@ impl Storage for Hostile {
             c.get()
         });
         if let Some(statement) = key.strip_prefix("sql:") {
-            return match coffer_sdk::sql::execute(statement, &[]) {
-                Ok(_) => escaped(&format!("ran {statement}")),
-                Err(e) => Err(e),
-            };
-        }
-        if let Some(value) = coffer_sdk::config::get(&format!("fixture:{key}")) {
-            return Ok(Some(Entry {
-                value: value.into_bytes(),
-                revision: 1,
-            }));
+            return sql::execute(statement, &[]).and_then(|_| escaped(&format!("ran {statement}")));
         }
         let behaviour = key.rsplit('/').next().unwrap_or(key);
         match behaviour {
@@ -86,10 +104,7 @@ impl Storage for Hostile {
                 None => Err(Error::Denied("no environment".to_owned())),
             },
             b if b.starts_with("env:") => match std::env::var(&b["env:".len()..]) {
-                Ok(value) => Ok(Some(Entry {
-                    value: value.into_bytes(),
-                    revision: 1,
-                })),
+                Ok(value) => found(value),
                 Err(e) => Err(Error::Denied(e.to_string())),
             },
             b if b.starts_with("connect:") => {
@@ -98,7 +113,7 @@ impl Storage for Hostile {
                     Err(e) => Err(Error::Denied(e.to_string())),
                 }
             }
-            "sql" => match coffer_sdk::sql::execute("SELECT 1", &[]) {
+            "sql" if !self.database => match sql::execute("SELECT 1", &[]) {
                 Ok(_) => escaped("ran SQL without a grant"),
                 Err(e) => Err(e),
             },
@@ -106,38 +121,136 @@ impl Storage for Hostile {
                 let since_epoch = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .unwrap_or_default();
-                Ok(Some(Entry {
-                    value: since_epoch.as_secs().to_string().into_bytes(),
-                    revision: 1,
-                }))
+                found(since_epoch.as_secs().to_string())
             }
-            "calls" => Ok(Some(Entry {
-                value: calls.to_string().into_bytes(),
-                revision: 1,
-            })),
+            "calls" => found(calls.to_string()),
+            "log-flood" => {
+                let line = "x".repeat(4096);
+                for _ in 0..20_000 {
+                    coffer_sdk::log::info(&line);
+                }
+                found("flooded")
+            }
+            _ if self.database => self.read(key),
             _ if key.contains('/') => Ok(None),
-            _ => Ok(Some(Entry {
-                value: key.as_bytes().to_vec(),
-                revision: 1,
-            })),
+            _ => found(key),
         }
     }
 
-    fn put(&self, _key: &str, _value: Vec<u8>, _expected: Expected) -> Result<u64, Error> {
-        Err(Error::Denied("read-only".to_owned()))
+    fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
+        if !self.database {
+            return Err(Error::Denied("read-only".to_owned()));
+        }
+        let current = self.read(key)?.map(|e| e.revision);
+        let ok = match expected {
+            Expected::Any => true,
+            Expected::Absent => current.is_none(),
+            Expected::Revision(rev) => current == Some(rev),
+        };
+        if !ok {
+            return Err(Error::Conflict("not at the expected revision".to_owned()));
+        }
+        let next = current.map_or(1, |r| r + 1);
+        let revision = i64::try_from(next).map_err(|_| Error::Internal("revision".to_owned()))?;
+        sql::execute(
+            "INSERT INTO hostile_kv (k, v, rev) VALUES ($1, $2, $3) \
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = excluded.rev",
+            &[
+                Value::Text(key.to_owned()),
+                Value::Blob(value),
+                Value::Integer(revision),
+            ],
+        )?;
+        Ok(next)
     }
 
-    fn delete(&self, _key: &str, _expected: Expected) -> Result<(), Error> {
-        Err(Error::Denied("read-only".to_owned()))
+    fn delete(&self, key: &str, expected: Expected) -> Result<(), Error> {
+        if !self.database {
+            return Err(Error::Denied("read-only".to_owned()));
+        }
+        let current = self.read(key)?.map(|e| e.revision);
+        match (expected, current) {
+            (_, None) => Err(Error::NotFound),
+            (Expected::Revision(rev), Some(found)) if rev != found => {
+                Err(Error::Conflict("not at the expected revision".to_owned()))
+            }
+            _ => sql::execute(
+                "DELETE FROM hostile_kv WHERE k = $1",
+                &[Value::Text(key.to_owned())],
+            )
+            .map(drop),
+        }
     }
 
-    fn list(&self, prefix: &str, _after: Option<&str>, _limit: u32) -> Result<Page, Error> {
-        let keys = coffer_sdk::config::entries()
+    fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Error> {
+        match self.list.as_deref() {
+            Some("stuck") => {
+                return Ok(Page {
+                    keys: Vec::new(),
+                    next: Some(prefix.to_owned()),
+                });
+            }
+            Some("endless") => {
+                let start = after.map_or(0, |a| a.len());
+                let keys: Vec<String> = (0..limit.min(10))
+                    .map(|i| format!("{prefix}{}", "z".repeat(start + i as usize + 1)))
+                    .collect();
+                let next = keys.last().cloned();
+                return Ok(Page { keys, next });
+            }
+            _ => {}
+        }
+        if !self.database {
+            return Ok(Page {
+                keys: Vec::new(),
+                next: None,
+            });
+        }
+        let lower = after.filter(|a| *a >= prefix).unwrap_or(prefix);
+        let rows = sql::query(
+            "SELECT k FROM hostile_kv WHERE k > $1 OR k = $2 ORDER BY k LIMIT $3",
+            &[
+                Value::Text(lower.to_owned()),
+                Value::Text(if after.is_some() {
+                    String::new()
+                } else {
+                    prefix.to_owned()
+                }),
+                Value::Integer(i64::from(limit) + 1),
+            ],
+        )?;
+        let mut keys: Vec<String> = rows
             .into_iter()
-            .filter_map(|(k, _)| k.strip_prefix("fixture:").map(str::to_owned))
-            .filter(|k| k.starts_with(prefix))
+            .filter_map(|row| match row.into_iter().next() {
+                Some(Value::Text(key)) => Some(key),
+                _ => None,
+            })
+            .filter(|key| key.starts_with(prefix))
             .collect();
-        Ok(Page { keys, next: None })
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(Page { keys, next })
+    }
+}
+
+impl Hostile {
+    fn read(&self, key: &str) -> Result<Option<Entry>, Error> {
+        let rows = sql::query(
+            "SELECT v, rev FROM hostile_kv WHERE k = $1",
+            &[Value::Text(key.to_owned())],
+        )?;
+        match rows.into_iter().next().map(|row| {
+            let mut columns = row.into_iter();
+            (columns.next(), columns.next())
+        }) {
+            None => Ok(None),
+            Some((Some(Value::Blob(value)), Some(Value::Integer(rev)))) => Ok(Some(Entry {
+                value,
+                revision: u64::try_from(rev).unwrap_or(0),
+            })),
+            Some(_) => Err(Error::Internal("unexpected row".to_owned())),
+        }
     }
 }
 
