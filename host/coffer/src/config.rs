@@ -42,6 +42,46 @@ pub struct Config {
     pub keys: KeysSection,
     #[serde(default)]
     pub janitor: JanitorSection,
+    #[serde(default)]
+    pub http: HttpSection,
+}
+
+/// The `[http]` table: what one client can make the server hold.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Connections served at once; more wait in the listen backlog.
+    #[serde(default = "default_max_connections_http")]
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_timeout_ms: u64,
+    /// Time a request may take, its body included.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            max_connections: default_max_connections_http(),
+            header_timeout_ms: default_header_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+        }
+    }
+}
+
+fn default_max_connections_http() -> usize {
+    1024
+}
+
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_request_timeout_ms() -> u64 {
+    60_000
 }
 
 /// The `[keys]` table: data keys and key management.
@@ -138,6 +178,15 @@ pub struct AuditSection {
     /// Size in bytes at which the file is rotated (the chain continues).
     #[serde(default = "default_rotate_bytes")]
     pub rotate_bytes: u64,
+    /// Rotated files kept; beyond, the oldest is deleted once it verifies.
+    pub keep_files: Option<usize>,
+    /// Bytes of rotated files kept; beyond, the oldest is deleted once it
+    /// verifies.
+    pub keep_bytes: Option<u64>,
+    /// How often the chain's head is checkpointed in storage, so a log
+    /// whose tail was cut shows.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_ms: u64,
     /// Actions not recorded, such as `sys.health`.
     #[serde(default = "default_audit_exclude")]
     pub exclude: Vec<String>,
@@ -150,6 +199,9 @@ impl Default for AuditSection {
             file: None,
             stdout: false,
             rotate_bytes: default_rotate_bytes(),
+            keep_files: None,
+            keep_bytes: None,
+            checkpoint_ms: default_checkpoint_ms(),
             exclude: default_audit_exclude(),
         }
     }
@@ -161,6 +213,10 @@ fn enabled() -> bool {
 
 fn default_rotate_bytes() -> u64 {
     64 << 20
+}
+
+fn default_checkpoint_ms() -> u64 {
+    1_000
 }
 
 fn default_audit_exclude() -> Vec<String> {
@@ -187,8 +243,22 @@ pub struct PluginSection {
     /// no other); each must be set when the server starts.
     #[serde(default)]
     pub env: Vec<String>,
+    /// Files lent to the plugin, each under a name (keyrings only); the
+    /// plugin reaches exactly these files and nothing beside them.
+    #[serde(default)]
+    pub files: BTreeMap<String, FileGrantSection>,
     #[serde(default)]
     pub limits: LimitsSection,
+}
+
+/// One `[<section>.files]` entry: `name = { path = "…", writable = false }`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrantSection {
+    pub path: PathBuf,
+    /// Whether the plugin may replace the file (to create or rotate a keyset).
+    #[serde(default)]
+    pub writable: bool,
 }
 
 impl std::fmt::Debug for PluginSection {
@@ -201,6 +271,7 @@ impl std::fmt::Debug for PluginSection {
             .field("sql", &self.sql)
             .field("clock", &self.clock)
             .field("env", &self.env)
+            .field("files", &self.files)
             .field("limits", &self.limits)
             .finish()
     }
@@ -344,6 +415,7 @@ const OVERRIDABLE: &[&str] = &[
     "audit",
     "keys",
     "janitor",
+    "http",
 ];
 
 impl Config {
@@ -432,6 +504,9 @@ impl Config {
         if self.audit.rotate_bytes < 4096 {
             return Err(fail("audit.rotate_bytes", "must be at least 4096"));
         }
+        if self.audit.checkpoint_ms < 10 {
+            return Err(fail("audit.checkpoint_ms", "must be at least 10"));
+        }
         if self
             .keys
             .algorithm
@@ -448,6 +523,15 @@ impl Config {
         }
         if self.janitor.limit == 0 {
             return Err(fail("janitor.limit", "must be at least 1"));
+        }
+        if !(1..=100_000).contains(&self.http.max_connections) {
+            return Err(fail("http.max_connections", "must be between 1 and 100000"));
+        }
+        if self.http.header_timeout_ms < 100 {
+            return Err(fail("http.header_timeout_ms", "must be at least 100"));
+        }
+        if self.http.request_timeout_ms < 100 {
+            return Err(fail("http.request_timeout_ms", "must be at least 100"));
         }
         for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
             let Some(section) = section else { continue };
@@ -498,6 +582,20 @@ impl Config {
                     "keyring plugins cannot be granted a database",
                 ));
             }
+            if name != "keyring" && !section.files.is_empty() {
+                return Err(fail(
+                    &format!("{name}.files"),
+                    "only keyring plugins can be granted files",
+                ));
+            }
+            for (file, grant) in &section.files {
+                if file.is_empty() || grant.path.file_name().is_none() {
+                    return Err(fail(
+                        &format!("{name}.files.{file}"),
+                        "must name a file: { path = \"/dir/file\" }",
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -514,6 +612,7 @@ impl Config {
             }),
             clock: false,
             env: Vec::new(),
+            files: BTreeMap::new(),
             limits: LimitsSection::default(),
         })
     }
@@ -524,22 +623,22 @@ impl Config {
         self.keyring.clone().unwrap_or_else(|| PluginSection {
             plugin: "keyring-file".to_owned(),
             sha256: None,
-            config: BTreeMap::from([
-                (
-                    "path".to_owned(),
-                    toml::Value::String(self.default_keyset_path().display().to_string()),
-                ),
-                ("create_if_missing".to_owned(), toml::Value::Boolean(true)),
-            ]),
+            config: BTreeMap::from([("create_if_missing".to_owned(), toml::Value::Boolean(true))]),
             sql: None,
             clock: false,
             env: Vec::new(),
+            files: BTreeMap::from([(
+                "keyset".to_owned(),
+                FileGrantSection {
+                    path: self.default_keyset_path(),
+                    writable: true,
+                },
+            )]),
             limits: LimitsSection::default(),
         })
     }
 
-    /// Where the embedded default keeps its keyset: a directory of its own,
-    /// since the keyring plugin is granted the whole directory of its file.
+    /// Where the embedded default keeps its keyset.
     pub fn default_keyset_path(&self) -> PathBuf {
         self.data_dir.join("keyring").join("keyset.json")
     }
@@ -558,13 +657,13 @@ impl Config {
 
     /// Settings of key management, the grace defaulting to twice the cache
     /// lifetime plus the storage plugin's call timeout.
-    pub fn key_admin_settings(&self) -> crate::keys::admin::AdminSettings {
+    pub fn key_admin_settings(&self) -> crate::maintenance::AdminSettings {
         let timeout = self.storage_section().limits.timeout_ms;
         let grace = self
             .keys
             .grace_ms
             .unwrap_or(2 * self.keys.cache_ttl_ms + timeout);
-        crate::keys::admin::AdminSettings {
+        crate::maintenance::AdminSettings {
             lease_wait: Duration::from_secs(5),
             grace: Duration::from_millis(grace),
         }
@@ -584,8 +683,8 @@ impl Config {
     }
 
     /// Settings of the janitor.
-    pub fn janitor_settings(&self) -> crate::keys::janitor::JanitorSettings {
-        crate::keys::janitor::JanitorSettings {
+    pub fn janitor_settings(&self) -> crate::maintenance::janitor::JanitorSettings {
+        crate::maintenance::janitor::JanitorSettings {
             enabled: self.janitor.enabled,
             interval: Duration::from_millis(self.janitor.interval_ms),
             limit: self.janitor.limit,
@@ -604,7 +703,18 @@ impl Config {
             file,
             stdout: self.audit.stdout,
             rotate_bytes: self.audit.rotate_bytes,
+            keep_files: self.audit.keep_files,
+            keep_bytes: self.audit.keep_bytes,
+            checkpoint_interval: Duration::from_millis(self.audit.checkpoint_ms),
             exclude: self.audit.exclude.iter().cloned().collect(),
+        }
+    }
+
+    /// The limits the HTTP server keeps to.
+    pub fn http_limits(&self) -> crate::api::serve::HttpLimits {
+        crate::api::serve::HttpLimits {
+            max_connections: self.http.max_connections,
+            header_timeout: Duration::from_millis(self.http.header_timeout_ms),
         }
     }
 
@@ -703,6 +813,10 @@ mod tests {
         assert_eq!(
             keyring.config["create_if_missing"],
             toml::Value::Boolean(true)
+        );
+        assert_eq!(
+            keyring.files["keyset"].path,
+            Path::new("/tmp/d/keyring/keyset.json")
         );
     }
 

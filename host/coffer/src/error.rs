@@ -17,9 +17,16 @@ pub enum Error {
     /// A check-and-set did not hold, or writers raced too often.
     #[error("{0}")]
     Conflict(String),
-    /// Stored data failed authentication: tampered, or the wrong key.
-    #[error("stored data failed its integrity check")]
-    Integrity,
+    /// Stored data failed authentication: forged, edited, moved, rolled
+    /// back, or sealed under a key this engine does not hold. The detail
+    /// names the record (secret names as pseudonyms) for the log and the
+    /// audit trail; clients get only the fact.
+    #[error("stored data failed its integrity check: {0}")]
+    Integrity(String),
+    /// The storage backend answered something that cannot be right (a
+    /// listing that does not move forward, more than it may hold).
+    #[error("{0}")]
+    Backend(String),
     /// A key needed to decrypt is not available.
     #[error("{0}")]
     KeyUnavailable(String),
@@ -38,7 +45,9 @@ pub enum Error {
 impl From<coffer_crypto::CryptoError> for Error {
     fn from(error: coffer_crypto::CryptoError) -> Self {
         match error {
-            coffer_crypto::CryptoError::Integrity => Error::Integrity,
+            coffer_crypto::CryptoError::Integrity => {
+                Error::Integrity("a ciphertext failed authentication".to_owned())
+            }
             other => Error::Internal(format!("malformed stored data: {other}")),
         }
     }

@@ -1,7 +1,7 @@
 //! Turning the `[storage]` and `[keyring]` sections into running plugins:
-//! resolve the `.wasm`, open granted databases, preopen the key file's
-//! directory, read the granted environment variables, and load each through
-//! the runtime.
+//! resolve the `.wasm`, open granted databases, list the granted files,
+//! read the granted environment variables, and load each through the
+//! runtime.
 
 use std::collections::BTreeMap;
 use std::env::VarError;
@@ -15,13 +15,6 @@ use coffer_runtime::{
 use zeroize::Zeroizing;
 
 use crate::config::{Config, PluginSection, scalar_string};
-
-/// Where the keyring's key file directory appears inside the sandbox.
-const KEYRING_GUEST_DIR: &str = "/keyring";
-
-/// Keyring config keys that select a raw key rather than a key file: such a
-/// keyring is granted no filesystem.
-const RAW_KEY_CONFIG: &[&str] = &["key", "key_env", "rotation_key", "rotation_key_env"];
 
 /// What was loaded, for health and the plugin listing.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -76,25 +69,16 @@ pub async fn load_storage(
     Ok((plugin, sql))
 }
 
-/// Loads the keyring plugin of `config`. Its `path` is a file on the host:
-/// the plugin gets that file's directory (writable only when it may create
-/// or rewrite the keyset) and sees the file under `/keyring`. A keyring
-/// configured with a raw key (`key`, `key_env`) gets no directory at all.
+/// Loads the keyring plugin of `config`, lending it exactly the files its
+/// section grants.
 pub async fn load_keyring(
     runtime: &Runtime,
     config: &Config,
 ) -> Result<KeyringPlugin, PluginStartError> {
     let section = config.keyring_section();
-    let mut plugin_config = plugin_config(&section);
-    let files = if RAW_KEY_CONFIG
-        .iter()
-        .any(|key| plugin_config.contains_key(*key))
-    {
-        warn_if_key_inline(&plugin_config);
-        Vec::new()
-    } else {
-        grant_key_file(&mut plugin_config)?
-    };
+    let plugin_config = plugin_config(&section);
+    warn_if_key_inline(&plugin_config);
+    let files = file_grants(&section)?;
     let spec = spec(config, "keyring", &section, plugin_config, files)?;
     KeyringPlugin::load(runtime, spec)
         .await
@@ -118,45 +102,28 @@ fn warn_if_key_inline(plugin_config: &BTreeMap<String, String>) {
     }
 }
 
-/// Grants the directory of the key file at `path` (if any) and rewrites
-/// `path` to where the plugin sees it.
-fn grant_key_file(
-    plugin_config: &mut BTreeMap<String, String>,
-) -> Result<Vec<FileGrant>, PluginStartError> {
-    let Some(path) = plugin_config.get("path").map(PathBuf::from) else {
-        return Ok(Vec::new());
-    };
-    let (Some(dir), Some(file_name)) = (path.parent(), path.file_name()) else {
-        return Err(PluginStartError(
-            "keyring.config.path: must name a file".to_owned(),
-        ));
-    };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    let writable = ["create_if_missing", "writable"]
-        .iter()
-        .any(|key| plugin_config.get(*key).is_some_and(|v| v == "true"));
-    if writable {
-        create_private_dir(dir).map_err(|e| {
-            PluginStartError(format!(
-                "keyring.config.path: cannot create {}: {e}",
-                dir.display()
-            ))
-        })?;
+/// The section's file grants. The directory of a writable file is created
+/// (owner-only) when missing, so a keyset can be created in it.
+fn file_grants(section: &PluginSection) -> Result<Vec<FileGrant>, PluginStartError> {
+    let mut grants = Vec::with_capacity(section.files.len());
+    for (name, grant) in &section.files {
+        if grant.writable
+            && let Some(dir) = grant.path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            create_private_dir(dir).map_err(|e| {
+                PluginStartError(format!(
+                    "keyring.files.{name}: cannot create {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
+        grants.push(FileGrant {
+            name: name.clone(),
+            path: grant.path.clone(),
+            writable: grant.writable,
+        });
     }
-    let grant = FileGrant {
-        host_dir: dir.to_path_buf(),
-        guest_dir: KEYRING_GUEST_DIR.to_owned(),
-        writable,
-    };
-    plugin_config.insert(
-        "path".to_owned(),
-        format!("{KEYRING_GUEST_DIR}/{}", file_name.to_string_lossy()),
-    );
-    Ok(vec![grant])
+    Ok(grants)
 }
 
 fn plugin_config(section: &PluginSection) -> BTreeMap<String, String> {

@@ -1,44 +1,52 @@
 //! The running engine: plugins, keys, secrets and tokens wired together.
 //! The HTTP API and the CLI both call into this; neither holds logic.
+//!
+//! Start-up comes in two steps. [`Foundation`] is what anything touching
+//! stored data needs — the plugins, the KEK, the engine's own keys and the
+//! sealed store; `coffer upgrade` and offline audit verification stop
+//! there. [`Coffer`] builds the services on it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
+use coffer_crypto::RecordKey;
+use coffer_runtime::{Keyring, Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
 use zeroize::Zeroizing;
 
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::keys::admin::KeyAdmin;
-use crate::keys::janitor::Janitor;
-use crate::keys::{DataKeys, Kek, Lease, RootKeys, system_key};
+use crate::keys::{DataKeys, Kek, RootKeys, system_key};
+use crate::maintenance::{Janitor, KeyAdmin, Lease};
 use crate::plugins::{self, PluginInfo};
+use crate::pseudonyms::Pseudonyms;
 use crate::secrets::{Secrets, SecretsSettings};
-
-/// Everything a request needs.
-pub struct Coffer {
-    pub secrets: Arc<Secrets>,
-    pub keys: Arc<KeyAdmin>,
-    pub janitor: Arc<Janitor>,
-    pub audit: Audit,
-    pub auth: Auth,
-    pub storage: Arc<dyn Storage>,
-    pub plugins: Vec<PluginInfo>,
-    /// Kept so the engine (and its epoch ticker) lives as long as the plugins.
-    _runtime: Runtime,
-    sql: Option<Arc<SqlPool>>,
-}
+use crate::store::{Store, format};
 
 /// Why the engine could not start; printed to the operator as is.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartError(pub String);
 
-impl Coffer {
-    /// Starts the runtime, loads the plugins and the KEK (creating a keyset
-    /// when the keyring allows it).
-    pub async fn open(config: &Config) -> Result<Coffer, StartError> {
+/// The plugins, the KEK, the engine's own keys and the sealed store.
+pub struct Foundation {
+    pub storage: Arc<dyn Storage>,
+    pub root: Arc<RootKeys>,
+    pub store: Arc<Store>,
+    pub names: Arc<Pseudonyms>,
+    /// Chains the audit trail (and makes the pseudonyms).
+    pub audit_key: Zeroizing<Vec<u8>>,
+    pub plugins: Vec<PluginInfo>,
+    /// The database the host lends the storage plugin, if any.
+    pub sql: Option<Arc<SqlPool>>,
+    /// Kept so the engine (and its epoch ticker) lives as long as the plugins.
+    _runtime: Option<Runtime>,
+}
+
+impl Foundation {
+    /// Starts the runtime and loads the configured plugins and keys
+    /// (creating a keyset when the keyring allows it).
+    pub async fn open(config: &Config) -> Result<Foundation, StartError> {
         // The data directory holds the database, the root token and, by
         // default, the keyset: nobody but its owner may enter it.
         warn_if_shared(&config.data_dir);
@@ -52,7 +60,6 @@ impl Coffer {
             cache_dir: Some(config.cache_dir()),
         })
         .map_err(|e| StartError(e.to_string()))?;
-
         let (storage, sql) = plugins::load_storage(&runtime, config)
             .await
             .map_err(|e| StartError(e.to_string()))?;
@@ -71,16 +78,6 @@ impl Coffer {
                 sha256: keyring.sha256().to_owned(),
             },
         ];
-
-        let (kek, created) = Kek::load_or_create(&keyring)
-            .await
-            .map_err(|e| StartError(format!("keyring {}: {e}", keyring.name())))?;
-        if created {
-            tracing::warn!(
-                "created a new root keyset through keyring plugin {}; back it up: without it no secret can be read",
-                keyring.name()
-            );
-        }
         if config.keyring.is_none() {
             tracing::warn!(
                 keyset = %config.default_keyset_path().display(),
@@ -88,7 +85,76 @@ impl Coffer {
                  not for production (configure [keyring] with a key kept elsewhere)"
             );
         }
+        let mut foundation =
+            Foundation::assemble(Arc::new(storage), Arc::new(keyring), sql, plugins).await?;
+        foundation._runtime = Some(runtime);
+        Ok(foundation)
+    }
 
+    /// The foundation over a storage and a keyring already running.
+    pub async fn assemble(
+        storage: Arc<dyn Storage>,
+        keyring: Arc<dyn Keyring>,
+        sql: Option<Arc<SqlPool>>,
+        plugins: Vec<PluginInfo>,
+    ) -> Result<Foundation, StartError> {
+        let (kek, created) = Kek::load_or_create(keyring.as_ref())
+            .await
+            .map_err(|e| StartError(format!("keyring: {e}")))?;
+        if created {
+            tracing::warn!(
+                "created a new root keyset through the keyring plugin; back it up: without it \
+                 no secret can be read"
+            );
+        }
+        let system = async |name: &str| {
+            system_key(storage.as_ref(), &kek, name)
+                .await
+                .map_err(|e| StartError(format!("refusing to serve: system key {name}: {e}")))
+        };
+        let records_key = system(crate::keys::system::RECORDS).await?;
+        let audit_key = system(crate::keys::system::AUDIT).await?;
+        let records_key =
+            RecordKey::new(&records_key).map_err(|e| StartError(format!("the record key: {e}")))?;
+        let names = Arc::new(Pseudonyms::new(audit_key.clone()));
+        let store = Arc::new(Store::new(storage.clone(), records_key, names.clone()));
+        Ok(Foundation {
+            storage,
+            root: Arc::new(RootKeys::new(keyring, kek)),
+            store,
+            names,
+            audit_key,
+            plugins,
+            sql,
+            _runtime: None,
+        })
+    }
+}
+
+/// Everything a request needs.
+pub struct Coffer {
+    pub secrets: Arc<Secrets>,
+    pub keys: Arc<KeyAdmin>,
+    pub janitor: Arc<Janitor>,
+    pub audit: Arc<Audit>,
+    pub auth: Auth,
+    pub storage: Arc<dyn Storage>,
+    pub plugins: Vec<PluginInfo>,
+    foundation: Foundation,
+}
+
+impl Coffer {
+    /// Starts the engine of `config`.
+    pub async fn open(config: &Config) -> Result<Coffer, StartError> {
+        let foundation = Foundation::open(config).await?;
+        Coffer::assemble(foundation, config).await
+    }
+
+    /// Builds the services on `foundation`, after checking that the store
+    /// holds this build's format and that every stored key's KEK is here.
+    pub async fn assemble(foundation: Foundation, config: &Config) -> Result<Coffer, StartError> {
+        let refuse = |e: crate::error::Error| StartError(format!("refusing to serve: {e}"));
+        format::check(&foundation.store).await.map_err(refuse)?;
         if config
             .keys
             .grace_ms
@@ -99,16 +165,14 @@ impl Coffer {
                  key could be inactivated or destroyed while another node still seals with it"
             );
         }
-
-        let storage: Arc<dyn Storage> = Arc::new(storage);
-        let root = Arc::new(RootKeys::new(Arc::new(keyring), kek));
+        let store = foundation.store.clone();
         let keys = Arc::new(DataKeys::new(
-            storage.clone(),
-            root.clone(),
+            store.clone(),
+            foundation.root.clone(),
             config.data_key_settings(),
         ));
         let secrets = Arc::new(Secrets::new(
-            storage.clone(),
+            store.clone(),
             keys.clone(),
             SecretsSettings {
                 max_versions: config.max_versions,
@@ -116,36 +180,39 @@ impl Coffer {
             },
         ));
         let lease = Arc::new(Lease::new(
-            storage.clone(),
+            store.clone(),
             config.node_name(),
             Duration::from_millis(config.keys.lease_ttl_ms),
         ));
         let key_admin = Arc::new(KeyAdmin::new(
-            storage.clone(),
+            store.clone(),
             keys.clone(),
             secrets.clone(),
             lease.clone(),
+            foundation.names.clone(),
+            foundation.sql.clone(),
             config.key_admin_settings(),
         ));
         key_admin
-            .check_keks(&root.current())
+            .check_keks(&foundation.root.current())
             .await
-            .map_err(|e| StartError(format!("refusing to serve: {e}")))?;
+            .map_err(refuse)?;
         tracing::debug!("every data key's KEK is in the keyset");
         let audit_settings = config.audit_settings();
-        let audit_key = if audit_settings.enabled {
-            system_key(storage.as_ref(), &root.current(), "audit-hmac")
-                .await
-                .map_err(|e| {
-                    StartError(format!("refusing to serve: cannot load the audit key: {e}"))
-                })?
-        } else {
+        if !audit_settings.enabled {
             tracing::warn!(
                 "the audit trail is disabled ([audit] enabled = false): requests leave no record"
             );
-            Zeroizing::new(Vec::new())
-        };
-        let audit = Audit::open(audit_settings, audit_key);
+        }
+        let audit = Audit::open(
+            audit_settings,
+            &foundation.audit_key,
+            foundation.names.clone(),
+            store.clone(),
+            config.node_name(),
+        )
+        .await
+        .map_err(|e| StartError(format!("refusing to serve: the audit trail: {e}")))?;
         let janitor = Arc::new(Janitor::new(
             key_admin.clone(),
             lease,
@@ -155,23 +222,33 @@ impl Coffer {
             secrets,
             keys: key_admin,
             janitor,
-            audit,
-            auth: Auth::new(storage.clone()),
-            storage,
-            plugins,
-            _runtime: runtime,
-            sql,
+            audit: Arc::new(audit),
+            auth: Auth::new(store),
+            storage: foundation.storage.clone(),
+            plugins: foundation.plugins.clone(),
+            foundation,
         })
     }
 
-    /// Starts the background work (the key janitor); call once serving.
-    pub fn start_background(&self) -> Option<tokio::task::JoinHandle<()>> {
-        self.janitor.clone().spawn()
+    /// Starts the background work (the key janitor, audit checkpoints and
+    /// retention); call once serving.
+    pub fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        [
+            self.janitor.clone().spawn(),
+            self.audit.clone().spawn_maintenance(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
-    /// Closes database pools so SQLite checkpoints its WAL.
+    /// Checkpoints the audit trail and closes database pools (so SQLite
+    /// checkpoints its WAL).
     pub async fn close(&self) {
-        if let Some(sql) = &self.sql {
+        if let Err(error) = self.audit.checkpoint().await {
+            tracing::warn!(%error, "could not checkpoint the audit trail at shutdown");
+        }
+        if let Some(sql) = &self.foundation.sql {
             sql.close().await;
         }
     }

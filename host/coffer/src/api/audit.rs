@@ -1,6 +1,12 @@
 //! The audit layer around every request, and `/v1/audit` (`audit:read`).
+//!
+//! Whatever a request brings is bounded before it is recorded: secret names
+//! and anything that is not a valid namespace or id appear as pseudonyms,
+//! so an unauthenticated request with a 60 KB path costs a record of a few
+//! hundred bytes. Addresses that keep failing authentication are dropped
+//! before they cost anything ([`crate::auth::Throttle`]).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
@@ -13,10 +19,19 @@ use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, bearer};
 use crate::audit::record::{Entry, Record};
 use crate::auth::{Actor, Admin};
 use crate::clock::{now_ms, rfc3339};
+use crate::secrets::check_namespace;
+
+/// What a handler adds to its request's audit record (the versions a write
+/// pruned, a record refused as tampered): a response extension.
+#[derive(Clone, Debug)]
+pub struct AuditNote(pub String);
+
+/// Longest public path part (a token id) recorded as it is.
+const MAX_PUBLIC_LEN: usize = 64;
 
 /// What a request is, as the audit trail names it.
 struct Action {
@@ -80,6 +95,7 @@ fn classify(method: &Method, path: &str) -> Action {
         (&Method::GET, ["v1", "sys", "health"]) => action("sys.health", None, None, None),
         (&Method::GET, ["v1", "sys", "plugins"]) => action("sys.plugins", None, None, None),
         (&Method::GET, ["v1", "audit"]) => action("audit.read", None, None, None),
+        (&Method::GET, ["v1", "audit", "verify"]) => action("audit.verify", None, None, None),
         (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),
         _ => action("unknown", None, Some(path), None),
     }
@@ -152,6 +168,20 @@ fn outcome(status: StatusCode) -> &'static str {
     }
 }
 
+fn throttled() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many failed authentications from this address: wait, then use a valid token",
+    )
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        HeaderValue::from_static("10"),
+    );
+    response
+}
+
 fn unavailable() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -166,40 +196,82 @@ fn unavailable() -> ApiError {
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let id = request_id();
     let action = classify(request.method(), request.uri().path());
-    let remote = request
+    let address: Option<IpAddr> = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        .map(|c| c.0.ip());
+    let remote = address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     let audited = state.audit.records(action.name);
-    let entry = |status: StatusCode, actor: Option<&Actor>, outcome: &str| Entry {
-        time: rfc3339(now_ms()),
-        request_id: id.clone(),
-        actor_id: actor.map(|a| a.token_id.clone()),
-        actor_name: actor.map(|a| a.name.clone()),
-        action: action.name.to_owned(),
-        namespace: action.namespace.clone(),
-        path: action
-            .secret
-            .as_deref()
-            .map(|s| state.audit.hash(s))
-            .or_else(|| action.public.clone()),
-        outcome: outcome.to_owned(),
-        status: status.as_u16(),
-        remote: remote.clone(),
-    };
+    // Bounded forms of what the request names.
+    let namespace = action.namespace.as_deref().map(|ns| {
+        if check_namespace(ns).is_ok() {
+            ns.to_owned()
+        } else {
+            state.audit.hash(ns)
+        }
+    });
+    let path = action
+        .secret
+        .as_deref()
+        .map(|s| state.audit.hash(s))
+        .or_else(|| {
+            action.public.as_deref().map(|p| {
+                if p.len() <= MAX_PUBLIC_LEN && p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    p.to_owned()
+                } else {
+                    state.audit.hash(p)
+                }
+            })
+        });
+    let entry =
+        |status: StatusCode, actor: Option<&Actor>, outcome: &str, detail: Option<String>| Entry {
+            time: rfc3339(now_ms()),
+            request_id: id.clone(),
+            actor_id: actor.map(|a| a.token_id.clone()),
+            actor_name: actor.map(|a| a.name.clone()),
+            action: action.name.to_owned(),
+            namespace: namespace.clone(),
+            path: path.clone(),
+            outcome: outcome.to_owned(),
+            status: status.as_u16(),
+            remote: remote.clone(),
+            detail,
+        };
+
+    // An address that keeps failing authentication costs nothing more:
+    // dropped before any lookup, summarised in the trail once a minute.
+    if let Some(ip) = address
+        && state.auth.throttle.limited(ip)
+        && !state
+            .auth
+            .known_good(bearer(request.headers()).unwrap_or(""))
+            .await
+    {
+        if let Some(dropped) = state.auth.throttle.dropped(ip)
+            && state.audit.records("auth.throttled")
+        {
+            let mut summary = entry(StatusCode::TOO_MANY_REQUESTS, None, "denied", None);
+            summary.action = "auth.throttled".to_owned();
+            summary.detail = Some(format!(
+                "{dropped} request(s) from this address dropped after repeated failed authentication"
+            ));
+            let _ = state.audit.write(summary);
+        }
+        return throttled();
+    }
 
     let mut response = if audited && !state.audit.healthy() {
         // The record of this refusal doubles as a probe: once a sink takes
         // it, the next request is served again.
         let _ = state
             .audit
-            .write(entry(StatusCode::SERVICE_UNAVAILABLE, None, "error"));
+            .write(entry(StatusCode::SERVICE_UNAVAILABLE, None, "error", None));
         unavailable().into_response()
     } else if audited
         && action.changes_state()
         && state
             .audit
-            .write(entry(StatusCode::ACCEPTED, None, "requested"))
+            .write(entry(StatusCode::ACCEPTED, None, "requested", None))
             .is_err()
     {
         // A change is recorded before it is made: if that record cannot be
@@ -212,6 +284,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             status,
             response.extensions().get::<Actor>(),
             outcome(status),
+            response
+                .extensions()
+                .get::<AuditNote>()
+                .map(|note| note.0.clone()),
         );
         if audited && state.audit.write(answered).is_err() {
             unavailable().into_response()
@@ -286,6 +362,39 @@ pub async fn read(
     .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     let selected: Vec<&Record> = records.iter().filter(|r| matches(r)).take(limit).collect();
     Ok(Json(json!({ "records": selected })))
+}
+
+/// Verifies this node's audit log against the chain key and the
+/// checkpoint in storage.
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::AuditRead)?;
+    let files: Vec<String> = state
+        .audit
+        .files()
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect();
+    Ok(Json(match state.audit.verify().await? {
+        Ok(report) => json!({
+            "intact": true,
+            "files": files,
+            "records": report.records,
+            "head": report.head,
+            "torn_tail": report.torn_tail,
+        }),
+        Err(broken) => json!({
+            "intact": false,
+            "files": files,
+            "break": {
+                "file": broken.file,
+                "line": broken.line,
+                "reason": broken.reason,
+            },
+        }),
+    }))
 }
 
 #[derive(Deserialize)]

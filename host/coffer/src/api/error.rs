@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// For the request's audit record, never for the client.
+    pub note: Option<String>,
 }
 
 impl ApiError {
@@ -25,7 +27,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            note: None,
         }
+    }
+
+    /// Adds a note for the request's audit record.
+    pub fn noted(mut self, note: String) -> ApiError {
+        self.note = Some(note);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -48,7 +57,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(note) = self.note {
+            response.extensions_mut().insert(super::AuditNote(note));
+        }
+        response
     }
 }
 
@@ -63,13 +76,15 @@ impl From<Error> for ApiError {
                 "this token's policy does not allow the request",
             ),
             Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-            Error::Integrity => {
-                tracing::error!("stored data failed its integrity check");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "integrity",
-                    "stored data failed its integrity check",
-                )
+            Error::Integrity(detail) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity",
+                "stored data failed its integrity check",
+            )
+            .noted(format!("refused: {detail}")),
+            Error::Backend(m) => {
+                tracing::warn!(detail = %m, "the storage backend misbehaved");
+                ApiError::new(StatusCode::BAD_GATEWAY, "backend_error", m)
             }
             Error::KeyUnavailable(m) => {
                 tracing::error!(detail = %m, "key unavailable");

@@ -19,8 +19,8 @@ use zeroize::Zeroizing;
 use super::secrets::{body_error, query_error};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin, Capability};
-use crate::keys::admin::ReencryptRequest;
 use crate::keys::transport::ExportedKey;
+use crate::maintenance::ReencryptRequest;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -5,21 +5,27 @@ mod audit;
 mod error;
 mod keys;
 mod secrets;
+pub mod serve;
 mod sys;
 mod tokens;
 
 use std::sync::Arc;
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+pub use audit::AuditNote;
 pub use error::ApiError;
 
 use crate::auth::Actor;
+use crate::error::Error;
 use crate::service::Coffer;
 
 /// Shared state of every handler.
@@ -30,8 +36,9 @@ pub type AppState = Arc<Coffer>;
 const BODY_OVERHEAD: usize = 16 * 1024;
 
 /// The router: `/v1/sys/health` is open, everything else needs a token
-/// whose policy allows the request.
-pub fn app(state: AppState, max_value_bytes: usize) -> Router {
+/// whose policy allows the request, and every request is answered within
+/// `request_timeout`.
+pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -> Router {
     // JSON escapes can grow a value up to six-fold (\uXXXX).
     let body_limit = max_value_bytes
         .saturating_mul(6)
@@ -39,6 +46,7 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
     let protected = Router::new()
         .route("/v1/sys/plugins", get(sys::plugins))
         .route("/v1/audit", get(audit::read))
+        .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/hash", axum::routing::post(audit::hash))
         .route("/v1/auth/tokens", get(tokens::list).post(tokens::create))
         .route(
@@ -79,36 +87,74 @@ pub fn app(state: AppState, max_value_bytes: usize) -> Router {
         .fallback(sys::no_route)
         .method_not_allowed_fallback(sys::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            timeout(request_timeout, request, next)
+        }))
         .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn_with_state(state.clone(), audit::layer))
         .with_state(state)
 }
 
-/// Checks the bearer token and records the actor for handlers.
-async fn authenticate(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
+/// The bearer token a request presents, if any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
-        return Err(ApiError::unauthorized());
+        .map(str::trim)
+}
+
+/// Checks the bearer token and records the actor for handlers. A failed
+/// authentication counts against the client's address; a token record
+/// refused as tampered is a failed authentication, noted in the audit trail.
+async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let address = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let failed = |note: Option<String>| {
+        if let Some(address) = address {
+            state.auth.throttle.failed(address);
+        }
+        let mut response = ApiError::unauthorized().into_response();
+        if let Some(note) = note {
+            response.extensions_mut().insert(AuditNote(note));
+        }
+        response
     };
-    let actor: Actor = state
-        .auth
-        .verify(token)
-        .await?
-        .ok_or_else(ApiError::unauthorized)?;
+    let token = bearer(request.headers()).map(|t| zeroize::Zeroizing::new(t.to_owned()));
+    let verified = match token {
+        None => Ok(None),
+        Some(token) => state.auth.verify(&token).await,
+    };
+    let actor: Actor = match verified {
+        Ok(Some(actor)) => actor,
+        Ok(None) => return failed(None),
+        Err(Error::Integrity(detail)) => {
+            return failed(Some(format!("token record refused: {detail}")));
+        }
+        Err(error) => return ApiError::from(error).into_response(),
+    };
     request.extensions_mut().insert(actor.clone());
     let mut response = next.run(request).await;
     // The audit layer outside reads who made the request from here.
     response.extensions_mut().insert(actor);
-    Ok(response)
+    response
+}
+
+/// Answers 503 when a request is not done within `limit`, body included.
+/// Work cut off is only ever work a retry redoes: every change is one
+/// compare-and-set, and key maintenance resumes where it stopped.
+async fn timeout(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("the request took longer than {} ms", limit.as_millis()),
+        )
+        .into_response(),
+    }
 }
 
 /// Secrets must not linger in caches between client and server.

@@ -27,6 +27,9 @@ struct Written<'a> {
     name: &'a str,
     version: u32,
     created_at: String,
+    /// Versions this write dropped to keep `max_versions`.
+    #[serde(skip_serializing_if = "<[u32]>::is_empty")]
+    pruned: &'a [u32],
 }
 
 #[derive(Serialize)]
@@ -105,8 +108,18 @@ pub async fn write(
         name: &name,
         version: written.version,
         created_at: rfc3339(written.created_at_ms),
+        pruned: &written.pruned,
     };
-    Ok(Json(answer).into_response())
+    let mut response = Json(answer).into_response();
+    if !written.pruned.is_empty() {
+        // Writing erases history beyond max_versions: the trail says so.
+        let versions: Vec<String> = written.pruned.iter().map(u32::to_string).collect();
+        response.extensions_mut().insert(super::AuditNote(format!(
+            "pruned versions {} (max_versions)",
+            versions.join(",")
+        )));
+    }
+    Ok(response)
 }
 
 pub async fn read(

@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin};
+use crate::store::layout;
 
 /// Health: whether storage answers and the audit trail can be written.
 /// Unauthenticated, reveals no data.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let storage_ok = match state.storage.get("sys/health").await {
+    let storage_ok = match state.storage.get(layout::HEALTH_PROBE).await {
         Ok(_) => true,
         Err(error) => {
             tracing::warn!(%error, "health check: storage failed");
@@ -29,6 +30,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "version": env!("CARGO_PKG_VERSION"),
         "storage": if storage_ok { "ok" } else { "unavailable" },
         "audit": audit,
+        "audit_retention": if state.audit.retention_blocked() { "blocked" } else { "ok" },
     });
     let status = if ok {
         StatusCode::OK

@@ -40,6 +40,8 @@ struct Listed<'a> {
     policy: &'a Policy,
     created_at: String,
     expires_at: Option<String>,
+    /// The id of the token that created it; none for the root token.
+    created_by: Option<&'a str>,
 }
 
 impl<'a> From<&'a TokenRecord> for Listed<'a> {
@@ -50,6 +52,7 @@ impl<'a> From<&'a TokenRecord> for Listed<'a> {
             policy: &record.policy,
             created_at: rfc3339(record.created_at_ms),
             expires_at: record.expires_at_ms.map(rfc3339),
+            created_by: record.parent.as_deref().and_then(|hash| hash.get(..16)),
         }
     }
 }
@@ -88,7 +91,10 @@ pub async fn create(
         }
         other => other.map(Duration::from_secs),
     };
-    let new = state.auth.create(&body.name, policy, ttl).await?;
+    let new = state
+        .auth
+        .create(&body.name, policy, ttl, Some(&actor))
+        .await?;
     tracing::info!(token_id = %new.record.id, by = %actor.token_id, "token created");
     let mut answer = serde_json::to_value(Listed::from(&new.record))
         .map_err(|e| Error::Internal(e.to_string()))?;
@@ -101,7 +107,7 @@ pub async fn list(
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<Value>, ApiError> {
     actor.require_admin(Admin::TokensManage)?;
-    let records = state.auth.list().await?;
+    let records = state.auth.list(&actor).await?;
     let listed: Vec<Listed> = records.iter().map(Listed::from).collect();
     Ok(Json(json!({ "tokens": listed })))
 }
@@ -113,7 +119,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     actor.require_admin(Admin::TokensManage)?;
     let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let record = state.auth.revoke(&id).await?;
+    let record = state.auth.revoke(&id, &actor).await?;
     tracing::info!(token_id = %record.id, by = %actor.token_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,21 +1,32 @@
-//! One audit record and the hash chain that links it to the one before.
+//! One audit record and the keyed chain that links it to the one before.
 //!
-//! A record's `hash` is SHA-256 over the previous record's hash, its
-//! sequence number and its entry's canonical JSON (fields in declaration
-//! order). Sequence numbers count up by one from 1, and the first record of
-//! a log chains to 64 zeros, so an edit, a deletion, an insertion or a
-//! reordering breaks the chain at the first record it touches.
+//! A record's `mac` is HMAC-SHA256, under the chain key, over the previous
+//! record's `mac`, its sequence number and its entry's canonical JSON
+//! (fields in declaration order). Sequence numbers count up by one, and the
+//! first record of a log chains to [`GENESIS`]. Whoever can write the log
+//! file but does not hold the audit key can neither edit, insert, delete
+//! nor reorder records, nor rewrite the chain after an edit: the first
+//! record touched breaks it. Cutting records off the end is what the
+//! checkpoints in storage catch ([`super::checkpoint`]).
+//!
+//! Builds before the keyed chain wrote `hash` (unkeyed SHA-256, same
+//! input) instead of `mac`; such records are still read, and checked, as
+//! the start of a log.
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+/// Longest `detail` an entry carries.
+pub const MAX_DETAIL: usize = 512;
+
 /// What happened in one request. Sensitive strings (secret names) are
-/// HMACs; values and tokens never appear.
+/// pseudonyms; values and tokens never appear.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Entry {
     pub time: String,
     pub request_id: String,
@@ -32,46 +43,124 @@ pub struct Entry {
     pub outcome: String,
     pub status: u16,
     pub remote: String,
+    /// What the engine adds: versions a write pruned, a record refused as
+    /// tampered, requests dropped by throttling. Never a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// An entry as stored: numbered and chained.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Record {
     pub seq: u64,
     pub prev: String,
     #[serde(flatten)]
     pub entry: Entry,
-    pub hash: String,
+    /// The keyed chain value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// An older build's unkeyed chain value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
 }
 
 impl Record {
-    /// Numbers and chains `entry` (already serialized as `entry_json`)
-    /// after the record with `prev_hash`.
-    pub fn seal(seq: u64, prev_hash: &str, entry: Entry, entry_json: &[u8]) -> Record {
-        let hash = chain_hash(seq, prev_hash, entry_json);
-        Record {
-            seq,
-            prev: prev_hash.to_owned(),
-            entry,
-            hash,
-        }
-    }
-
-    /// Whether the stored hash is the one its contents give.
-    pub fn hash_is_intact(&self) -> bool {
-        serde_json::to_vec(&self.entry)
-            .is_ok_and(|json| chain_hash(self.seq, &self.prev, &json) == self.hash)
+    /// This record's link: what the next record's `prev` must be.
+    pub fn link(&self) -> &str {
+        self.mac.as_deref().or(self.hash.as_deref()).unwrap_or("")
     }
 }
 
-/// SHA-256 over the previous hash, the sequence number (8 bytes, big
-/// endian) and the entry's JSON. Serializing an entry is deterministic (its
-/// fields in declaration order), so a verifier re-serializes what it read.
-fn chain_hash(seq: u64, prev: &str, entry_json: &[u8]) -> String {
+/// The key the chain is computed under, derived from the audit key.
+pub struct ChainKey(Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey(..)")
+    }
+}
+
+impl ChainKey {
+    /// `HMAC(audit key, "coffer.audit-chain.v1")`: the audit key also makes
+    /// pseudonyms, and the two uses must never meet.
+    pub fn derive(audit_key: &[u8]) -> ChainKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(audit_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(b"coffer.audit-chain.v1");
+        ChainKey(Zeroizing::new(mac.finalize().into_bytes().to_vec()))
+    }
+
+    /// Numbers and chains `entry` (already serialized as `entry_json`)
+    /// after the record whose link is `prev`.
+    pub fn seal(&self, seq: u64, prev: &str, entry: Entry, entry_json: &[u8]) -> Record {
+        Record {
+            seq,
+            prev: prev.to_owned(),
+            entry,
+            mac: Some(self.mac(seq, prev, entry_json)),
+            hash: None,
+        }
+    }
+
+    /// Whether the record's stored chain value is the one its contents
+    /// give: its `mac` under this key, or an older build's `hash`.
+    pub fn is_intact(&self, record: &Record) -> bool {
+        let Ok(json) = serde_json::to_vec(&record.entry) else {
+            return false;
+        };
+        match (&record.mac, &record.hash) {
+            (Some(mac), None) => {
+                let expected = self.mac(record.seq, &record.prev, &json);
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    expected.as_bytes(),
+                    mac.as_bytes(),
+                ))
+            }
+            (None, Some(hash)) => legacy_hash(record.seq, &record.prev, &json) == *hash,
+            _ => false,
+        }
+    }
+
+    fn mac(&self, seq: u64, prev: &str, entry_json: &[u8]) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(prev.as_bytes());
+        mac.update(&seq.to_be_bytes());
+        mac.update(entry_json);
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+/// The unkeyed chain of older builds: SHA-256 over the same input.
+fn legacy_hash(seq: u64, prev: &str, entry_json: &[u8]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(prev.as_bytes());
     hasher.update(seq.to_be_bytes());
     hasher.update(entry_json);
     hex::encode(hasher.finalize())
+}
+
+/// The JSON line of `record`, reusing the entry's JSON: `{"seq":…,"prev":…,
+/// <entry fields>,"mac":…}`.
+pub fn line(record: &Record, entry_json: &[u8]) -> Vec<u8> {
+    let fields = entry_json
+        .strip_prefix(b"{")
+        .and_then(|j| j.strip_suffix(b"}"))
+        .unwrap_or(entry_json);
+    let mut line = Vec::with_capacity(entry_json.len() + 192);
+    line.extend_from_slice(
+        format!("{{\"seq\":{},\"prev\":\"{}\",", record.seq, record.prev).as_bytes(),
+    );
+    line.extend_from_slice(fields);
+    line.extend_from_slice(format!(",\"mac\":\"{}\"}}\n", record.link()).as_bytes());
+    line
+}
+
+/// Cuts `text` to at most [`MAX_DETAIL`] bytes, at a character boundary.
+pub fn bounded_detail(text: &str) -> String {
+    let mut end = text.len().min(MAX_DETAIL);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }

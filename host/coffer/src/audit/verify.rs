@@ -1,9 +1,31 @@
-//! Checking an audit log: every line a record, every hash right, every
-//! record numbered and chained to the one before, across rotated files.
+//! Checking an audit log: every line a record, every record numbered and
+//! chained to the one before under the chain key, across rotated files,
+//! from where the retained log starts up to at least the last checkpoint
+//! storage holds.
 
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use super::record::{GENESIS, Record};
+use serde::{Deserialize, Serialize};
+
+use super::record::{ChainKey, GENESIS, Record};
+
+/// A point in the chain: a record's number and link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub seq: u64,
+    pub mac: String,
+}
+
+impl Link {
+    /// Before the first record of a log.
+    pub fn genesis() -> Link {
+        Link {
+            seq: 0,
+            mac: GENESIS.to_owned(),
+        }
+    }
+}
 
 /// Where the chain first breaks.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,47 +47,135 @@ impl std::fmt::Display for Break {
     }
 }
 
-/// Verifies `files` as one log, in order; returns how many records are intact.
-pub fn verify(files: &[PathBuf]) -> Result<u64, Break> {
-    let mut expected_seq = 1u64;
-    let mut prev = GENESIS.to_owned();
+/// What a verification found intact.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Records checked.
+    pub records: u64,
+    /// The last record.
+    pub head: Option<Link>,
+    /// A file whose last line was cut short (a crash mid-write); its
+    /// records before that line are intact.
+    pub torn_tail: Option<PathBuf>,
+}
+
+/// Verifies `files` as one log, in order, starting after `start` (the
+/// genesis, or where retention left the log) and reaching at least
+/// `checkpoint` when storage holds one.
+pub fn verify(
+    files: &[PathBuf],
+    key: &ChainKey,
+    start: &Link,
+    checkpoint: Option<&Link>,
+) -> Result<Report, Break> {
+    let mut report = Report::default();
+    let mut expected_seq = start.seq + 1;
+    let mut prev = start.mac.clone();
+    let mut keyed = false;
+    let mut last_place = (PathBuf::new(), 0);
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|e| Break {
+        let fail = |line: usize, reason: String| Break {
             file: file.clone(),
-            line: 0,
-            reason: format!("cannot read: {e}"),
-        })?;
-        for (index, line) in text.lines().enumerate() {
-            let fail = |reason: String| Break {
-                file: file.clone(),
-                line: index + 1,
-                reason,
+            line,
+            reason,
+        };
+        let reader = std::fs::File::open(file)
+            .map(std::io::BufReader::new)
+            .map_err(|e| fail(0, format!("cannot read: {e}")))?;
+        let mut lines = reader.split(b'\n').enumerate().peekable();
+        while let Some((index, line)) = lines.next() {
+            let line = line.map_err(|e| fail(index + 1, format!("cannot read: {e}")))?;
+            let last_of_file = lines.peek().is_none();
+            let record: Record = match serde_json::from_slice(&line) {
+                Ok(record) => record,
+                Err(_) if last_of_file && ends_without_newline(file) => {
+                    report.torn_tail = Some(file.clone());
+                    break;
+                }
+                Err(_) if line.is_empty() && last_of_file => break,
+                Err(e) => return Err(fail(index + 1, format!("not an audit record: {e}"))),
             };
-            let record: Record = serde_json::from_str(line)
-                .map_err(|e| fail(format!("not an audit record: {e}")))?;
             if record.seq != expected_seq {
-                return Err(fail(format!(
-                    "record {} where record {expected_seq} belongs (a record was deleted, inserted or moved)",
-                    record.seq
-                )));
+                return Err(fail(
+                    index + 1,
+                    format!(
+                        "record {} where record {expected_seq} belongs (a record was deleted, \
+                         inserted or moved)",
+                        record.seq
+                    ),
+                ));
             }
             if record.prev != prev {
-                return Err(fail(format!(
-                    "record {} does not chain to the record before it",
-                    record.seq
-                )));
+                return Err(fail(
+                    index + 1,
+                    format!(
+                        "record {} does not chain to the record before it",
+                        record.seq
+                    ),
+                ));
             }
-            if !record.hash_is_intact() {
-                return Err(fail(format!(
-                    "record {} was edited (its hash does not match)",
-                    record.seq
-                )));
+            if keyed && record.mac.is_none() {
+                return Err(fail(
+                    index + 1,
+                    format!("record {} is unkeyed, after keyed records", record.seq),
+                ));
             }
-            prev = record.hash;
+            if !key.is_intact(&record) {
+                return Err(fail(
+                    index + 1,
+                    format!("record {} was edited (its mac does not match)", record.seq),
+                ));
+            }
+            keyed |= record.mac.is_some();
+            if let Some(checkpoint) = checkpoint
+                && checkpoint.seq == record.seq
+                && checkpoint.mac != record.link()
+            {
+                return Err(fail(
+                    index + 1,
+                    format!(
+                        "record {} is not the record the checkpoint in storage vouches for",
+                        record.seq
+                    ),
+                ));
+            }
+            prev = record.link().to_owned();
+            report.records += 1;
+            report.head = Some(Link {
+                seq: record.seq,
+                mac: prev.clone(),
+            });
             expected_seq += 1;
+            last_place = (file.clone(), index + 1);
         }
     }
-    Ok(expected_seq - 1)
+    if let Some(checkpoint) = checkpoint
+        && checkpoint.seq >= expected_seq
+    {
+        return Err(Break {
+            file: last_place.0,
+            line: last_place.1,
+            reason: format!(
+                "the log ends at record {}, but storage holds a checkpoint of record {}: \
+                 records were cut from the end",
+                expected_seq - 1,
+                checkpoint.seq
+            ),
+        });
+    }
+    Ok(report)
+}
+
+/// Whether the file's last byte is not a newline (a torn last line).
+fn ends_without_newline(file: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut handle) = std::fs::File::open(file) else {
+        return false;
+    };
+    let mut last = [0u8; 1];
+    handle.seek(SeekFrom::End(-1)).is_ok()
+        && handle.read_exact(&mut last).is_ok()
+        && last[0] != b'\n'
 }
 
 /// The files of the log at `current`, oldest first: rotated `NAME.N` files
@@ -105,7 +215,7 @@ pub fn log_files(current: &Path) -> Vec<PathBuf> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::audit::record::Entry;
+    use crate::audit::record::{Entry, line};
 
     fn entry(action: &str) -> Entry {
         Entry {
@@ -119,43 +229,53 @@ mod tests {
             outcome: "allowed".into(),
             status: 200,
             remote: "127.0.0.1".into(),
+            detail: None,
         }
     }
 
+    fn key() -> ChainKey {
+        ChainKey::derive(&[7; 32])
+    }
+
     fn lines(count: u64) -> Vec<String> {
+        let key = key();
         let mut prev = GENESIS.to_owned();
         (1..=count)
             .map(|seq| {
                 let entry = entry(&format!("action-{seq}"));
                 let json = serde_json::to_vec(&entry).unwrap();
-                let record = Record::seal(seq, &prev, entry, &json);
-                prev = record.hash.clone();
-                serde_json::to_string(&record).unwrap()
+                let record = key.seal(seq, &prev, entry, &json);
+                prev = record.link().to_owned();
+                String::from_utf8(line(&record, &json))
+                    .unwrap()
+                    .trim_end()
+                    .to_owned()
             })
             .collect()
     }
 
-    fn check(lines: &[String]) -> Result<u64, Break> {
+    fn check_with(lines: &[String], checkpoint: Option<&Link>) -> Result<Report, Break> {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("audit.log");
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-        verify(&[file])
+        verify(&[file], &key(), &Link::genesis(), checkpoint)
     }
 
-    #[test]
-    fn written_lines_read_back_as_the_same_records() {
-        let entry = entry("secret.read");
-        let json = serde_json::to_vec(&entry).unwrap();
-        let record = Record::seal(7, GENESIS, entry, &json);
-        let line = crate::audit::record_line(&record, &json);
-        let parsed: Record = serde_json::from_slice(&line).unwrap();
-        assert_eq!(parsed, record);
-        assert!(parsed.hash_is_intact());
+    fn check(lines: &[String]) -> Result<Report, Break> {
+        check_with(lines, None)
+    }
+
+    fn link_of(line: &str) -> Link {
+        let record: Record = serde_json::from_str(line).unwrap();
+        Link {
+            seq: record.seq,
+            mac: record.link().to_owned(),
+        }
     }
 
     #[test]
     fn an_intact_log_verifies() {
-        assert_eq!(check(&lines(5)).unwrap(), 5);
+        assert_eq!(check(&lines(5)).unwrap().records, 5);
     }
 
     #[test]
@@ -168,38 +288,70 @@ mod tests {
     }
 
     #[test]
-    fn a_deleted_record_is_caught() {
+    fn a_rewritten_chain_without_the_key_is_caught() {
+        // Edit record 3 and recompute every link after it with another key.
+        let forger = ChainKey::derive(&[8; 32]);
+        let mut log = lines(5);
+        let mut prev = link_of(&log[1]).mac;
+        for (i, text) in log.iter_mut().enumerate().skip(2) {
+            let mut record: Record = serde_json::from_str(text).unwrap();
+            if i == 2 {
+                record.entry.action = "forged".into();
+            }
+            let json = serde_json::to_vec(&record.entry).unwrap();
+            let resealed = forger.seal(record.seq, &prev, record.entry, &json);
+            prev = resealed.link().to_owned();
+            *text = String::from_utf8(line(&resealed, &json))
+                .unwrap()
+                .trim_end()
+                .to_owned();
+        }
+        assert_eq!(check(&log).unwrap_err().line, 3);
+    }
+
+    #[test]
+    fn deleted_inserted_and_reordered_records_are_caught() {
         let mut log = lines(5);
         log.remove(1);
         assert_eq!(check(&log).unwrap_err().line, 2);
-    }
-
-    #[test]
-    fn an_inserted_record_is_caught() {
-        let mut log = lines(5);
-        let forged_entry = entry("forged");
-        let json = serde_json::to_vec(&forged_entry).unwrap();
-        let forged = Record::seal(3, GENESIS, forged_entry, &json);
-        log.insert(2, serde_json::to_string(&forged).unwrap());
-        let error = check(&log).unwrap_err();
-        assert_eq!(error.line, 3, "{error}");
-    }
-
-    #[test]
-    fn reordered_records_are_caught() {
         let mut log = lines(5);
         log.swap(1, 2);
         assert_eq!(check(&log).unwrap_err().line, 2);
+        let mut log = lines(5);
+        let extra = lines(3)[2].clone();
+        log.insert(2, extra);
+        assert!(check(&log).is_err());
     }
 
     #[test]
-    fn a_renumbered_tail_is_caught_by_the_chain() {
-        // Delete record 2 and renumber the rest: sequence numbers look fine,
-        // the chain does not.
-        let mut log = lines(3);
-        let mut third: Record = serde_json::from_str(&log[2]).unwrap();
-        third.seq = 2;
-        log = vec![log[0].clone(), serde_json::to_string(&third).unwrap()];
-        assert!(check(&log).unwrap_err().reason.contains("chain"));
+    fn a_cut_tail_is_caught_by_the_checkpoint() {
+        let log = lines(5);
+        let checkpoint = link_of(&log[3]);
+        assert_eq!(check_with(&log, Some(&checkpoint)).unwrap().records, 5);
+        let error = check_with(&log[..3], Some(&checkpoint)).unwrap_err();
+        assert!(error.reason.contains("cut from the end"), "{error}");
+        // Without the checkpoint, the shorter log would have passed.
+        assert!(check(&log[..3]).is_ok());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let log = lines(3);
+        let text = format!("{}\n{}\n{}", log[0], log[1], &log[2][..20]);
+        std::fs::write(&file, text).unwrap();
+        let report = verify(&[file.clone()], &key(), &Link::genesis(), None).unwrap();
+        assert_eq!((report.records, report.torn_tail), (2, Some(file)));
+    }
+
+    #[test]
+    fn written_lines_read_back_as_the_same_records() {
+        let entry = entry("secret.read");
+        let json = serde_json::to_vec(&entry).unwrap();
+        let record = key().seal(7, GENESIS, entry, &json);
+        let parsed: Record = serde_json::from_slice(&line(&record, &json)).unwrap();
+        assert_eq!(parsed, record);
+        assert!(key().is_intact(&parsed));
     }
 }

@@ -36,18 +36,61 @@ pub enum Admin {
     Sys,
 }
 
-/// A namespace pattern: an exact name, a prefix glob (`payments-*`), or `*`.
+/// A namespace pattern. The grammar:
+///
+/// | pattern      | matches                                                        |
+/// |--------------|----------------------------------------------------------------|
+/// | `*`          | every namespace                                                |
+/// | `payments`   | exactly `payments`                                             |
+/// | `payments-*` | every namespace starting with `payments-` (a `*` after `-`, `.` or `_`) |
+/// | `payments*`  | `payments` itself and `payments-…`, `payments.…`, `payments_…`, but not `payments2` |
+///
+/// A `*` may only end a pattern. A `*` right after a name never runs on
+/// into a longer name: `payments*` granted on `payments` must not also
+/// grant `payments2`. To grant that too, name it (`payments2*`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Pattern(String);
 
+/// What may follow a name inside a longer namespace of its family.
+const SEPARATORS: [char; 3] = ['-', '.', '_'];
+
+/// The namespaces a pattern stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Span<'a> {
+    All,
+    Exact(&'a str),
+    /// Every namespace starting with this (which ends with a separator).
+    StartingWith(&'a str),
+    /// This namespace and those continuing it after a separator.
+    Family(&'a str),
+}
+
 impl Pattern {
-    pub fn matches(&self, namespace: &str) -> bool {
+    fn span(&self) -> Span<'_> {
         match self.0.strip_suffix('*') {
-            Some(prefix) => namespace.starts_with(prefix),
-            None => self.0 == namespace,
+            None => Span::Exact(&self.0),
+            Some("") => Span::All,
+            Some(prefix) if prefix.ends_with(SEPARATORS) => Span::StartingWith(prefix),
+            Some(name) => Span::Family(name),
         }
     }
+
+    pub fn matches(&self, namespace: &str) -> bool {
+        match self.span() {
+            Span::All => true,
+            Span::Exact(name) => namespace == name,
+            Span::StartingWith(prefix) => namespace.starts_with(prefix),
+            Span::Family(name) => in_family(namespace, name),
+        }
+    }
+}
+
+/// Whether `namespace` is `name` or continues it after a separator.
+fn in_family(namespace: &str, name: &str) -> bool {
+    namespace
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(SEPARATORS))
 }
 
 impl TryFrom<String> for Pattern {
@@ -174,11 +217,19 @@ impl Policy {
 impl Pattern {
     /// Whether every namespace `other` matches, this matches too.
     fn covers(&self, other: &Pattern) -> bool {
-        match (self.0.strip_suffix('*'), other.0.strip_suffix('*')) {
-            (Some(mine), Some(theirs)) => theirs.starts_with(mine),
-            (Some(mine), None) => other.0.starts_with(mine),
-            (None, Some(_)) => false,
-            (None, None) => self.0 == other.0,
+        match (self.span(), other.span()) {
+            (Span::All, _) => true,
+            (_, Span::All) => false,
+            (_, Span::Exact(name)) => self.matches(name),
+            (Span::Exact(_), _) => false,
+            // Everything in the family of `q`, or starting with `q`, starts with `q`.
+            (Span::StartingWith(p), Span::StartingWith(q) | Span::Family(q)) => q.starts_with(p),
+            // `q` ends with a separator, so whatever starts with it continues
+            // `p` after a separator when `q` does.
+            (Span::Family(p), Span::StartingWith(q)) => q
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with(SEPARATORS)),
+            (Span::Family(p), Span::Family(q)) => in_family(q, p),
         }
     }
 }
@@ -229,6 +280,26 @@ mod tests {
 
     fn rule(text: &str) -> Rule {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_star_after_a_name_never_runs_into_a_longer_name() {
+        let family = Pattern::try_from("payments*".to_owned()).unwrap();
+        for yes in ["payments", "payments-prod", "payments.eu", "payments_x"] {
+            assert!(family.matches(yes), "{yes}");
+        }
+        for no in ["payments2", "paymentsx", "payment", "orders"] {
+            assert!(!family.matches(no), "{no}");
+        }
+        let pattern = |p: &str| Pattern::try_from(p.to_owned()).unwrap();
+        assert!(pattern("payments*").covers(&pattern("payments-*")));
+        assert!(pattern("payments*").covers(&pattern("payments-eu*")));
+        assert!(!pattern("payments*").covers(&pattern("payments2")));
+        assert!(!pattern("payments*").covers(&pattern("payments2*")));
+        assert!(!pattern("payments-*").covers(&pattern("payments*")));
+        assert!(pattern("pay*").covers(&pattern("pay-ments*")));
+        assert!(!pattern("pay*").covers(&pattern("payments*")));
+        assert!(pattern("p-*").covers(&pattern("p-x*")));
     }
 
     #[test]

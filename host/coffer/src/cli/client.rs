@@ -175,26 +175,24 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             }
         }
         SecretCommand::List { namespace, prefix } => {
-            let mut after: Option<String> = None;
-            loop {
+            let page_url = |after: Option<&str>| {
                 let mut url =
                     reqwest::Url::parse(&format!("{base}/v1/secrets/{}", encode_path(&namespace)))
                         .map_err(|e| Failure::usage(format!("bad address: {e}")))?;
                 url.query_pairs_mut()
                     .append_pair("prefix", &prefix)
                     .append_pair("limit", "1000");
-                if let Some(after) = &after {
+                if let Some(after) = after {
                     url.query_pairs_mut().append_pair("after", after);
                 }
-                let answer = request(Method::GET, url.as_str(), None).await?;
+                Ok(url.to_string())
+            };
+            each_page(page_url, |answer| {
                 for name in answer["names"].as_array().into_iter().flatten() {
                     println!("{}", name.as_str().unwrap_or_default());
                 }
-                match answer["next"].as_str() {
-                    Some(next) => after = Some(next.to_owned()),
-                    None => break,
-                }
-            }
+            })
+            .await?;
         }
         SecretCommand::Delete { namespace, name } => {
             let url = format!(
@@ -206,6 +204,29 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Reads every page of a listing, `page_url(after)` giving each page's
+/// address, until the server answers no `next`. A `next` that does not
+/// move forward ends it with an error instead of looping for ever.
+pub(super) async fn each_page(
+    page_url: impl Fn(Option<&str>) -> Result<String, Failure>,
+    mut visit: impl FnMut(&Value),
+) -> Result<(), Failure> {
+    let mut after: Option<String> = None;
+    loop {
+        let answer = request(Method::GET, &page_url(after.as_deref())?, None).await?;
+        visit(&answer);
+        match answer["next"].as_str() {
+            None => return Ok(()),
+            Some(next) if after.as_deref().is_some_and(|after| next <= after) => {
+                return Err(Failure::other(
+                    "the server's listing does not move forward (its storage plugin misbehaves)",
+                ));
+            }
+            Some(next) => after = Some(next.to_owned()),
+        }
+    }
 }
 
 pub(super) async fn request(

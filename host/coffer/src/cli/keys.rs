@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use super::client::{Connection, Failure, encode_path, exit, request};
+use super::client::{Connection, Failure, each_page, encode_path, exit, request};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -124,17 +124,11 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
     let ns_url = |ns: &str| format!("{base}/v1/keys/{}", encode_path(ns));
     match command {
         KeysCommand::List => {
-            let mut after: Option<String> = None;
             println!(
                 "{:<32} {:>12} {:>5} {:>8}",
                 "NAMESPACE", "ACTIVE", "KEYS", "RETIRED"
             );
-            loop {
-                let mut url = format!("{base}/v1/keys?limit=1000");
-                if let Some(after) = &after {
-                    url.push_str(&format!("&after={}", encode_path(after)));
-                }
-                let answer = request(Method::GET, &url, None).await?;
+            each_page(namespaces_url(&base), |answer| {
                 for ns in answer["namespaces"].as_array().into_iter().flatten() {
                     println!(
                         "{:<32} {:>12} {:>5} {:>8}",
@@ -144,11 +138,8 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
                         ns["retired_keys"]
                     );
                 }
-                match answer["next"].as_str() {
-                    Some(next) => after = Some(next.to_owned()),
-                    None => break,
-                }
-            }
+            })
+            .await?;
         }
         KeysCommand::Show { namespace, secrets } => {
             let answer = request(Method::GET, &ns_url(&namespace), None).await?;
@@ -383,20 +374,22 @@ async fn reencrypt(
 
 async fn all_namespaces(base: &str) -> Result<Vec<String>, Failure> {
     let mut out = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut url = format!("{base}/v1/keys?limit=1000");
-        if let Some(after) = &after {
-            url.push_str(&format!("&after={}", encode_path(after)));
-        }
-        let answer = request(Method::GET, &url, None).await?;
+    each_page(namespaces_url(base), |answer| {
         for ns in answer["namespaces"].as_array().into_iter().flatten() {
             out.extend(ns["namespace"].as_str().map(str::to_owned));
         }
-        match answer["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => return Ok(out),
-        }
+    })
+    .await?;
+    Ok(out)
+}
+
+/// The address of a page of the namespace listing.
+fn namespaces_url(base: &str) -> impl Fn(Option<&str>) -> Result<String, Failure> + '_ {
+    move |after| {
+        Ok(match after {
+            Some(after) => format!("{base}/v1/keys?limit=1000&after={}", encode_path(after)),
+            None => format!("{base}/v1/keys?limit=1000"),
+        })
     }
 }
 

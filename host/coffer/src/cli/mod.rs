@@ -1,8 +1,8 @@
 //! The `coffer` command line: `coffer server` runs the engine; `coffer
 //! secret …`, `coffer token …`, `coffer keys …`, `coffer kek …`, `coffer
-//! reencrypt` and `coffer audit hash` talk to a running server over the
-//! HTTP API; `coffer audit verify` reads log files and `coffer keyset …`
-//! edits keyset files.
+//! reencrypt` and `coffer audit` talk to a running server over the HTTP
+//! API; `coffer keyset …` edits keyset files and `coffer upgrade` seals an
+//! older store.
 //!
 //! Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
 //! 3 not found, 4 conflict.
@@ -13,6 +13,7 @@ mod keys;
 mod keyset;
 mod server;
 mod tokens;
+mod upgrade;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +92,16 @@ enum Command {
         #[command(subcommand)]
         command: keyset::KeysetCommand,
     },
+    /// Seal the records of a store an older coffer wrote (once, with every
+    /// node stopped, on data you trust).
+    Upgrade {
+        /// The configuration file (coffer.toml).
+        #[arg(long, env = "COFFER_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Create, list and revoke tokens on a running server.
     Token {
         #[command(flatten)]
@@ -116,6 +127,7 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Server { config, data_dir } => server::run(config, data_dir).await,
+            Command::Upgrade { config, data_dir } => upgrade::run(config, data_dir).await,
             Command::Secret {
                 connection,
                 command,

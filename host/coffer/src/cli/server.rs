@@ -58,30 +58,28 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
     println!("coffer listening on http://{address}");
-    let janitor = coffer.start_background();
-    let app = api::app(coffer.clone(), config.max_value_bytes);
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    if let Some(janitor) = janitor {
-        janitor.abort();
+    let background = coffer.start_background();
+    let app = api::app(
+        coffer.clone(),
+        config.max_value_bytes,
+        std::time::Duration::from_millis(config.http.request_timeout_ms),
+    );
+    api::serve::serve(listener, app, config.http_limits(), shutdown_signal()).await;
+    for task in background {
+        task.abort();
     }
     coffer.close().await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("coffer: server error: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    ExitCode::SUCCESS
 }
 
 fn init_logging() {
     let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a terminal: in a file, escape sequences are noise,
+    // and would hide any a plugin slipped in.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 

@@ -3,6 +3,10 @@
 //! as one record per namespace wrapped by the KEK, and cached unwrapped in
 //! memory.
 //!
+//! The stored set is sealed and bound to its namespace (see
+//! [`crate::store`]); a set naming another namespace than the one it is
+//! filed under is refused as well.
+//!
 //! Reads never touch the keyring once a namespace's keys are cached. Cached
 //! keys expire after `cache_ttl`, so a rotation made on another node
 //! reaches this one within that time; changes made here drop the cached
@@ -16,19 +20,14 @@ use coffer_crypto::aad::data_key_aad;
 use coffer_crypto::lifecycle::new_entry;
 use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
 use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_key_id};
-use coffer_runtime::{Expected, Storage};
 
 use super::{Kek, RootKeys};
 use crate::clock::now_ms;
-use crate::edit::{Change, backoff, is_conflict};
 use crate::error::{Error, Result};
+use crate::store::{Change, Store, layout};
 
 /// Namespaces whose unwrapped keys stay in memory.
 const CACHED_SCOPES: u64 = 10_000;
-/// How often a change re-reads and retries after losing a race.
-const CHANGE_ATTEMPTS: usize = 8;
-/// Storage prefix of the data key records.
-const PREFIX: &str = "datakeys/";
 
 /// The unwrapped keys of one scope.
 struct ScopeKeys {
@@ -49,14 +48,10 @@ pub struct DataKeySettings {
 
 /// Data keys of every scope.
 pub struct DataKeys {
-    storage: Arc<dyn Storage>,
+    store: Arc<Store>,
     root: Arc<RootKeys>,
     settings: DataKeySettings,
     cache: moka::future::Cache<String, Arc<ScopeKeys>>,
-}
-
-fn record_key(scope: &str) -> String {
-    format!("{PREFIX}{scope}")
 }
 
 /// One page of scope names.
@@ -66,13 +61,9 @@ pub struct ScopePage {
 }
 
 impl DataKeys {
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        root: Arc<RootKeys>,
-        settings: DataKeySettings,
-    ) -> DataKeys {
+    pub fn new(store: Arc<Store>, root: Arc<RootKeys>, settings: DataKeySettings) -> DataKeys {
         DataKeys {
-            storage,
+            store,
             root,
             settings,
             cache: moka::future::Cache::builder()
@@ -118,41 +109,46 @@ impl DataKeys {
         &self,
         mut visit: impl FnMut(&DataKeySet) -> Result<()>,
     ) -> Result<()> {
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.scopes(after.as_deref(), 1000).await?;
-            for scope in &page.scopes {
-                if let Some((set, _)) = self.load(scope).await? {
+        let mut scopes = self.scan_scopes();
+        while let Some(page) = scopes.next_page().await? {
+            for scope in page {
+                if let Some((set, _)) = self.load(&scope).await? {
                     visit(&set)?;
                 }
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => return Ok(()),
-            }
         }
+        Ok(())
+    }
+
+    /// Every scope that has data keys, a page at a time.
+    pub fn scan_scopes(&self) -> ScopeScan<'_> {
+        ScopeScan(self.store.scan(layout::DATA_KEYS))
     }
 
     /// Names of scopes that have data keys, after `after`.
     pub async fn scopes(&self, after: Option<&str>, limit: u32) -> Result<ScopePage> {
-        let after_key = after.map(record_key);
+        let after_key = after.map(layout::data_keys);
         let page = self
-            .storage
-            .list(PREFIX, after_key.as_deref(), limit)
+            .store
+            .page(layout::DATA_KEYS, after_key.as_deref(), limit)
             .await?;
-        let strip = |key: String| key.strip_prefix(PREFIX).map(str::to_owned);
         Ok(ScopePage {
-            scopes: page.keys.into_iter().filter_map(strip).collect(),
-            next: page.next.and_then(strip),
+            scopes: page.keys.into_iter().filter_map(scope_of).collect(),
+            next: page.next.and_then(scope_of),
         })
     }
 
-    /// The stored set of `scope` and its revision.
+    /// The stored set of `scope` and the generation it was read at.
     pub async fn load(&self, scope: &str) -> Result<Option<(DataKeySet, u64)>> {
-        match self.storage.get(&record_key(scope)).await? {
-            Some(entry) => Ok(Some((DataKeySet::decode(&entry.value)?, entry.revision))),
-            None => Ok(None),
-        }
+        let Some(stored) = self
+            .store
+            .read::<DataKeySet>(&layout::data_keys(scope))
+            .await?
+        else {
+            return Ok(None);
+        };
+        check_scope(&stored.record, scope)?;
+        Ok(Some((stored.record, stored.version.generation)))
     }
 
     /// The Active key of `scope`, created if the scope has none yet.
@@ -218,40 +214,41 @@ impl DataKeys {
         create: bool,
         mut edit: impl FnMut(&mut DataKeySet) -> Result<Change<T>>,
     ) -> Result<(T, DataKeySet)> {
-        let key = record_key(scope);
-        for attempt in 0..CHANGE_ATTEMPTS {
-            backoff(attempt).await;
-            let (mut set, expected, created) = match self.load(scope).await? {
-                Some((set, revision)) => (set, Expected::Revision(revision), false),
-                None if create => {
-                    self.root.refresh().await;
-                    (self.new_set(scope)?, Expected::Absent, true)
-                }
-                None => {
-                    return Err(Error::NotFound(format!(
-                        "namespace {scope} has no data keys"
-                    )));
-                }
-            };
-            let answer = match edit(&mut set)? {
-                Change::Keep(answer) if !created => return Ok((answer, set)),
-                Change::Keep(answer) | Change::Write(answer) => answer,
-            };
-            match self.storage.put(&key, &set.encode(), expected).await {
-                Ok(_) => {
-                    self.cache.invalidate(scope).await;
-                    if created {
-                        tracing::info!(namespace = scope, "created data key");
+        let (answer, set) = self
+            .store
+            .edit(
+                &layout::data_keys(scope),
+                || async move {
+                    if !create {
+                        return Err(Error::NotFound(format!(
+                            "namespace {scope} has no data keys"
+                        )));
                     }
-                    return Ok((answer, set));
-                }
-                Err(error) if is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
+                    self.root.refresh().await;
+                    self.new_set(scope)
+                },
+                |mut set: DataKeySet, created| {
+                    let edited = check_scope(&set, scope).and_then(|()| edit(&mut set));
+                    std::future::ready(edited.map(|change| {
+                        let change = match change {
+                            // A set made here is written even if unchanged.
+                            Change::Keep(answer) if created => Change::Write((answer, true, true)),
+                            Change::Keep(answer) => Change::Keep((answer, false, false)),
+                            Change::Write(answer) => Change::Write((answer, true, created)),
+                        };
+                        (set, change)
+                    }))
+                },
+            )
+            .await?;
+        let (answer, written, created) = answer;
+        if written {
+            self.cache.invalidate(scope).await;
         }
-        Err(Error::Conflict(format!(
-            "data keys of namespace {scope} keep changing; retry"
-        )))
+        if created {
+            tracing::info!(namespace = scope, "created data key");
+        }
+        Ok((answer, set))
     }
 
     /// A set holding one fresh Active key.
@@ -361,5 +358,35 @@ impl DataKeys {
             by_id,
             destroyed,
         })
+    }
+}
+
+/// Every scope that has data keys, a checked page at a time.
+pub struct ScopeScan<'a>(crate::store::Scan<'a>);
+
+impl ScopeScan<'_> {
+    /// The next page of scope names; none once every scope was listed.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .0
+            .next_page()
+            .await?
+            .map(|keys| keys.into_iter().filter_map(scope_of).collect()))
+    }
+}
+
+fn scope_of(key: String) -> Option<String> {
+    key.strip_prefix(layout::DATA_KEYS).map(str::to_owned)
+}
+
+/// Refuses a set that names another scope than the one it was read for.
+fn check_scope(set: &DataKeySet, scope: &str) -> Result<()> {
+    if set.scope == scope {
+        Ok(())
+    } else {
+        Err(Error::Integrity(format!(
+            "the data key set of namespace {scope} names namespace {}",
+            set.scope
+        )))
     }
 }

@@ -1,18 +1,20 @@
 //! Data-key operations: list, show with usage, rotate, deprecate,
 //! inactivate, destroy, export and import.
 
+use std::sync::atomic::Ordering;
+
 use coffer_crypto::Algorithm;
 use coffer_crypto::lifecycle::{LifecycleError, Outcome};
 use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus};
 use serde::Serialize;
 
+use super::usage::{KeyUsage, NamespaceUsage};
 use super::{DataKeyView, KeyAdmin, refused};
 use crate::clock::now_ms;
-use crate::edit::Change;
 use crate::error::{Error, Result};
 use crate::keys::transport::{self, ExportedKey};
-use crate::keys::usage::{KeyUsage, NamespaceUsage, namespace_usage};
 use crate::secrets::check_namespace;
+use crate::store::Change;
 
 /// One namespace in the key listing.
 #[derive(Clone, Debug, Serialize)]
@@ -85,7 +87,7 @@ impl KeyAdmin {
     /// A namespace's keys, each with the secret versions it protects.
     pub async fn show(&self, namespace: &str) -> Result<NamespaceKeys> {
         let set = self.existing(namespace).await?;
-        let usage = namespace_usage(self.storage.as_ref(), namespace).await?;
+        let usage = self.usage(namespace).await?;
         Ok(view_with_usage(&set, &usage))
     }
 
@@ -146,6 +148,7 @@ impl KeyAdmin {
                 "destroyed an in-use data key: the versions it protected are unreadable"
             );
         }
+        self.shred().await;
         Ok(DestroyReport {
             key,
             unreadable: lost,
@@ -169,7 +172,7 @@ impl KeyAdmin {
         self.leased(async |_| {
             let set = self.existing(namespace).await?;
             self.check_grace(&set, id)?;
-            let usage = namespace_usage(self.storage.as_ref(), namespace).await?;
+            let usage = self.usage(namespace).await?;
             if exact_usage && usage.unreadable_records > 0 {
                 return Err(Error::Conflict(format!(
                     "{} secret record(s) of namespace {namespace} could not be decoded, so what \
@@ -285,6 +288,33 @@ impl KeyAdmin {
             key_view(&set, id)
         })
         .await
+    }
+
+    /// Makes the destroyed key's old bytes unrecoverable from the storage's
+    /// own files where the host owns them (the embedded SQLite: deleted
+    /// content is zeroed as it is freed, and the WAL holding the old pages
+    /// is checkpointed and truncated). A checkpoint that cannot finish now
+    /// (readers in the way) is retried by the janitor.
+    async fn shred(&self) {
+        self.shred_pending.store(true, Ordering::Relaxed);
+        self.shred_if_pending().await;
+    }
+
+    /// Finishes a shredding a destroy could not complete.
+    pub(crate) async fn shred_if_pending(&self) {
+        let Some(database) = &self.shredder else {
+            return;
+        };
+        if !self.shred_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        match database.shred().await {
+            Ok(()) => self.shred_pending.store(false, Ordering::Relaxed),
+            Err(error) => tracing::warn!(
+                %error,
+                "could not yet checkpoint the database after destroying a key; the janitor retries"
+            ),
+        }
     }
 
     pub(super) async fn existing(&self, namespace: &str) -> Result<DataKeySet> {

@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use coffer_crypto::record::DataKeyStatus;
 
-use super::admin::KeyAdmin;
-use super::{Lease, LeaseGuard};
+use super::{KeyAdmin, Lease, LeaseGuard};
 use crate::clock::now_ms;
 use crate::error::Result;
 use crate::secrets::{Mode, Moved};
@@ -127,10 +126,9 @@ impl Janitor {
 
         let mut budget = self.settings.limit;
         let mut cursors = self.cursors.lock().await;
-        let mut after: Option<String> = None;
-        'scopes: loop {
-            let page = keys.scopes(after.as_deref(), 1000).await?;
-            for scope in &page.scopes {
+        let mut scopes = keys.scan_scopes();
+        'scopes: while let Some(page) = scopes.next_page().await? {
+            for scope in &page {
                 let Some((set, revision)) = keys.load(scope).await? else {
                     continue;
                 };
@@ -156,7 +154,6 @@ impl Janitor {
                     }
                     let page = self
                         .admin
-                        .secrets()
                         .rewrap_page(
                             scope,
                             cursor.after.as_deref(),
@@ -184,11 +181,8 @@ impl Janitor {
                     break 'scopes;
                 }
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
         }
+        self.admin.shred_if_pending().await;
         Ok(report)
     }
 }

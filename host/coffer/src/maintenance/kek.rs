@@ -8,9 +8,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::KeyAdmin;
+use super::LeaseGuard;
 use crate::error::Result;
-use crate::keys::system::{rewrap_system_keys, system_key_keks};
-use crate::keys::{Kek, LeaseGuard};
+use crate::keys::{Kek, SystemKeys};
 
 /// One keyset key and what it still wraps.
 #[derive(Clone, Debug, Serialize)]
@@ -57,7 +57,10 @@ impl KeyAdmin {
             })
             .await?;
         let mut system_keys: BTreeMap<u32, u64> = BTreeMap::new();
-        for (_, kek_id) in system_key_keks(self.storage.as_ref()).await? {
+        for (_, kek_id) in SystemKeys::new(self.store.storage().as_ref())
+            .keks()
+            .await?
+        {
             *system_keys.entry(kek_id).or_default() += 1;
         }
         let primary = kek.primary().id;
@@ -143,7 +146,10 @@ impl KeyAdmin {
     /// Checks every data and system key is wrapped by a key `kek` holds.
     pub async fn check_keks(&self, kek: &Kek) -> Result<()> {
         self.keys.check_wrapping_keys(kek).await?;
-        for (name, kek_id) in system_key_keks(self.storage.as_ref()).await? {
+        for (name, kek_id) in SystemKeys::new(self.store.storage().as_ref())
+            .keks()
+            .await?
+        {
             if kek.get(kek_id).is_none() {
                 return Err(crate::error::Error::KeyUnavailable(format!(
                     "system key {name} is wrapped by KEK {kek_id}, which the keyset does not hold \
@@ -169,20 +175,17 @@ impl KeyAdmin {
             system_keys_rewrapped: 0,
             elapsed_ms: 0,
         };
-        let mut after: Option<String> = None;
-        loop {
-            let page = self.keys.scopes(after.as_deref(), 1000).await?;
-            for scope in &page.scopes {
+        let mut scopes = self.keys.scan_scopes();
+        while let Some(page) = scopes.next_page().await? {
+            for scope in &page {
                 guard.renew_if_due().await?;
                 report.namespaces += 1;
                 report.data_keys_rewrapped += self.keys.rewrap_scope(kek, scope).await? as u64;
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
         }
-        report.system_keys_rewrapped = rewrap_system_keys(self.storage.as_ref(), kek).await? as u64;
+        report.system_keys_rewrapped = SystemKeys::new(self.store.storage().as_ref())
+            .rewrap(kek)
+            .await? as u64;
         report.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if report.data_keys_rewrapped + report.system_keys_rewrapped > 0 {
             tracing::info!(

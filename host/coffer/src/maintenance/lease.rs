@@ -9,26 +9,26 @@
 
 use std::time::{Duration, Instant};
 
-use coffer_runtime::{Expected, Storage};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
-use crate::edit::is_conflict;
 use crate::error::{Error, Result};
+use crate::store::{Store, Version, layout};
 
-const RECORD: &str = "sys/leases/keys";
 /// Pause between attempts while another node holds the lease.
 const RETRY: Duration = Duration::from_millis(100);
 
+/// Who holds the lease, until when.
 #[derive(Serialize, Deserialize)]
-struct LeaseRecord {
+#[serde(deny_unknown_fields)]
+pub struct LeaseRecord {
     holder: String,
     expires_at_ms: i64,
 }
 
 /// This node's handle on the lease.
 pub struct Lease {
-    storage: std::sync::Arc<dyn Storage>,
+    store: std::sync::Arc<Store>,
     node: String,
     ttl: Duration,
     /// Serialises this node's own key work (API calls and the janitor).
@@ -39,14 +39,14 @@ pub struct Lease {
 pub struct LeaseGuard<'a> {
     lease: &'a Lease,
     _local: tokio::sync::MutexGuard<'a, ()>,
-    revision: u64,
+    version: Version,
     renewed: Instant,
 }
 
 impl Lease {
-    pub fn new(storage: std::sync::Arc<dyn Storage>, node: String, ttl: Duration) -> Lease {
+    pub fn new(store: std::sync::Arc<Store>, node: String, ttl: Duration) -> Lease {
         Lease {
-            storage,
+            store,
             node,
             ttl,
             local: tokio::sync::Mutex::new(()),
@@ -85,13 +85,14 @@ impl Lease {
         let deadline = Instant::now() + wait;
         loop {
             let now = now_ms();
-            let current = self.storage.get(RECORD).await?;
-            let (expected, busy) = match &current {
-                None => (Expected::Absent, None),
-                Some(entry) => {
-                    let held: Option<LeaseRecord> = serde_json::from_slice(&entry.value).ok();
-                    let busy = held.filter(|h| h.holder != self.node && h.expires_at_ms > now);
-                    (Expected::Revision(entry.revision), busy)
+            let current = self.store.read::<LeaseRecord>(layout::LEASE).await?;
+            let (base, busy) = match current {
+                None => (None, None),
+                Some(stored) => {
+                    let held = stored.record;
+                    let busy =
+                        (held.holder != self.node && held.expires_at_ms > now).then_some(held);
+                    (Some(stored.version), busy)
                 }
             };
             if let Some(busy) = busy {
@@ -105,12 +106,12 @@ impl Lease {
                 tokio::time::sleep(RETRY).await;
                 continue;
             }
-            match self.write(expected).await {
-                Ok(revision) => {
+            match self.write(base).await {
+                Ok(version) => {
                     return Ok(LeaseGuard {
                         lease: self,
                         _local: local,
-                        revision,
+                        version,
                         renewed: Instant::now(),
                     });
                 }
@@ -122,23 +123,19 @@ impl Lease {
         }
     }
 
-    async fn write(&self, expected: Expected) -> Result<u64> {
-        self.put(expected, now_ms() + millis(self.ttl)).await
+    async fn write(&self, base: Option<Version>) -> Result<Version> {
+        self.put(base, now_ms() + millis(self.ttl)).await
     }
 
-    async fn put(&self, expected: Expected, expires_at_ms: i64) -> Result<u64> {
+    async fn put(&self, base: Option<Version>, expires_at_ms: i64) -> Result<Version> {
         let record = LeaseRecord {
             holder: self.node.clone(),
             expires_at_ms,
         };
-        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
-        match self.storage.put(RECORD, &bytes, expected).await {
-            Ok(revision) => Ok(revision),
-            Err(error) if is_conflict(&error) => Err(Error::Conflict(
-                "another node took the key-management lease".to_owned(),
-            )),
-            Err(error) => Err(error.into()),
-        }
+        self.store
+            .put(layout::LEASE, &record, base)
+            .await?
+            .ok_or_else(|| Error::Conflict("another node took the key-management lease".to_owned()))
     }
 }
 
@@ -149,14 +146,14 @@ impl LeaseGuard<'_> {
         if self.renewed.elapsed() < self.lease.ttl / 3 {
             return Ok(());
         }
-        self.revision = self.lease.write(Expected::Revision(self.revision)).await?;
+        self.version = self.lease.write(Some(self.version)).await?;
         self.renewed = Instant::now();
         Ok(())
     }
 
     /// Gives the lease up so another node need not wait for it to expire.
     pub async fn release(self) {
-        if let Err(error) = self.lease.put(Expected::Revision(self.revision), 0).await {
+        if let Err(error) = self.lease.put(Some(self.version), 0).await {
             tracing::warn!(%error, "could not release the key-management lease; it expires by itself");
         }
     }

@@ -1,28 +1,40 @@
-//! Key management: what `/v1/keys…`, `/v1/sys/kek…`, `coffer keys`,
-//! `coffer kek` and `coffer reencrypt` do. Every change runs under the
-//! key-management lease, so one node at a time changes keys.
+//! Key maintenance, above both [`crate::keys`] and [`crate::secrets`]:
+//! what `/v1/keys…`, `/v1/sys/kek…`, `coffer keys`, `coffer kek` and
+//! `coffer reencrypt` do, the janitor that finishes what rotations leave,
+//! and the namespace-wide passes both use to move secrets onto Active
+//! keys. Every change runs under the key-management lease ([`lease`]), so
+//! one node at a time changes keys.
 
 mod data;
+pub mod janitor;
 mod kek;
+mod lease;
+mod pass;
 mod reencrypt;
+pub mod usage;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use coffer_crypto::lifecycle::LifecycleError;
 use coffer_crypto::record::DataKeyEntry;
-use coffer_runtime::Storage;
 use serde::Serialize;
 
 pub use data::{DestroyReport, NamespaceKeys, NamespaceSummary};
+pub use janitor::Janitor;
 pub use kek::{KekKeyStatus, KekReport, KekStatus};
-pub use reencrypt::{ReencryptProgress, ReencryptRequest};
+pub use lease::{Lease, LeaseGuard, LeaseRecord};
+pub use pass::PassPage;
+pub use reencrypt::{ReencryptPass, ReencryptProgress, ReencryptRequest};
 
-use super::usage::KeyUsage;
-use super::{DataKeys, Lease, LeaseGuard};
 use crate::clock::rfc3339;
 use crate::error::{Error, Result};
+use crate::keys::DataKeys;
+use crate::pseudonyms::Pseudonyms;
 use crate::secrets::Secrets;
+use crate::store::Store;
+use usage::KeyUsage;
 
 /// Settings of key management.
 #[derive(Clone, Copy, Debug)]
@@ -37,10 +49,16 @@ pub struct AdminSettings {
 
 /// Key management over the data keys, the KEK and the secrets they protect.
 pub struct KeyAdmin {
-    storage: Arc<dyn Storage>,
+    store: Arc<Store>,
     keys: Arc<DataKeys>,
     secrets: Arc<Secrets>,
     lease: Arc<Lease>,
+    names: Arc<Pseudonyms>,
+    /// Makes deleted bytes unrecoverable in the storage's own files once
+    /// a key is destroyed (SQLite: a WAL checkpoint; see `SqlPool::shred`).
+    shredder: Option<Arc<coffer_runtime::SqlPool>>,
+    /// A destroy happened whose shredding has not finished yet.
+    shred_pending: AtomicBool,
     settings: AdminSettings,
 }
 
@@ -78,17 +96,22 @@ impl DataKeyView {
 
 impl KeyAdmin {
     pub fn new(
-        storage: Arc<dyn Storage>,
+        store: Arc<Store>,
         keys: Arc<DataKeys>,
         secrets: Arc<Secrets>,
         lease: Arc<Lease>,
+        names: Arc<Pseudonyms>,
+        shredder: Option<Arc<coffer_runtime::SqlPool>>,
         settings: AdminSettings,
     ) -> KeyAdmin {
         KeyAdmin {
-            storage,
+            store,
             keys,
             secrets,
             lease,
+            names,
+            shredder,
+            shred_pending: AtomicBool::new(false),
             settings,
         }
     }

@@ -4,12 +4,12 @@
 //! pass saved under an Active key that has since been rotated starts over,
 //! since the secrets it already moved are under a retired key again.
 
-use coffer_runtime::Expected;
 use serde::{Deserialize, Serialize};
 
 use super::KeyAdmin;
 use crate::error::{Error, Result};
 use crate::secrets::{Mode, Moved, check_namespace};
+use crate::store::layout;
 
 /// Most secrets one batch handles.
 pub const MAX_BATCH: u32 = 1000;
@@ -41,17 +41,13 @@ pub struct ReencryptProgress {
 
 /// A pass in progress, as stored between batches.
 #[derive(Default, Serialize, Deserialize)]
-struct Pass {
+pub struct ReencryptPass {
     full: bool,
     /// The Active key the pass moves secrets onto.
     #[serde(default)]
     active: u32,
     after: Option<String>,
     total: Moved,
-}
-
-fn pass_record(namespace: &str) -> String {
-    format!("sys/jobs/reencrypt/{namespace}")
 }
 
 impl KeyAdmin {
@@ -78,43 +74,44 @@ impl KeyAdmin {
                 .ok_or_else(|| {
                     Error::Internal(format!("namespace {namespace} has no Active data key"))
                 })?;
-            let record = pass_record(namespace);
-            let stored = self.storage.get(&record).await?;
-            let saved: Option<Pass> = stored
-                .as_ref()
-                .and_then(|e| serde_json::from_slice(&e.value).ok());
-            let mut pass = match saved {
+            let record = layout::reencrypt_pass(namespace);
+            // A saved pass that cannot be read (damaged, or refused) is
+            // started over: repeating work costs time, never data.
+            let stored = match self.store.read::<ReencryptPass>(&record).await {
+                Ok(stored) => stored,
+                Err(error @ (Error::Integrity(_) | Error::Internal(_))) => {
+                    tracing::warn!(%error, namespace, "starting the re-encryption pass over");
+                    None
+                }
+                Err(error) => return Err(error),
+            };
+            let base = stored.as_ref().map(|s| s.version);
+            let mut pass = match stored.map(|s| s.record) {
                 Some(pass)
                     if !request.restart && pass.full == request.full && pass.active == active =>
                 {
                     pass
                 }
-                _ => Pass {
+                _ => ReencryptPass {
                     full: request.full,
                     active,
-                    ..Pass::default()
+                    ..ReencryptPass::default()
                 },
             };
             let page = self
-                .secrets
                 .rewrap_page(namespace, pass.after.as_deref(), limit, mode)
                 .await?;
             pass.total.add(page.moved);
             pass.after = page.next;
             let done = pass.after.is_none();
-            let expected = stored.map_or(Expected::Absent, |e| Expected::Revision(e.revision));
-            let saved = if done {
-                match expected {
-                    Expected::Revision(_) => self.storage.delete(&record, expected).await,
-                    _ => Ok(()),
-                }
-            } else {
-                let bytes =
-                    serde_json::to_vec(&pass).map_err(|e| Error::Internal(e.to_string()))?;
-                self.storage
-                    .put(&record, &bytes, expected)
+            let saved = match (done, base) {
+                (true, Some(base)) => self
+                    .store
+                    .delete::<ReencryptPass>(&record, base)
                     .await
-                    .map(|_| ())
+                    .map(drop),
+                (true, None) => Ok(()),
+                (false, _) => self.store.put(&record, &pass, base).await.map(drop),
             };
             // Losing this race only means the next batch repeats some work.
             if let Err(error) = saved {

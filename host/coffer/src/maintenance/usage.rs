@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use coffer_crypto::record::SecretRecord;
-use coffer_runtime::Storage;
 
-use crate::error::Result;
+use super::KeyAdmin;
+use crate::error::{Error, Result};
+use crate::store::layout;
 
 /// Secret names per data key listed in full; beyond it only counts.
 pub const SAMPLE_LIMIT: usize = 100;
@@ -58,34 +59,33 @@ impl NamespaceUsage {
     }
 }
 
-/// Storage prefix of a namespace's secret records.
-pub fn secrets_prefix(namespace: &str) -> String {
-    format!("secrets/{namespace}/")
-}
-
-/// Counts, for every data key of `namespace`, the secret versions it
-/// protects.
-pub async fn namespace_usage(storage: &dyn Storage, namespace: &str) -> Result<NamespaceUsage> {
-    let prefix = secrets_prefix(namespace);
-    let mut usage = NamespaceUsage::default();
-    let mut after: Option<String> = None;
-    loop {
-        let page = storage.list(&prefix, after.as_deref(), 1000).await?;
-        for key in &page.keys {
-            if let Some(entry) = storage.get(key).await? {
-                let name = key.strip_prefix(&prefix).unwrap_or(key);
-                match SecretRecord::decode(&entry.value) {
-                    Ok(record) => usage.add(name, &record),
-                    Err(error) => {
-                        tracing::warn!(namespace, name, %error, "a secret record could not be decoded");
+impl KeyAdmin {
+    /// Counts, for every data key of `namespace`, the secret versions it
+    /// protects. A record that cannot be read (damaged, or refused as
+    /// tampered) is counted apart and logged under its pseudonym.
+    pub async fn usage(&self, namespace: &str) -> Result<NamespaceUsage> {
+        let prefix = layout::secrets_of(namespace);
+        let mut usage = NamespaceUsage::default();
+        let mut scan = self.store.scan(&prefix);
+        while let Some(keys) = scan.next_page().await? {
+            for key in keys {
+                let name = key.strip_prefix(&prefix).unwrap_or(&key);
+                match self.store.read::<SecretRecord>(&key).await {
+                    Ok(Some(stored)) => usage.add(name, &stored.record),
+                    Ok(None) => {}
+                    Err(error @ (Error::Integrity(_) | Error::Internal(_))) => {
+                        tracing::warn!(
+                            namespace,
+                            secret = %self.names.of(name),
+                            %error,
+                            "a secret record could not be read"
+                        );
                         usage.unreadable_records += 1;
                     }
+                    Err(error) => return Err(error),
                 }
             }
         }
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(usage),
-        }
+        Ok(usage)
     }
 }

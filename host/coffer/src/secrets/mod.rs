@@ -1,32 +1,27 @@
 //! Secrets: versioned values, each version sealed under a fresh key that
 //! the namespace's data key wraps. One secret with its retained versions is
 //! one storage record, written with compare-and-set, so concurrent writers
-//! (threads or nodes) never lose a version.
+//! (threads or nodes) never lose a version; the record is sealed and bound
+//! to the secret's name ([`crate::store`]), so storage can neither edit a
+//! version's metadata nor roll the secret back unnoticed.
 
 mod names;
 mod rewrap;
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
 use coffer_crypto::record::{SecretRecord, VersionEntry};
-use coffer_runtime::{Expected, Storage};
 use zeroize::Zeroizing;
 
 pub use names::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, check_name, check_namespace, check_prefix};
-pub use rewrap::{Mode, Moved, PassPage};
+pub use rewrap::{Mode, Moved};
 
 use crate::clock::now_ms;
-use crate::edit::{Change, backoff, is_conflict};
 use crate::error::{Error, Result};
 use crate::keys::DataKeys;
+use crate::store::{Change, Store, layout};
 
-/// How often a write re-reads and retries after losing a race to another
-/// node (writers on this node queue on a lock instead of racing).
-const WRITE_ATTEMPTS: usize = 8;
-/// Locks that serialize this node's writers of the same secret.
-const WRITE_LOCK_STRIPES: usize = 256;
 /// Most names one list call returns.
 pub const MAX_LIST_LIMIT: u32 = 1000;
 
@@ -38,10 +33,12 @@ pub struct SecretValue {
 }
 
 /// What a write produced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Written {
     pub version: u32,
     pub created_at_ms: i64,
+    /// Older versions this write dropped to keep `max_versions`.
+    pub pruned: Vec<u32>,
 }
 
 /// One page of secret names.
@@ -59,37 +56,18 @@ pub struct SecretsSettings {
 }
 
 pub struct Secrets {
-    storage: Arc<dyn Storage>,
+    store: Arc<Store>,
     keys: Arc<DataKeys>,
     settings: SecretsSettings,
-    write_locks: Box<[tokio::sync::Mutex<()>]>,
-}
-
-fn record_key(namespace: &str, name: &str) -> String {
-    format!("secrets/{namespace}/{name}")
 }
 
 impl Secrets {
-    pub fn new(
-        storage: Arc<dyn Storage>,
-        keys: Arc<DataKeys>,
-        settings: SecretsSettings,
-    ) -> Secrets {
+    pub fn new(store: Arc<Store>, keys: Arc<DataKeys>, settings: SecretsSettings) -> Secrets {
         Secrets {
-            storage,
+            store,
             keys,
             settings,
-            write_locks: (0..WRITE_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
         }
-    }
-
-    /// The lock writers of storage key `key` queue on.
-    fn write_lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        &self.write_locks[hasher.finish() as usize % self.write_locks.len()]
     }
 
     /// Stores a new version. With `cas`, the write happens only if the
@@ -110,7 +88,7 @@ impl Secrets {
                 self.settings.max_value_bytes
             )));
         }
-        self.update(&record_key(namespace, name), move |mut record| async move {
+        self.update(namespace, name, move |mut record| async move {
             let latest = record.versions.last().map_or(0, |v| v.version);
             if let Some(cas) = cas
                 && cas != latest
@@ -134,10 +112,8 @@ impl Secrets {
                 ciphertext: sealed.ciphertext,
             });
             let keep = self.settings.max_versions as usize;
-            if record.versions.len() > keep {
-                let excess = record.versions.len() - keep;
-                record.versions.drain(..excess);
-            }
+            let excess = record.versions.len().saturating_sub(keep);
+            let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
             // Older versions still under a retired data key move onto the
             // Active one with this write.
             self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
@@ -145,6 +121,7 @@ impl Secrets {
             let written = Written {
                 version,
                 created_at_ms,
+                pruned,
             };
             Ok((record, Change::Write(written)))
         })
@@ -161,10 +138,12 @@ impl Secrets {
         check_namespace(namespace)?;
         check_name(name)?;
         let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
-        let (record, _) = self
-            .read(&record_key(namespace, name))
+        let record = self
+            .store
+            .read::<SecretRecord>(&layout::secret(namespace, name))
             .await?
-            .ok_or_else(not_found)?;
+            .ok_or_else(not_found)?
+            .record;
         let entry = match version {
             Some(v) => record.get(v).ok_or_else(|| {
                 Error::NotFound(format!(
@@ -198,7 +177,7 @@ impl Secrets {
         check_namespace(namespace)?;
         check_name(name)?;
         let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
-        self.update(&record_key(namespace, name), move |mut record| async move {
+        self.update(namespace, name, move |mut record| async move {
             let latest = record.versions.last_mut().ok_or_else(not_found)?;
             if latest.deleted_at_ms.is_some() {
                 return Err(not_found());
@@ -223,11 +202,11 @@ impl Secrets {
         if let Some(after) = after {
             check_prefix(after)?;
         }
-        let base = crate::keys::usage::secrets_prefix(namespace);
+        let base = layout::secrets_of(namespace);
         let after_key = after.map(|a| format!("{base}{a}"));
         let page = self
-            .storage
-            .list(
+            .store
+            .page(
                 &format!("{base}{prefix}"),
                 after_key.as_deref(),
                 limit.clamp(1, MAX_LIST_LIMIT),
@@ -240,46 +219,22 @@ impl Secrets {
         })
     }
 
-    async fn read(&self, key: &str) -> Result<Option<(SecretRecord, u64)>> {
-        match self.storage.get(key).await? {
-            Some(entry) => Ok(Some((SecretRecord::decode(&entry.value)?, entry.revision))),
-            None => Ok(None),
-        }
-    }
-
-    /// Lets `change` edit the record at `key` (one without versions when
-    /// there is none) and writes what it returns back with compare-and-set,
-    /// re-reading and retrying when another node wrote it first. This
-    /// node's writers of one secret queue on a lock instead of racing.
-    async fn update<T, F, Edit>(&self, key: &str, mut change: F) -> Result<T>
+    /// Lets `change` edit the record of `namespace/name` (one without
+    /// versions when there is none) and writes it back with
+    /// compare-and-set; see [`Store::edit`].
+    async fn update<T, F, Edit>(&self, namespace: &str, name: &str, mut change: F) -> Result<T>
     where
         F: FnMut(SecretRecord) -> Edit,
         Edit: Future<Output = Result<(SecretRecord, Change<T>)>>,
     {
-        let _queued = self.write_lock(key).lock().await;
-        for attempt in 0..WRITE_ATTEMPTS {
-            backoff(attempt).await;
-            let (record, expected) = match self.read(key).await? {
-                Some((record, revision)) => (record, Expected::Revision(revision)),
-                None => (
-                    SecretRecord {
-                        versions: Vec::new(),
-                    },
-                    Expected::Absent,
-                ),
-            };
-            let (record, answer) = match change(record).await? {
-                (_, Change::Keep(answer)) => return Ok(answer),
-                (record, Change::Write(answer)) => (record, answer),
-            };
-            match self.storage.put(key, &record.encode(), expected).await {
-                Ok(_) => return Ok(answer),
-                Err(error) if is_conflict(&error) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(Error::Conflict(
-            "too many concurrent writes to this secret; retry".to_owned(),
-        ))
+        let (answer, _) = self
+            .store
+            .edit(
+                &layout::secret(namespace, name),
+                || std::future::ready(Ok(SecretRecord::default())),
+                |record, _| change(record),
+            )
+            .await?;
+        Ok(answer)
     }
 }

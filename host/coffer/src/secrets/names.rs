@@ -30,7 +30,7 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
 }
 
 /// A secret name: 1–512 bytes of `/`-separated segments, none empty, `.`
-/// or `..`, and no control characters.
+/// or `..`, and no control or invisible formatting characters.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(Error::Invalid(format!(
@@ -66,7 +66,45 @@ fn check_characters(text: &str) -> Result<()> {
             "names must not contain control characters".to_owned(),
         ));
     }
+    if text.chars().any(is_invisible_format) {
+        return Err(Error::Invalid(
+            "names must not contain invisible formatting characters (bidirectional controls, \
+             zero-width characters, line separators)"
+                .to_owned(),
+        ));
+    }
     Ok(())
+}
+
+/// Unicode format characters (category Cf: bidirectional overrides and
+/// isolates, zero-width spaces and joiners, the BOM, …) and the line and
+/// paragraph separators: they make two different names look the same, or
+/// a name read differently from how it is stored.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 #[cfg(test)]
@@ -95,6 +133,10 @@ mod tests {
             "./a",
             "a\0b",
             "a\nb",
+            "admin\u{202E}txt.exe",
+            "pass\u{200B}word",
+            "\u{FEFF}db",
+            "a\u{2028}b",
             &"x".repeat(513),
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");

@@ -1,5 +1,6 @@
-//! Moving secret versions onto their namespace's Active data key: the
-//! janitor, `coffer reencrypt` and every write use this.
+//! Moving one secret's versions onto its namespace's Active data key: the
+//! janitor and `coffer reencrypt` (through [`crate::maintenance`]) and
+//! every write use this.
 //!
 //! [`Mode::Rewrap`] re-wraps only each version's 32-byte secret key; the
 //! value's ciphertext is untouched. [`Mode::Full`] also re-encrypts the value
@@ -12,10 +13,9 @@ use coffer_crypto::WrappingKey;
 use coffer_crypto::envelope::{SealedValue, open_value, rewrap_secret_key, seal_value};
 use coffer_crypto::record::SecretRecord;
 
-use super::{Secrets, record_key};
-use crate::edit::Change;
+use super::Secrets;
 use crate::error::{Error, Result};
-use crate::keys::usage::secrets_prefix;
+use crate::store::Change;
 
 /// How versions are moved onto the Active key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,19 +50,10 @@ impl Moved {
     }
 }
 
-/// One page of a namespace-wide pass.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PassPage {
-    pub moved: Moved,
-    /// The last secret name handled, to continue after; none when done.
-    pub next: Option<String>,
-}
-
 impl Secrets {
     /// Moves the versions of one secret onto the Active data key.
     pub async fn rewrap(&self, namespace: &str, name: &str, mode: Mode) -> Result<Moved> {
-        let key = record_key(namespace, name);
-        self.update(&key, move |mut record| async move {
+        self.update(namespace, name, move |mut record| async move {
             if record.versions.is_empty() {
                 return Ok((record, Change::Keep(Moved::default())));
             }
@@ -81,56 +72,8 @@ impl Secrets {
         .await
     }
 
-    /// Moves up to `limit` secrets of `namespace`, those after the name
-    /// `after`, onto the Active data key. A secret that fails is counted and
-    /// logged, and the page goes on past it.
-    pub async fn rewrap_page(
-        &self,
-        namespace: &str,
-        after: Option<&str>,
-        limit: u32,
-        mode: Mode,
-    ) -> Result<PassPage> {
-        let prefix = secrets_prefix(namespace);
-        let after_key = after.map(|a| format!("{prefix}{a}"));
-        let page = self
-            .storage
-            .list(&prefix, after_key.as_deref(), limit.max(1))
-            .await?;
-        // The Active key as stored now, not a copy cached before another
-        // node rotated it: moving onto that would move versions backwards.
-        self.keys.forget(namespace).await;
-        let mut moved = Moved::default();
-        let mut last = None;
-        for key in &page.keys {
-            let Some(name) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            match self.rewrap(namespace, name, mode).await {
-                Ok(done) => moved.add(done),
-                // This record's own trouble: skip it, keep going.
-                Err(
-                    error @ (Error::Conflict(_)
-                    | Error::Internal(_)
-                    | Error::Integrity
-                    | Error::Invalid(_)),
-                ) => {
-                    tracing::warn!(namespace, name, %error, "could not move a secret's versions; skipped");
-                    moved.failed += 1;
-                }
-                // The backend or the keys are failing: stop here.
-                Err(error) => return Err(error),
-            }
-            last = Some(name.to_owned());
-        }
-        Ok(PassPage {
-            moved,
-            next: page.next.and(last),
-        })
-    }
-
     /// Re-seals, in `record`, the versions `mode` selects under `active`.
-    pub(super) async fn move_versions(
+    pub(crate) async fn move_versions(
         &self,
         namespace: &str,
         name: &str,

@@ -1,0 +1,70 @@
+//! A namespace-wide pass: moving a page of a namespace's secrets onto its
+//! Active data key, the step both the janitor and `coffer reencrypt` take.
+
+use super::KeyAdmin;
+use crate::error::{Error, Result};
+use crate::secrets::{Mode, Moved};
+use crate::store::layout;
+
+/// One page of a namespace-wide pass.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassPage {
+    pub moved: Moved,
+    /// The last secret name handled, to continue after; none when done.
+    pub next: Option<String>,
+}
+
+impl KeyAdmin {
+    /// Moves up to `limit` secrets of `namespace`, those after the name
+    /// `after`, onto the Active data key. A secret that fails is counted and
+    /// logged (under its pseudonym), and the page goes on past it.
+    pub async fn rewrap_page(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: u32,
+        mode: Mode,
+    ) -> Result<PassPage> {
+        let prefix = layout::secrets_of(namespace);
+        let after_key = after.map(|a| format!("{prefix}{a}"));
+        let page = self
+            .store
+            .page(&prefix, after_key.as_deref(), limit.max(1))
+            .await?;
+        // The Active key as stored now, not a copy cached before another
+        // node rotated it: moving onto that would move versions backwards.
+        self.keys.forget(namespace).await;
+        let mut moved = Moved::default();
+        let mut last = None;
+        for key in &page.keys {
+            let Some(name) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            match self.secrets.rewrap(namespace, name, mode).await {
+                Ok(done) => moved.add(done),
+                // This record's own trouble: skip it, keep going.
+                Err(
+                    error @ (Error::Conflict(_)
+                    | Error::Internal(_)
+                    | Error::Integrity(_)
+                    | Error::Invalid(_)),
+                ) => {
+                    tracing::warn!(
+                        namespace,
+                        secret = %self.names.of(name),
+                        %error,
+                        "could not move a secret's versions; skipped"
+                    );
+                    moved.failed += 1;
+                }
+                // The backend or the keys are failing: stop here.
+                Err(error) => return Err(error),
+            }
+            last = Some(name.to_owned());
+        }
+        Ok(PassPage {
+            moved,
+            next: page.next.and(last),
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! A storage and a keyring that live in memory, for unit tests and fuzzing
+//! of the engine without plugins. Nothing is persisted: never a backend.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use coffer_crypto::tink::TinkKeyset;
+use coffer_runtime::{Entry, Expected, GuestError, Keyring, Page, PluginError, Storage};
+
+/// A revisioned key-value store in a map, counting the reads it serves.
+#[derive(Default)]
+pub struct MemoryStorage {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    revision: AtomicU64,
+    gets: Mutex<BTreeMap<String, u64>>,
+    /// A read to hold back: its key, and what releases it.
+    held: Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
+}
+
+impl MemoryStorage {
+    /// How many times `key` was read.
+    pub fn gets(&self, key: &str) -> u64 {
+        lock(&self.gets).get(key).copied().unwrap_or(0)
+    }
+
+    /// Makes the next read of `key` take its value, then wait for the
+    /// returned sender before answering: to line a lookup up with a write.
+    pub fn hold_next_get(&self, key: &str) -> tokio::sync::oneshot::Sender<()> {
+        let (release, wait) = tokio::sync::oneshot::channel();
+        *lock(&self.held) = Some((key.to_owned(), wait));
+        release
+    }
+
+    fn conflict(message: &str) -> PluginError {
+        PluginError::Guest {
+            plugin: "memory".to_owned(),
+            error: GuestError::Conflict(message.to_owned()),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait::async_trait]
+impl Storage for MemoryStorage {
+    async fn get(&self, key: &str) -> Result<Option<Entry>, PluginError> {
+        *lock(&self.gets).entry(key.to_owned()).or_default() += 1;
+        let value = lock(&self.entries).get(key).cloned();
+        let held = {
+            let mut held = lock(&self.held);
+            match held.as_ref() {
+                Some((k, _)) if k == key => held.take().map(|(_, wait)| wait),
+                _ => None,
+            }
+        };
+        if let Some(wait) = held {
+            let _ = wait.await;
+        }
+        Ok(value)
+    }
+
+    async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
+        let mut entries = lock(&self.entries);
+        let current = entries.get(key).map(|e| e.revision);
+        let holds = match expected {
+            Expected::Any => true,
+            Expected::Absent => current.is_none(),
+            Expected::Revision(revision) => current == Some(revision),
+        };
+        if !holds {
+            return Err(Self::conflict("not at the expected revision"));
+        }
+        let revision = self.revision.fetch_add(1, Ordering::Relaxed) + 1;
+        entries.insert(
+            key.to_owned(),
+            Entry {
+                value: value.to_vec(),
+                revision,
+            },
+        );
+        Ok(revision)
+    }
+
+    async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
+        let mut entries = lock(&self.entries);
+        match (expected, entries.get(key).map(|e| e.revision)) {
+            (_, None) => Err(PluginError::Guest {
+                plugin: "memory".to_owned(),
+                error: GuestError::NotFound,
+            }),
+            (Expected::Revision(want), Some(found)) if want != found => {
+                Err(Self::conflict("not at the expected revision"))
+            }
+            _ => {
+                entries.remove(key);
+                Ok(())
+            }
+        }
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page, PluginError> {
+        let entries = lock(&self.entries);
+        let mut keys: Vec<String> = entries
+            .keys()
+            .filter(|k| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a))
+            .take(limit as usize + 1)
+            .cloned()
+            .collect();
+        let more = keys.len() > limit as usize;
+        keys.truncate(limit as usize);
+        let next = if more { keys.last().cloned() } else { None };
+        Ok(Page { keys, next })
+    }
+}
+
+/// A keyring holding its keyset in memory (none until one is stored).
+#[derive(Default)]
+pub struct MemoryKeyring {
+    keyset: Mutex<Option<TinkKeyset>>,
+}
+
+#[async_trait::async_trait]
+impl Keyring for MemoryKeyring {
+    async fn load(&self) -> Result<Option<TinkKeyset>, PluginError> {
+        Ok(lock(&self.keyset).clone())
+    }
+
+    async fn store(&self, keyset: &TinkKeyset) -> Result<(), PluginError> {
+        *lock(&self.keyset) = Some(keyset.clone());
+        Ok(())
+    }
+}

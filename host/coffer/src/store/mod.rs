@@ -1,0 +1,279 @@
+//! What coffer keeps in storage, in one place: every record kind
+//! ([`records`]), the key it is filed under ([`layout`]), how it is encoded
+//! and authenticated; and the two loops every caller shares — paging
+//! through a prefix ([`Store::scan`]) and editing one record with
+//! compare-and-set ([`Store::edit`]).
+//!
+//! Storage can at worst deny service. A DBA, a restored backup or a hostile
+//! storage plugin can write anything, so:
+//! - every record but the KEK-wrapped system keys is sealed
+//!   ([`coffer_crypto::sealed`]) under the record key, bound to its storage
+//!   key: a forged, edited or moved record does not open;
+//! - a sealed record carries a generation, and this node refuses a tracked
+//!   record older than one it has seen ([`watermark`]): rolling a secret, a
+//!   key set or a token back to an earlier copy shows;
+//! - listings are checked page by page ([`paging`]).
+//!
+//! Whatever fails these checks is [`Error::Integrity`], described with the
+//! secret name replaced by its pseudonym.
+
+pub mod format;
+pub mod layout;
+mod paging;
+mod records;
+mod watermark;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use coffer_crypto::CryptoError;
+use coffer_crypto::sealed::{self, RecordKey};
+use coffer_runtime::{Expected, GuestError, Page, PluginError, Storage};
+
+pub use paging::{Scan, check_page};
+pub use records::{FormatMarker, Record};
+use watermark::{Mark, Watermarks};
+
+use crate::error::{Error, Result};
+use crate::pseudonyms::Pseudonyms;
+
+/// How often an edit re-reads and retries after losing a race to another
+/// node (writers on this node queue on a lock instead of racing).
+const EDIT_ATTEMPTS: usize = 8;
+/// Locks that serialize this node's writers of the same record.
+const WRITE_LOCK_STRIPES: usize = 256;
+
+/// The revision and generation a record was read or written at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub revision: u64,
+    pub generation: u64,
+}
+
+/// A record as read, with the version a later write must expect.
+#[derive(Clone, Debug)]
+pub struct Stored<R> {
+    pub record: R,
+    pub version: Version,
+}
+
+/// What an edit of a stored record decided.
+pub enum Change<T> {
+    /// Nothing changed; do not write.
+    Keep(T),
+    /// Write the edited record back.
+    Write(T),
+}
+
+/// The records of one storage plugin, sealed under the record key.
+pub struct Store {
+    storage: Arc<dyn Storage>,
+    key: RecordKey,
+    seen: Watermarks,
+    locks: Box<[tokio::sync::Mutex<()>]>,
+    names: Arc<Pseudonyms>,
+}
+
+impl Store {
+    pub fn new(storage: Arc<dyn Storage>, key: RecordKey, names: Arc<Pseudonyms>) -> Store {
+        Store {
+            storage,
+            key,
+            seen: Watermarks::new(),
+            locks: (0..WRITE_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+            names,
+        }
+    }
+
+    /// The storage plugin itself, for what is not a sealed record (system
+    /// keys, the health probe).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Reads and opens the record at `key`; none when there is none.
+    pub async fn read<R: Record>(&self, key: &str) -> Result<Option<Stored<R>>> {
+        let floor = if R::TRACKED {
+            self.seen.get(key).await
+        } else {
+            None
+        };
+        let Some(entry) = self.storage.get(key).await? else {
+            return match floor {
+                Some(floor) => Err(self.violation(
+                    key,
+                    &format!("removed after generation {} was seen", floor.generation),
+                )),
+                None => Ok(None),
+            };
+        };
+        let opened = sealed::open(&self.key, key, R::KIND, &entry.value)
+            .map_err(|error| self.refused::<R>(key, error))?;
+        let mark = Mark::of(&opened);
+        if let Some(why) = floor.and_then(|floor| floor.refuses(&mark)) {
+            return Err(self.violation(key, &why));
+        }
+        let record = R::decode(opened.body)?;
+        if R::TRACKED {
+            self.seen.raise(key, mark).await;
+        }
+        Ok(Some(Stored {
+            record,
+            version: Version {
+                revision: entry.revision,
+                generation: opened.generation,
+            },
+        }))
+    }
+
+    /// Writes `record` at `key` if the stored record is still at `base`
+    /// (or, for none, still absent). Returns the new version, or none when
+    /// another writer changed the record first.
+    pub async fn put<R: Record>(
+        &self,
+        key: &str,
+        record: &R,
+        base: Option<Version>,
+    ) -> Result<Option<Version>> {
+        let (expected, generation) = match base {
+            Some(base) => (
+                Expected::Revision(base.revision),
+                base.generation.saturating_add(1),
+            ),
+            None => (Expected::Absent, 1),
+        };
+        let bytes = sealed::seal(&self.key, key, R::KIND, generation, &record.encode()?);
+        match self.storage.put(key, &bytes, expected).await {
+            Ok(revision) => {
+                if R::TRACKED {
+                    let tag = &bytes[bytes.len().saturating_sub(sealed::TAG_LEN)..];
+                    self.seen.raise(key, Mark::new(generation, tag)).await;
+                }
+                Ok(Some(Version {
+                    revision,
+                    generation,
+                }))
+            }
+            Err(error) if is_conflict(&error) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Deletes the record at `key` if it is still at `version`. Only for
+    /// kinds nobody tracks: a tracked record that vanishes is refused.
+    pub async fn delete<R: Record>(&self, key: &str, version: Version) -> Result<bool> {
+        debug_assert!(!R::TRACKED, "{} records are never deleted", R::NAME);
+        match self
+            .storage
+            .delete(key, Expected::Revision(version.revision))
+            .await
+        {
+            Ok(()) => Ok(true),
+            Err(error) if is_conflict(&error) || is_not_found(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Lets `change` edit the record at `key` — or, when there is none,
+    /// the one `fresh` makes (its `bool` argument then says so) — and
+    /// writes it back with compare-and-set, re-reading and retrying when
+    /// another node wrote it first. This node's writers of one record
+    /// queue on a lock instead of racing. Returns `change`'s answer and the
+    /// record as it now stands.
+    ///
+    /// `change` takes the record and hands it back (rather than borrowing
+    /// it) so its future owns what it works on and stays `Send`.
+    pub async fn edit<R, T, Fresh, Made, F, Edited>(
+        &self,
+        key: &str,
+        mut fresh: Fresh,
+        mut change: F,
+    ) -> Result<(T, R)>
+    where
+        R: Record,
+        Fresh: FnMut() -> Made,
+        Made: Future<Output = Result<R>>,
+        F: FnMut(R, bool) -> Edited,
+        Edited: Future<Output = Result<(R, Change<T>)>>,
+    {
+        let _queued = self.lock(key).lock().await;
+        for attempt in 0..EDIT_ATTEMPTS {
+            backoff(attempt).await;
+            let (record, base) = match self.read::<R>(key).await? {
+                Some(stored) => (stored.record, Some(stored.version)),
+                None => (fresh().await?, None),
+            };
+            let (record, answer) = match change(record, base.is_none()).await? {
+                (record, Change::Keep(answer)) => return Ok((answer, record)),
+                (record, Change::Write(answer)) => (record, answer),
+            };
+            if self.put(key, &record, base).await?.is_some() {
+                return Ok((answer, record));
+            }
+        }
+        Err(Error::Conflict(format!(
+            "the {} keeps changing under concurrent writers; retry",
+            R::NAME
+        )))
+    }
+
+    /// Every key under `prefix`, page by checked page.
+    pub fn scan(&self, prefix: &str) -> Scan<'_> {
+        Scan::new(self.storage.as_ref(), prefix.to_owned())
+    }
+
+    /// One checked page of keys under `prefix` after the storage key
+    /// `after`, for listings a client pages through.
+    pub async fn page(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page> {
+        let page = self.storage.list(prefix, after, limit).await?;
+        check_page(prefix, after, limit, &page)?;
+        Ok(page)
+    }
+
+    /// The lock writers of `key` queue on.
+    fn lock(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        &self.locks[hasher.finish() as usize % self.locks.len()]
+    }
+
+    fn refused<R: Record>(&self, key: &str, error: CryptoError) -> Error {
+        match error {
+            CryptoError::UnsupportedFormat(sealed::LEGACY_FORMAT) => Error::Integrity(format!(
+                "{} is in the unauthenticated format of older builds: run `coffer upgrade` \
+                 once on data you trust",
+                self.names.storage_key(key)
+            )),
+            CryptoError::Integrity => {
+                self.violation(key, &format!("not a {} sealed by this engine", R::NAME))
+            }
+            other => self.violation(key, &other.to_string()),
+        }
+    }
+
+    fn violation(&self, key: &str, why: &str) -> Error {
+        let detail = format!("{}: {why}", self.names.storage_key(key));
+        tracing::error!(record = %detail, "a stored record failed its integrity check; refused");
+        Error::Integrity(detail)
+    }
+}
+
+/// Waits a little, growing with each lost race, so writers on several
+/// nodes stop colliding.
+pub async fn backoff(attempt: usize) {
+    if attempt > 0 {
+        let jitter = rand::random::<u64>() % 5;
+        let millis = (1u64 << attempt.min(6)) + jitter;
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}
+
+fn is_conflict(error: &PluginError) -> bool {
+    matches!(error.guest(), Some(GuestError::Conflict(_)))
+}
+
+fn is_not_found(error: &PluginError) -> bool {
+    matches!(error.guest(), Some(GuestError::NotFound))
+}
