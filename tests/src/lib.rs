@@ -5,9 +5,20 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod python;
+pub mod records;
 pub mod server;
 
 pub use server::Server;
+
+/// A `[keyring]` section on keyring-file with its Tink keyset at `keyset`,
+/// granted writable when `writable`, created when missing if `create`.
+pub fn keyring_file(keyset: &std::path::Path, writable: bool, create: bool) -> String {
+    format!(
+        "[keyring]\nplugin = \"keyring-file\"\n[keyring.files]\nkeyset = {{ path = {:?}, writable = {writable} }}\n\
+         [keyring.config]\ncreate_if_missing = {create}\n",
+        keyset.display().to_string()
+    )
+}
 
 /// Secret versions the data key `id` protects, in a `GET /v1/keys/{ns}`
 /// answer.

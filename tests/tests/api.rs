@@ -130,6 +130,51 @@ async fn old_versions_beyond_the_retention_are_dropped() {
 }
 
 #[tokio::test]
+async fn a_write_that_prunes_history_says_so_and_the_audit_trail_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "max_versions = 2");
+    let (_, created) = server
+        .call(
+            Method::POST,
+            "/v1/auth/tokens",
+            Some(serde_json::json!({"name": "writer", "rules": [{"namespaces": "app", "capabilities": ["write"]}]})),
+        )
+        .await;
+    let writer = created["token"].as_str().unwrap().to_owned();
+    let mut answers = Vec::new();
+    for i in 1..=3 {
+        let (status, body) = server
+            .call_as(
+                &writer,
+                Method::PUT,
+                "/v1/secrets/app/history",
+                Some(serde_json::json!({"value": format!("v{i}")})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        answers.push(body);
+    }
+    assert!(answers[1].get("pruned").is_none(), "{}", answers[1]);
+    assert_eq!(
+        answers[2]["pruned"],
+        serde_json::json!([1]),
+        "{}",
+        answers[2]
+    );
+    let noted: Vec<Value> = server
+        .audit_records()
+        .into_iter()
+        .filter(|r| {
+            r["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("pruned versions 1"))
+        })
+        .collect();
+    assert_eq!(noted.len(), 1, "the pruning write is marked in the trail");
+    assert_eq!(noted[0]["actor_name"], "writer");
+}
+
+#[tokio::test]
 async fn requests_without_a_valid_token_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
@@ -174,6 +219,11 @@ async fn malformed_requests_get_stable_json_errors() {
             (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         ),
         (put(&long_name, json_value), bad),
+        (put("/v1/secrets/app/pass%E2%80%8Bword", json_value), bad),
+        (
+            put("/v1/secrets/app/report%E2%80%AEfdp.exe", json_value),
+            bad,
+        ),
         (get("/v1/secrets/app/x?version=abc"), bad),
         (
             get("/v1/secrets/app/never-written"),

@@ -6,33 +6,25 @@
 use coffer_e2e::Server;
 use coffer_e2e::server::plugin_dir;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
-/// The hostile plugin cannot store tokens, so the test plants one through
-/// its `fixture:` config.
-fn hostile_config(token: &str) -> String {
-    let hash = hex::encode(Sha256::digest(token.as_bytes()));
-    let record = json!({
-        "id": &hash[..16], "hash": hash, "name": "test", "policy": {"rules": [{"namespaces": "*", "capabilities": ["read"]}]},
-        "created_at_ms": 0, "expires_at_ms": null,
-    });
+/// The hostile plugin as the server's storage, honest on its own SQLite
+/// database but for the keys that ask it to misbehave.
+fn hostile_config(dir: &std::path::Path, extra: &str) -> String {
     format!(
-        "[audit]\nenabled = false\n[storage]\nplugin = {:?}\n[storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n[storage.config]\n\"fixture:tokens/{hash}\" = {:?}\n",
+        "[audit]\nenabled = false\n[storage]\nplugin = {:?}\n[storage.sql]\nurl = {:?}\n\
+         [storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n{extra}",
         plugin_dir()
             .join("hostile-guest.wasm")
             .display()
             .to_string(),
-        record.to_string(),
+        format!("sqlite://{}", dir.join("hostile.db").display()),
     )
 }
 
 #[tokio::test]
 async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let token = "cft_hostile-test-token";
-    let mut server = Server::start(dir.path(), &hostile_config(token));
-    server.token = token.to_owned();
+    let server = Server::start(dir.path(), &hostile_config(dir.path(), ""));
 
     for (name, status, code) in [
         ("loop", StatusCode::BAD_GATEWAY, "plugin_failed"),
@@ -44,6 +36,7 @@ async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
             "plugin_unavailable",
         ),
         ("read-file", StatusCode::BAD_GATEWAY, "backend_error"),
+        ("forge-log", StatusCode::BAD_GATEWAY, "backend_error"),
     ] {
         let (got, body) = server.get(&format!("app/{name}")).await;
         assert_eq!(
@@ -63,5 +56,27 @@ async fn plugin_failures_become_json_errors_and_the_server_keeps_serving() {
         let (missing, _) = server.get("app/ordinary").await;
         assert_eq!(missing, StatusCode::NOT_FOUND, "after {name}");
     }
-    assert!(server.log().contains("hostile-guest"));
+    let log = server.log();
+    assert!(log.contains("hostile-guest"));
+    // What the plugin said reached the log escaped, on the line it belongs to.
+    assert!(log.contains("plugin failed\\n2026"), "{log}");
+    assert!(
+        !log.lines()
+            .any(|line| line.contains("FORGED") && !line.contains("plugin failed")),
+        "a plugin forged a log line:\n{log}"
+    );
+    assert!(!log.contains('\u{1b}'), "a terminal escape reached the log");
+}
+
+#[tokio::test]
+async fn a_listing_that_never_moves_forward_stops_start_up_instead_of_hanging_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let stderr = coffer_e2e::server::refused_start(
+        dir.path(),
+        &hostile_config(dir.path(), "[storage.config]\nlist = \"stuck\"\n"),
+        &[],
+    );
+    assert!(stderr.contains("does not move forward"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }

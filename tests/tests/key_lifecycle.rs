@@ -7,10 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use coffer_e2e::Server;
 use coffer_e2e::key_usage as usage;
 use coffer_e2e::python::tink_tool;
 use coffer_e2e::server::coffer_binary;
+use coffer_e2e::{Server, records};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -87,10 +87,7 @@ fn cli_ok(server: &Server, args: &[&str]) -> String {
 }
 
 fn keyring_at(file: &Path) -> String {
-    format!(
-        "[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\nwritable = true\n",
-        file.display().to_string()
-    )
+    coffer_e2e::keyring_file(file, true, false)
 }
 
 #[tokio::test]
@@ -107,8 +104,8 @@ async fn kek_rotation_rewraps_every_data_key_and_keeps_every_secret() {
     assert_eq!(report["namespaces"], 3);
     assert_eq!(report["data_keys_rewrapped"], 3);
     assert_eq!(
-        report["system_keys_rewrapped"], 1,
-        "the audit key moves too"
+        report["system_keys_rewrapped"], 2,
+        "the record key and the audit key move too"
     );
     let new = report["primary_key_id"].clone();
     assert_ne!(new, old);
@@ -365,7 +362,7 @@ async fn a_broken_record_is_skipped_and_reported_and_a_rotation_restarts_the_pas
     let first = key(&show(&server, "mixed").await, "active")["id"].clone();
     // A record no coffer wrote, as a damaged database might hold.
     let database = dir.path().join("coffer.db");
-    write_record(&database, "secrets/mixed/secret-3-broken", b"not a record").await;
+    records::plant(&database, "secrets/mixed/secret-3-broken", b"not a record").await;
     let (_, second) = post(&server, "/v1/keys/mixed/rotate", json!({})).await;
 
     let (_, batch) = post(&server, "/v1/keys/mixed/reencrypt", json!({"limit": 3})).await;
@@ -408,7 +405,7 @@ async fn a_broken_record_is_skipped_and_reported_and_a_rotation_restarts_the_pas
         "the janitor skips the broken record too: {cycle}"
     );
 
-    delete_record(&database, "secrets/mixed/secret-3-broken").await;
+    records::remove(&database, "secrets/mixed/secret-3-broken").await;
     let shown = show(&server, "mixed").await;
     assert_eq!(usage(&shown, &first), 0, "{shown}");
     assert_eq!(usage(&shown, &second["id"]), 0, "{shown}");
@@ -477,18 +474,20 @@ async fn a_data_key_exported_under_a_transport_keyset_opens_copied_secrets_elsew
     // Importing it again changes nothing.
     assert!(import(&transport).status.success());
 
-    // Copy the stored record across, as a migration of storage would.
-    copy_record(
+    // A row copied across behind the engines' backs is sealed under A's
+    // record key: B cannot tell it from a planted one, and refuses it.
+    records::copy(
         &a.data_dir.join("coffer.db"),
         &b.data_dir.join("coffer.db"),
         "secrets/shared/db-password",
     )
     .await;
-    b.assert_reads("shared/db-password", "hunter2").await;
-
-    // B's janitor moves the copied secret onto B's own active key.
-    let (_, cycle) = post(&b, "/v1/sys/janitor/run", json!({})).await;
-    assert_eq!(cycle["moved"]["versions"], 1, "{cycle}");
+    let (status, body) = b.get("shared/db-password").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("integrity")),
+        "{body}"
+    );
 }
 
 /// Writes a fresh Tink keyset to `path` with `coffer keyset create`.
@@ -500,46 +499,6 @@ fn create_keyset(path: &Path) -> PathBuf {
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     path.to_owned()
-}
-
-async fn sqlite(database: &Path) -> sqlx::SqlitePool {
-    sqlx::SqlitePool::connect(&format!("sqlite://{}", database.display()))
-        .await
-        .unwrap()
-}
-
-/// Writes a storage row behind coffer's back.
-async fn write_record(database: &Path, key: &str, value: &[u8]) {
-    let pool = sqlite(database).await;
-    sqlx::query("INSERT INTO coffer_kv (k, v, rev) VALUES ($1, $2, 1)")
-        .bind(key)
-        .bind(value)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-}
-
-async fn delete_record(database: &Path, key: &str) {
-    let pool = sqlite(database).await;
-    sqlx::query("DELETE FROM coffer_kv WHERE k = $1")
-        .bind(key)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-}
-
-/// Copies one storage row between two SQLite databases.
-async fn copy_record(from: &Path, to: &Path, key: &str) {
-    let source = sqlite(from).await;
-    let (value,): (Vec<u8>,) = sqlx::query_as("SELECT v FROM coffer_kv WHERE k = $1")
-        .bind(key)
-        .fetch_one(&source)
-        .await
-        .unwrap();
-    source.close().await;
-    write_record(to, key, &value).await;
 }
 
 #[tokio::test]
@@ -560,8 +519,8 @@ async fn a_keyset_rotated_by_tink_reloads_rewraps_and_then_drops_the_old_key() {
     assert!(said.contains(&format!("primary {new}")), "{said}");
     let (_, status) = server.call(Method::GET, "/v1/sys/kek", None).await;
     assert_eq!(
-        status["pending_rewrap"], 3,
-        "two data keys and the audit key: {status}"
+        status["pending_rewrap"], 4,
+        "two data keys, the record key and the audit key: {status}"
     );
     server
         .put("three/fresh", "new wraps use the new primary")

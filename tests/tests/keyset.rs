@@ -138,10 +138,7 @@ fn rotate(path: &str) -> (u32, u32) {
 }
 
 fn keyring_config(keyset: &Path) -> String {
-    format!(
-        "[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\n",
-        keyset.display().to_string()
-    )
+    coffer_e2e::keyring_file(keyset, false, false)
 }
 
 #[tokio::test]

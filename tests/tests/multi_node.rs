@@ -19,9 +19,8 @@ fn shared_config(dir: &std::path::Path, table: &str) -> String {
     let keyset = dir.join("kek").join("keyset.json");
     format!(
         "[storage]\nplugin = \"storage-sql\"\n[storage.sql]\nurl = {url:?}\n[storage.config]\ntable = {table:?}\n\
-         [keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\ncreate_if_missing = true\n\
-         [keys]\ncache_ttl_ms = 200\ngrace_ms = 0\n[janitor]\nenabled = false\n",
-        keyset.display().to_string()
+         {}[keys]\ncache_ttl_ms = 200\ngrace_ms = 0\n[janitor]\nenabled = false\n",
+        coffer_e2e::keyring_file(&keyset, true, true)
     )
 }
 
@@ -113,19 +112,28 @@ where
 }
 
 /// Writes the lease record as a node named `holder` would, expiring in
-/// `ms` milliseconds.
-async fn plant_lease(table: &str, holder: &str, ms: i64) {
+/// `ms` milliseconds: sealed with the store's record key, which a node
+/// holding the keyset at `keyset` can recover.
+async fn plant_lease(table: &str, keyset: &std::path::Path, holder: &str, ms: i64) {
     let pool = sqlx::PgPool::connect(&database_url()).await.unwrap();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    let value = serde_json::json!({ "holder": holder, "expires_at_ms": now + ms }).to_string();
+    let (wrapped,): (Vec<u8>,) = sqlx::query_as(&format!(
+        "SELECT v FROM {table} WHERE k = 'sys/keys/records'"
+    ))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let key = coffer_e2e::records::record_key(&std::fs::read_to_string(keyset).unwrap(), &wrapped);
+    let body = serde_json::json!({ "holder": holder, "expires_at_ms": now + ms }).to_string();
+    let value = coffer_crypto::sealed::seal(&key, "sys/leases/keys", b'L', 1, body.as_bytes());
     sqlx::query(&format!(
         "INSERT INTO {table} (k, v, rev) VALUES ('sys/leases/keys', $1, 7) \
          ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = {table}.rev + 1"
     ))
-    .bind(value.into_bytes())
+    .bind(value)
     .execute(&pool)
     .await
     .unwrap();
@@ -140,7 +148,8 @@ async fn key_changes_wait_for_another_nodes_lease_and_take_it_over_when_it_expir
     server.put("leased/one", "1").await;
 
     // A live lease held elsewhere: the change waits, then says who holds it.
-    plant_lease(&table, "node-elsewhere", 60_000).await;
+    let keyset = dir.path().join("kek").join("keyset.json");
+    plant_lease(&table, &keyset, "node-elsewhere", 60_000).await;
     let (status, body) = server
         .call(Method::POST, "/v1/keys/leased/rotate", None)
         .await;
@@ -159,7 +168,7 @@ async fn key_changes_wait_for_another_nodes_lease_and_take_it_over_when_it_expir
     );
 
     // A lease about to expire is taken over once it has.
-    plant_lease(&table, "node-elsewhere", 1_000).await;
+    plant_lease(&table, &keyset, "node-elsewhere", 1_000).await;
     let started = std::time::Instant::now();
     let (status, body) = server
         .call(Method::POST, "/v1/keys/leased/rotate", None)

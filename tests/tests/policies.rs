@@ -316,3 +316,126 @@ async fn tokens_are_created_listed_revoked_and_expire() {
         "tokens never reach the log"
     );
 }
+
+#[tokio::test]
+async fn the_token_tree_bounds_expiry_revocation_and_what_a_manager_may_touch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    for ns in ["payments-prod", "payments2", "payments"] {
+        server.put(&format!("{ns}/db"), "v").await;
+    }
+    let manager = mint(
+        &server,
+        json!({"name": "manager", "admin": ["tokens:manage"], "ttl_seconds": 3600,
+               "rules": [{"namespaces": "payments*", "capabilities": ["read"]}]}),
+    )
+    .await;
+    // A child asks for ten years and gets no more than its parent's hour.
+    let (status, child) = create_token(
+        &server,
+        &manager,
+        json!({"name": "child", "admin": ["tokens:manage"], "ttl_seconds": 315_000_000u64,
+               "rules": [{"namespaces": "payments-prod", "capabilities": ["read"]}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{child}");
+    let (_, listed) = server.call(Method::GET, "/v1/auth/tokens", None).await;
+    let expiry = |name: &str| {
+        listed["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()["expires_at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(expiry("child") <= expiry("manager"), "{listed}");
+    let child_token = child["token"].as_str().unwrap().to_owned();
+    let (_, grandchild) = create_token(
+        &server,
+        &child_token,
+        json!({"name": "grandchild", "rules": [{"namespaces": "payments-prod", "capabilities": ["read"]}]}),
+    )
+    .await;
+    let grandchild = grandchild["token"].as_str().unwrap().to_owned();
+
+    // `payments*` covers payments and payments-prod, not payments2.
+    for (ns, expected) in [
+        ("payments", StatusCode::OK),
+        ("payments-prod", StatusCode::OK),
+        ("payments2", StatusCode::FORBIDDEN),
+    ] {
+        let (status, _) = server
+            .call_as(&manager, Method::GET, &format!("/v1/secrets/{ns}/db"), None)
+            .await;
+        assert_eq!(status, expected, "{ns}");
+    }
+
+    // A narrow manager sees and revokes only what it covers.
+    let broad = mint(
+        &server,
+        json!({"name": "broad", "rules": [{"namespaces": "*", "capabilities": ["read"]}]}),
+    )
+    .await;
+    let (_, seen) = server
+        .call_as(&child_token, Method::GET, "/v1/auth/tokens", None)
+        .await;
+    let names: Vec<&str> = seen["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"grandchild"), "{seen}");
+    for hidden in ["root", "manager", "broad"] {
+        assert!(
+            !names.contains(&hidden),
+            "{hidden} listed to a narrower manager: {seen}"
+        );
+    }
+    let (_, everyone) = server.call(Method::GET, "/v1/auth/tokens", None).await;
+    let id_of = |name: &str| {
+        everyone["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for broader in ["broad", "root", "manager"] {
+        let (status, _) = server
+            .call_as(
+                &child_token,
+                Method::DELETE,
+                &format!("/v1/auth/tokens/{}", id_of(broader)),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "revoked {broader}");
+    }
+    let (status, _) = server
+        .call_as(&broad, Method::GET, "/v1/secrets/orders/x", None)
+        .await;
+    assert_ne!(status, StatusCode::UNAUTHORIZED, "broad still works");
+
+    // Revoking the manager revokes everything it made, to the last level.
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            &format!("/v1/auth/tokens/{}", id_of("manager")),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for token in [&manager, &child_token, &grandchild] {
+        let (status, _) = server
+            .call_as(token, Method::GET, "/v1/secrets/payments-prod/db", None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

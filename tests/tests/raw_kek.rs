@@ -199,13 +199,13 @@ fn a_key_cannot_be_combined_with_a_keyset_file_or_another_key() {
     let dir = tempfile::tempdir().unwrap();
     let root = STANDARD.encode(key("combined"));
     let keyset_dir = dir.path().join("keys");
-    let with_path = format!(
-        "key = {root:?}\npath = {:?}\ncreate_if_missing = true",
+    let with_file = format!(
+        "key = {root:?}\ncreate_if_missing = true\n[keyring.files]\nkeyset = {{ path = {:?} }}",
         keyset_dir.join("keyset.json").display().to_string()
     );
-    let stderr = refused_start(&dir.path().join("data"), &keyring(&with_path, &[]), &[]);
+    let stderr = refused_start(&dir.path().join("data"), &keyring(&with_file, &[]), &[]);
     assert!(
-        stderr.contains("`key` and `path` are mutually exclusive"),
+        stderr.contains("`key` and `create_if_missing` are mutually exclusive"),
         "{stderr}"
     );
     assert!(!keyset_dir.exists(), "no key file directory was prepared");

@@ -11,30 +11,12 @@ use coffer_crypto::envelope::{SealedValue, open_value};
 use coffer_crypto::record::{DataKeySet, SecretRecord};
 use coffer_crypto::tink::parse_keyset_json;
 use coffer_crypto::{KeyMaterial, OutputPrefix, WrappingKey};
-use coffer_e2e::Server;
 use coffer_e2e::python::tink_tool;
+use coffer_e2e::{Server, records};
 use reqwest::StatusCode;
-use sqlx::Row;
-
-async fn stored(db: &Path, key: &str) -> Vec<u8> {
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let row = sqlx::query("SELECT v FROM coffer_kv WHERE k = $1")
-        .bind(key)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let value: Vec<u8> = row.get(0);
-    pool.close().await;
-    value
-}
 
 fn keyring_config(keyset: &Path) -> String {
-    format!(
-        "[keyring]\nplugin = \"keyring-file\"\n[keyring.config]\npath = {:?}\n",
-        keyset.display().to_string()
-    )
+    coffer_e2e::keyring_file(keyset, false, false)
 }
 
 async fn coffer_and_tink_agree_on(template: &str) {
@@ -61,7 +43,7 @@ async fn coffer_and_tink_agree_on(template: &str) {
 
     // The namespace's data key is wrapped by Tink's primary key...
     let db = dir.path().join("data").join("coffer.db");
-    let set = DataKeySet::decode(&stored(&db, "datakeys/interop").await).unwrap();
+    let set = DataKeySet::decode(&records::body(&db, "datakeys/interop").await).unwrap();
     let data_key = &set.keys[0];
     assert_eq!(data_key.kek_id, tink_primary);
 
@@ -76,7 +58,8 @@ async fn coffer_and_tink_agree_on(template: &str) {
     let material = KeyMaterial::new(data_key.algorithm, hex::decode(plain).unwrap()).unwrap();
 
     // And the key Tink recovered opens the stored secret.
-    let record = SecretRecord::decode(&stored(&db, "secrets/interop/greeting").await).unwrap();
+    let record =
+        SecretRecord::decode(&records::body(&db, "secrets/interop/greeting").await).unwrap();
     let version = record.latest().unwrap();
     let sealed = SealedValue {
         wrapped_key: version.wrapped_key.clone(),

@@ -10,13 +10,13 @@
 //! `read-env`, `env:<name>` (that variable's value, as the plugin sees
 //! it), `connect:<addr>`, `sql` (SQL without a grant), `time` (seconds since
 //! the epoch, as the plugin sees them), `calls` (calls this instance has
-//! served), `log-flood` (20,000 lines of 4 KiB); a key starting `sql:` runs
+//! served), `log-flood` (20,000 lines of 4 KiB), `forge-log` (an error
+//! whose message tries to forge a log line); a key starting `sql:` runs
 //! the rest as a statement on the granted database. Without a database,
 //! other keys with a `/` do not exist and keys without one echo themselves.
 //!
-//! Config `list` makes every listing lie: `stuck` answers no keys and a
-//! `next` cursor that never moves; `endless` invents a new page of keys on
-//! every call.
+//! Config `list = "stuck"` makes every listing lie: no keys, and a `next`
+//! cursor that never moves.
 
 use std::cell::Cell;
 use std::io::Read;
@@ -124,6 +124,10 @@ impl Storage for Hostile {
                 found(since_epoch.as_secs().to_string())
             }
             "calls" => found(calls.to_string()),
+            "forge-log" => Err(Error::Internal(
+                "plugin failed\n2026-01-01T00:00:00Z  INFO coffer: FORGED admin token issued \u{1b}[2J"
+                    .to_owned(),
+            )),
             "log-flood" => {
                 let line = "x".repeat(4096);
                 for _ in 0..20_000 {
@@ -189,14 +193,6 @@ impl Storage for Hostile {
                     keys: Vec::new(),
                     next: Some(prefix.to_owned()),
                 });
-            }
-            Some("endless") => {
-                let start = after.map_or(0, |a| a.len());
-                let keys: Vec<String> = (0..limit.min(10))
-                    .map(|i| format!("{prefix}{}", "z".repeat(start + i as usize + 1)))
-                    .collect();
-                let next = keys.last().cloned();
-                return Ok(Page { keys, next });
             }
             _ => {}
         }
