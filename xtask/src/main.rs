@@ -1,6 +1,7 @@
-//! `cargo xtask build | run | test | lint | load | keybench`: the project's commands, so a
-//! fresh clone needs nothing but Rust and Python to build, run and test.
+//! `cargo xtask build | run | test | lint | load | keybench | fuzz`: the project's commands,
+//! so a fresh clone needs nothing but Rust and Python to build, run and test.
 
+mod fuzz;
 mod postgres;
 mod python;
 mod wasm;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("load") => load(&args[1..]),
         Some("keybench") => keybench(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -27,7 +29,8 @@ fn main() -> ExitCode {
                  test    install what the tests need and run every test (extra args go to the test runner)\n\
                  lint    cargo fmt --check and cargo clippy -D warnings\n\
                  load    load-test the HTTP API against OpenBao (extra args: --seconds N --concurrency N --keys N)\n\
-                 keybench  janitor throughput and KEK rotation time on SQLite and PostgreSQL (extra args: --secrets N)"
+                 keybench  janitor throughput and KEK rotation time on SQLite and PostgreSQL (extra args: --secrets N)\n\
+                 fuzz    run the fuzz targets for a bounded time each (extra args: --seconds N, target names)"
             );
             return ExitCode::from(2);
         }
