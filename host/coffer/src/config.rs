@@ -426,21 +426,31 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
         data_dir: Option<&Path>,
     ) -> Result<Config, ConfigError> {
-        let origin = file.map_or_else(|| "configuration".to_owned(), |p| p.display().to_string());
-        let mut table = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: origin.clone(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Syntax {
-                        path: origin.clone(),
-                        message: e.to_string(),
-                    })?
-            }
-            None => toml::Table::new(),
+        let Some(path) = file else {
+            return Config::parse("", "configuration", vars, data_dir);
         };
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: origin.clone(),
+            source,
+        })?;
+        Config::parse(&text, &origin, vars, data_dir)
+    }
+
+    /// Like [`Config::load`], for TOML `text` read from `origin`.
+    pub fn parse(
+        text: &str,
+        origin: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+        data_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let origin = origin.to_owned();
+        let mut table = text
+            .parse::<toml::Table>()
+            .map_err(|e| ConfigError::Syntax {
+                path: origin.clone(),
+                message: e.to_string(),
+            })?;
         apply_env(&mut table, vars);
         if let Some(dir) = data_dir {
             table.insert(

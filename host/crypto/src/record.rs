@@ -335,12 +335,18 @@ impl SystemKeyRecord {
                 kek_id: u32::from_be_bytes([*a, *b, *c, *d]),
                 wrapped: wrapped.to_vec(),
             }),
-            [crate::prefix::TINK_START_BYTE | crate::prefix::LEGACY_START_BYTE, a, b, c, d, _, ..] => {
-                Ok(SystemKeyRecord {
-                    kek_id: u32::from_be_bytes([*a, *b, *c, *d]),
-                    wrapped: input.to_vec(),
-                })
-            }
+            [
+                crate::prefix::TINK_START_BYTE | crate::prefix::LEGACY_START_BYTE,
+                a,
+                b,
+                c,
+                d,
+                _,
+                ..,
+            ] => Ok(SystemKeyRecord {
+                kek_id: u32::from_be_bytes([*a, *b, *c, *d]),
+                wrapped: input.to_vec(),
+            }),
             _ => Err(CryptoError::Malformed("not a system key record")),
         }
     }

@@ -86,13 +86,7 @@ pub struct Opened<'a> {
 
 /// Seals `body` as a record of `kind` at `generation`, to be stored under
 /// `storage_key`.
-pub fn seal(
-    key: &RecordKey,
-    storage_key: &str,
-    kind: u8,
-    generation: u64,
-    body: &[u8],
-) -> Vec<u8> {
+pub fn seal(key: &RecordKey, storage_key: &str, kind: u8, generation: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + body.len() + TAG_LEN);
     out.push(FORMAT);
     out.push(kind);
@@ -170,7 +164,10 @@ mod tests {
     fn a_sealed_record_opens_under_its_key_only() {
         let sealed = seal(&key(1), "secrets/ns/db", b'S', 7, b"body");
         let opened = open(&key(1), "secrets/ns/db", b'S', &sealed).unwrap();
-        assert_eq!((opened.kind, opened.generation, opened.body), (b'S', 7, &b"body"[..]));
+        assert_eq!(
+            (opened.kind, opened.generation, opened.body),
+            (b'S', 7, &b"body"[..])
+        );
         assert_eq!(
             open(&key(2), "secrets/ns/db", b'S', &sealed),
             Err(CryptoError::Integrity)

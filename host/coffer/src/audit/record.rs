@@ -147,12 +147,20 @@ pub fn line(record: &Record, entry_json: &[u8]) -> Vec<u8> {
         .strip_prefix(b"{")
         .and_then(|j| j.strip_suffix(b"}"))
         .unwrap_or(entry_json);
+    // `prev` and the link are hex when this engine made them, but a chain
+    // picked up from a file another hand wrote may hold anything: quote them.
+    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
     let mut line = Vec::with_capacity(entry_json.len() + 192);
     line.extend_from_slice(
-        format!("{{\"seq\":{},\"prev\":\"{}\",", record.seq, record.prev).as_bytes(),
+        format!(
+            "{{\"seq\":{},\"prev\":{},",
+            record.seq,
+            quoted(&record.prev)
+        )
+        .as_bytes(),
     );
     line.extend_from_slice(fields);
-    line.extend_from_slice(format!(",\"mac\":\"{}\"}}\n", record.link()).as_bytes());
+    line.extend_from_slice(format!(",\"mac\":{}}}\n", quoted(record.link())).as_bytes());
     line
 }
 

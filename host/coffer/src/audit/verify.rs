@@ -341,7 +341,7 @@ mod tests {
         let log = lines(3);
         let text = format!("{}\n{}\n{}", log[0], log[1], &log[2][..20]);
         std::fs::write(&file, text).unwrap();
-        let report = verify(&[file.clone()], &key(), &Link::genesis(), None).unwrap();
+        let report = verify(std::slice::from_ref(&file), &key(), &Link::genesis(), None).unwrap();
         assert_eq!((report.records, report.torn_tail), (2, Some(file)));
     }
 

@@ -17,7 +17,6 @@ use zeroize::Zeroizing;
 
 use super::client::{Connection, Failure, exit, request};
 use crate::audit::verify::{Break, Report, log_files};
-use crate::config::Config;
 use crate::service::Foundation;
 
 #[derive(Subcommand)]
@@ -87,12 +86,9 @@ async fn verify_on_server(connection: &Connection) -> ExitCode {
 }
 
 async fn verify_offline(config_file: &std::path::Path, files: Vec<PathBuf>) -> ExitCode {
-    let config = match Config::load(Some(config_file), std::env::vars(), None) {
+    let config = match super::load_config(Some(config_file), None) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("coffer: configuration error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(exit) => return exit,
     };
     let files = if files.is_empty() {
         config

@@ -128,7 +128,7 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
                 "{:<32} {:>12} {:>5} {:>8}",
                 "NAMESPACE", "ACTIVE", "KEYS", "RETIRED"
             );
-            each_page(namespaces_url(&base), |answer| {
+            each_page(namespaces_url(base), |answer| {
                 for ns in answer["namespaces"].as_array().into_iter().flatten() {
                     println!(
                         "{:<32} {:>12} {:>5} {:>8}",

@@ -111,6 +111,18 @@ enum Command {
     },
 }
 
+/// The configuration of `file` (or the embedded default) with the
+/// environment's overrides, or the exit of a command that cannot start.
+fn load_config(
+    file: Option<&std::path::Path>,
+    data_dir: Option<&std::path::Path>,
+) -> Result<crate::config::Config, ExitCode> {
+    crate::config::Config::load(file, std::env::vars(), data_dir).map_err(|error| {
+        eprintln!("coffer: configuration error: {error}");
+        ExitCode::from(2)
+    })
+}
+
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,21 +8,13 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 use crate::api;
-use crate::config::Config;
 use crate::service::Coffer;
 
 pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     init_logging();
-    let config = match Config::load(
-        config_file.as_deref(),
-        std::env::vars(),
-        data_dir.as_deref(),
-    ) {
+    let config = match super::load_config(config_file.as_deref(), data_dir.as_deref()) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("coffer: configuration error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(exit) => return exit,
     };
     let coffer = match Coffer::open(&config).await {
         Ok(coffer) => Arc::new(coffer),
@@ -72,7 +64,7 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
     ExitCode::SUCCESS
 }
 
-fn init_logging() {
+pub(super) fn init_logging() {
     let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only for a terminal: in a file, escape sequences are noise,
     // and would hide any a plugin slipped in.

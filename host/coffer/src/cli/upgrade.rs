@@ -5,21 +5,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::Config;
 use crate::service::Foundation;
 use crate::store::format;
 
 pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
-    let config = match Config::load(
-        config_file.as_deref(),
-        std::env::vars(),
-        data_dir.as_deref(),
-    ) {
+    super::server::init_logging();
+    let config = match super::load_config(config_file.as_deref(), data_dir.as_deref()) {
         Ok(config) => config,
-        Err(error) => {
-            eprintln!("coffer: configuration error: {error}");
-            return ExitCode::from(2);
-        }
+        Err(exit) => return exit,
     };
     let foundation = match Foundation::open(&config).await {
         Ok(foundation) => foundation,

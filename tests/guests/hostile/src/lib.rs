@@ -187,14 +187,11 @@ impl Storage for Hostile {
     }
 
     fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Error> {
-        match self.list.as_deref() {
-            Some("stuck") => {
-                return Ok(Page {
-                    keys: Vec::new(),
-                    next: Some(prefix.to_owned()),
-                });
-            }
-            _ => {}
+        if self.list.as_deref() == Some("stuck") {
+            return Ok(Page {
+                keys: Vec::new(),
+                next: Some(prefix.to_owned()),
+            });
         }
         if !self.database {
             return Ok(Page {
