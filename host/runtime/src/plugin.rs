@@ -243,7 +243,6 @@ impl Prepared {
             sql: self.sql.clone(),
             files: self.files.clone(),
             log_budget: self.log_budget.clone(),
-            deadline: tokio::time::Instant::now() + self.limits.call_timeout,
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
             memory: MemoryLimiter {
@@ -266,18 +265,14 @@ impl Prepared {
             // wall-clock deadline fire even while a guest spins.
             Ok(UpdateDeadline::Yield(1))
         });
-        self.arm(
-            &mut store,
-            tokio::time::Instant::now() + self.limits.call_timeout,
-        );
+        self.arm(&mut store);
         Ok(store)
     }
 
-    /// Gives the next call a full CPU budget and its deadline.
-    pub fn arm(&self, store: &mut Store<PluginState>, deadline: tokio::time::Instant) {
+    /// Gives the next call a full CPU budget.
+    pub fn arm(&self, store: &mut Store<PluginState>) {
         let ticks = self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis();
         let state = store.data_mut();
-        state.deadline = deadline;
         state.cpu_ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
         state.cpu_exhausted = false;
         store.set_epoch_deadline(1);

@@ -20,9 +20,6 @@ pub struct PluginState {
     pub(crate) files: Arc<[FileGrant]>,
     /// What the plugin may still log (shared by all its instances).
     pub(crate) log_budget: Arc<LogBudget>,
-    /// When the current call must be done: host work done for it (SQL)
-    /// stops then too.
-    pub(crate) deadline: tokio::time::Instant,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) memory: MemoryLimiter,

@@ -116,7 +116,8 @@ impl Store {
             return Err(self.violation(key, &why));
         }
         let record = R::decode(opened.body)?;
-        if R::TRACKED {
+        // Reads of a record that has not changed leave the mark as it is.
+        if R::TRACKED && floor != Some(mark) {
             self.seen.raise(key, mark).await;
         }
         Ok(Some(Stored {

@@ -7,9 +7,10 @@
 //! Every statement is host work done for a plugin, so it is bounded:
 //! - SQLite refuses values and rows over [`MAX_VALUE_BYTES`] (and long
 //!   statements, deep expressions, attaching files) through its own limits,
-//!   keeps temporary data in memory under a process-wide heap limit, and is
-//!   interrupted (a progress handler) when the plugin call's deadline
-//!   passes, so a runaway query does not keep a connection or a core;
+//!   keeps temporary data in memory under a process-wide heap limit, and
+//!   interrupts a statement that has run for longer than a plugin call may
+//!   last (a progress handler on every connection), so a runaway query does
+//!   not keep a connection or a core;
 //! - PostgreSQL statements run under `statement_timeout`, and every
 //!   connection is reset as it returns to the pool (transaction, settings,
 //!   role, locks, temporary tables), so nothing a plugin sets — `SET
@@ -36,7 +37,7 @@ const MAX_RESULT_BYTES: usize = 64 << 20;
 pub const MAX_VALUE_BYTES: i32 = 48 << 20;
 /// Memory all SQLite connections of the process may hold together.
 const SQLITE_HEAP_LIMIT: i64 = 512 << 20;
-/// SQLite virtual-machine steps between two looks at the deadline.
+/// SQLite virtual-machine steps between two looks at the running statement.
 const PROGRESS_STEPS: i32 = 10_000;
 /// What a PostgreSQL connection runs as it returns to the pool.
 const RESET_SESSION: &str = "ROLLBACK; RESET ALL; RESET ROLE; RESET SESSION AUTHORIZATION; \
@@ -72,22 +73,6 @@ impl SqliteDatabase {
         } else {
             Some(self.writer.lock().await)
         }
-    }
-
-    /// A connection whose statements are interrupted once `deadline`
-    /// passes. The handler stays on the connection after this use: each
-    /// use arms it anew.
-    async fn connection(
-        &self,
-        deadline: tokio::time::Instant,
-    ) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
-        let mut connection = self.pool.acquire().await?;
-        let deadline = deadline.into_std();
-        connection
-            .lock_handle()
-            .await?
-            .set_progress_handler(PROGRESS_STEPS, move || std::time::Instant::now() < deadline);
-        Ok(connection)
     }
 }
 
@@ -134,9 +119,11 @@ impl SqlPool {
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
-                .after_connect(|connection, _| {
+                .after_connect(move |connection, _| {
                     Box::pin(async move {
-                        bound_sqlite(connection.lock_handle().await?.as_raw_handle());
+                        let mut handle = connection.lock_handle().await?;
+                        bound_sqlite(handle.as_raw_handle());
+                        watch_statements(&mut handle, statement_timeout);
                         Ok(())
                     })
                 })
@@ -186,11 +173,9 @@ impl SqlPool {
         match self {
             SqlPool::Sqlite(db) => {
                 let _turn = db.writer.lock().await;
-                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-                let mut connection = db.connection(deadline).await.map_err(|e| e.to_string())?;
                 let (busy, _, _): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(&mut *connection)
+                        .fetch_one(&db.pool)
                         .await
                         .map_err(|e| e.to_string())?;
                 if busy != 0 {
@@ -210,18 +195,12 @@ impl SqlPool {
         }
     }
 
-    async fn execute(
-        &self,
-        statement: &str,
-        params: Vec<Value>,
-        deadline: tokio::time::Instant,
-    ) -> Result<u64, GuestError> {
+    async fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, GuestError> {
         let done = match self {
             SqlPool::Sqlite(db) => {
                 let _turn = db.turn(statement).await;
-                let mut connection = db.connection(deadline).await.map_err(classify)?;
                 bind_all(sqlx::query(statement), params)
-                    .execute(&mut *connection)
+                    .execute(&db.pool)
                     .await
                     .map(|r| r.rows_affected())
             }
@@ -237,13 +216,11 @@ impl SqlPool {
         &self,
         statement: &str,
         params: Vec<Value>,
-        deadline: tokio::time::Instant,
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(db) => {
                 let _turn = db.turn(statement).await;
-                let mut connection = db.connection(deadline).await.map_err(classify)?;
-                let rows = bind_all(sqlx::query(statement), params).fetch(&mut *connection);
+                let rows = bind_all(sqlx::query(statement), params).fetch(&db.pool);
                 collect_rows(rows, sqlite_row).await
             }
             SqlPool::Postgres(pool) => {
@@ -390,6 +367,47 @@ fn classify(error: sqlx::Error) -> GuestError {
     }
 }
 
+/// Installs on a SQLite connection a progress handler that interrupts any
+/// statement execution running longer than `limit`. It tells executions
+/// apart by the busy statement and SQLite's count of its runs, so nothing
+/// is needed per statement: no round trip to the connection's thread.
+fn watch_statements(connection: &mut sqlx::sqlite::LockedSqliteHandle<'_>, limit: Duration) {
+    let db = connection.as_raw_handle().as_ptr() as usize;
+    let mut running: Option<(usize, i32)> = None;
+    let mut started = std::time::Instant::now();
+    connection.set_progress_handler(PROGRESS_STEPS, move || {
+        let now = busy_statement(db);
+        if now != running {
+            running = now;
+            started = std::time::Instant::now();
+            return true;
+        }
+        started.elapsed() < limit
+    });
+}
+
+/// The statement connection `db` is running, and how many runs it has begun.
+#[allow(unsafe_code)]
+fn busy_statement(db: usize) -> Option<(usize, i32)> {
+    use libsqlite3_sys as ffi;
+    let db = db as *mut ffi::sqlite3;
+    // SAFETY: called only from the progress handler of connection `db`, on
+    // the thread running one of its statements, so the handle is live; the
+    // three calls only read the connection's list of statements and their
+    // counters, which the progress-handler contract allows.
+    unsafe {
+        let mut statement = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+        while !statement.is_null() {
+            if ffi::sqlite3_stmt_busy(statement) != 0 {
+                let runs = ffi::sqlite3_stmt_status(statement, ffi::SQLITE_STMTSTATUS_RUN, 0);
+                return Some((statement as usize, runs));
+            }
+            statement = ffi::sqlite3_next_stmt(db, statement);
+        }
+    }
+    None
+}
+
 /// Resets a PostgreSQL connection returning to the pool; one that cannot
 /// be reset is closed rather than reused.
 fn reset_session(
@@ -490,10 +508,7 @@ impl Host for PluginState {
         let Some(pool) = self.sql.clone() else {
             return Ok(Err(denied()));
         };
-        Ok(pool
-            .execute(&statement, params, self.deadline)
-            .await
-            .map_err(Into::into))
+        Ok(pool.execute(&statement, params).await.map_err(Into::into))
     }
 
     async fn query(
@@ -504,10 +519,7 @@ impl Host for PluginState {
         let Some(pool) = self.sql.clone() else {
             return Ok(Err(denied()));
         };
-        Ok(pool
-            .query(&statement, params, self.deadline)
-            .await
-            .map_err(Into::into))
+        Ok(pool.query(&statement, params).await.map_err(Into::into))
     }
 }
 
