@@ -270,3 +270,47 @@ fn warn_if_shared(dir: &std::path::Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::memory::{MemoryKeyring, MemoryStorage};
+
+    /// An engine on in-memory storage and keyring, without an audit trail.
+    pub(crate) async fn engine() -> Coffer {
+        let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
+        let foundation = Foundation::assemble(
+            Arc::new(MemoryStorage::default()),
+            Arc::new(MemoryKeyring::default()),
+            None,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+        Coffer::assemble(foundation, &config).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_first_write_in_a_namespace_creates_its_keys_without_waiting_on_itself() {
+        // The first write of a namespace creates its key set while the
+        // secret's record is being edited: whatever locks the two keys map
+        // to, neither edit may wait on the other.
+        let coffer = engine().await;
+        let writes = async {
+            for i in 0..2_000 {
+                let namespace = format!("ns-{i}");
+                coffer
+                    .secrets
+                    .put(&namespace, "first", b"v", None)
+                    .await
+                    .unwrap();
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), writes)
+            .await
+            .expect("a write waited on itself");
+        let value = coffer.secrets.get("ns-1999", "first", None).await.unwrap();
+        assert_eq!(value.value.as_slice(), b"v");
+    }
+}

@@ -40,7 +40,7 @@ use crate::pseudonyms::Pseudonyms;
 /// How often an edit re-reads and retries after losing a race to another
 /// node (writers on this node queue on a lock instead of racing).
 const EDIT_ATTEMPTS: usize = 8;
-/// Locks that serialize this node's writers of the same record.
+/// Locks that serialize this node's writers of the same queued record.
 const WRITE_LOCK_STRIPES: usize = 256;
 
 /// The revision and generation a record was read or written at.
@@ -180,9 +180,9 @@ impl Store {
     /// Lets `change` edit the record at `key` — or, when there is none,
     /// the one `fresh` makes (its `bool` argument then says so) — and
     /// writes it back with compare-and-set, re-reading and retrying when
-    /// another node wrote it first. This node's writers of one record
-    /// queue on a lock instead of racing. Returns `change`'s answer and the
-    /// record as it now stands.
+    /// another node wrote it first. This node's writers of one queued
+    /// record ([`Record::QUEUED`]) wait on a lock instead of racing.
+    /// Returns `change`'s answer and the record as it now stands.
     ///
     /// `change` takes the record and hands it back (rather than borrowing
     /// it) so its future owns what it works on and stays `Send`.
@@ -199,7 +199,11 @@ impl Store {
         F: FnMut(R, bool) -> Edited,
         Edited: Future<Output = Result<(R, Change<T>)>>,
     {
-        let _queued = self.lock(key).lock().await;
+        let _queued = if R::QUEUED {
+            Some(self.lock(key).lock().await)
+        } else {
+            None
+        };
         for attempt in 0..EDIT_ATTEMPTS {
             backoff(attempt).await;
             let (record, base) = match self.read::<R>(key).await? {

@@ -18,6 +18,12 @@ pub trait Record: Sized {
     /// records whose going back would undo something that matters — a
     /// rotated password, a destroyed key, a revoked token.
     const TRACKED: bool;
+    /// Whether this node's writers of one such record queue on a lock
+    /// rather than race each other through compare-and-set retries: for
+    /// records clients write hard (one secret, many writers). Only secrets
+    /// queue, so an edit of one (which may create its namespace's key set
+    /// on the way) never waits on a lock an edit of another kind holds.
+    const QUEUED: bool = false;
 
     fn encode(&self) -> Result<Vec<u8>>;
     fn decode(body: &[u8]) -> Result<Self>;
@@ -27,6 +33,7 @@ impl Record for SecretRecord {
     const KIND: u8 = KIND_SECRET;
     const NAME: &'static str = "secret record";
     const TRACKED: bool = true;
+    const QUEUED: bool = true;
 
     fn encode(&self) -> Result<Vec<u8>> {
         Ok(SecretRecord::encode(self))
