@@ -76,3 +76,14 @@ pub fn record_key(keyset_json: &str, wrapped: &[u8]) -> RecordKey {
         .unwrap();
     RecordKey::new(&key).unwrap()
 }
+
+/// Every storage key in the database.
+pub async fn keys(database: &Path) -> Vec<String> {
+    let pool = open(database).await;
+    let keys: Vec<(String,)> = sqlx::query_as("SELECT k FROM coffer_kv ORDER BY k")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    keys.into_iter().map(|(k,)| k).collect()
+}

@@ -304,3 +304,62 @@ async fn secret_names_reach_the_server_log_only_as_pseudonyms() {
     assert!(log.contains("hmac-sha256:"), "{log}");
     assert!(!log.contains("quarterly-merger"), "{log}");
 }
+
+#[tokio::test]
+async fn a_store_an_older_build_wrote_is_refused_until_upgraded_and_then_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), "");
+    server.put("app/db", "kept across the upgrade").await;
+    server.put("app/db", "the latest").await;
+    let token = server.token.clone();
+    server.stop();
+
+    // Turn the store back into what older builds wrote: the same bodies,
+    // unsealed (`0x01 ‖ kind ‖ body`, tokens as plain JSON), and no marker.
+    let db = dir.path().join("coffer.db");
+    for key in records::keys(&db).await {
+        let kind = if key.starts_with("secrets/") {
+            Some(b'S')
+        } else if key.starts_with("datakeys/") {
+            Some(b'D')
+        } else if key.starts_with("tokens/") {
+            None
+        } else {
+            if key == "sys/format" {
+                records::remove(&db, &key).await;
+            }
+            continue;
+        };
+        let body = records::body(&db, &key).await;
+        let legacy = match kind {
+            Some(kind) => [&[1, kind][..], &body].concat(),
+            None => body,
+        };
+        records::plant(&db, &key, &legacy).await;
+    }
+
+    let stderr = coffer_e2e::server::refused_start(dir.path(), "", &[]);
+    assert!(stderr.contains("coffer upgrade"), "{stderr}");
+    let output = std::process::Command::new(coffer_e2e::server::coffer_binary())
+        .args(["upgrade", "--config"])
+        .arg(dir.path().join("coffer.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        said.contains("sealed 1 secret record(s), 1 data key set(s) and 1 token record(s)"),
+        "{said}"
+    );
+
+    let mut server = Server::start(dir.path(), "");
+    server.token = token;
+    server.assert_reads("app/db", "the latest").await;
+    server
+        .assert_reads("app/db?version=1", "kept across the upgrade")
+        .await;
+}
