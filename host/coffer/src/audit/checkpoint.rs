@@ -118,7 +118,8 @@ impl Audit {
                 }
             };
             let Some(new_start) = report.head else {
-                // An empty file: nothing to vouch for.
+                // Empty, or wholly before the start (vouched for already,
+                // then kept by a crash before its deletion).
                 std::fs::remove_file(&oldest).map_err(io)?;
                 deleted += 1;
                 continue;

@@ -61,7 +61,8 @@ pub struct Report {
 
 /// Verifies `files` as one log, in order, starting after `start` (the
 /// genesis, or where retention left the log) and reaching at least
-/// `checkpoint` when storage holds one.
+/// `checkpoint` when storage holds one. Records before the start — a file
+/// retention vouched for but a crash kept from deleting — are skipped.
 pub fn verify(
     files: &[PathBuf],
     key: &ChainKey,
@@ -95,6 +96,9 @@ pub fn verify(
                 Err(_) if line.is_empty() && last_of_file => break,
                 Err(e) => return Err(fail(index + 1, format!("not an audit record: {e}"))),
             };
+            if report.records == 0 && record.seq <= start.seq {
+                continue;
+            }
             if record.seq != expected_seq {
                 return Err(fail(
                     index + 1,
@@ -332,6 +336,22 @@ mod tests {
         assert!(error.reason.contains("cut from the end"), "{error}");
         // Without the checkpoint, the shorter log would have passed.
         assert!(check(&log[..3]).is_ok());
+    }
+
+    #[test]
+    fn records_before_the_retained_start_are_skipped() {
+        let log = lines(5);
+        let start = link_of(&log[2]);
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("audit.log.1");
+        let current = dir.path().join("audit.log");
+        std::fs::write(&old, log[..3].join("\n") + "\n").unwrap();
+        std::fs::write(&current, log[3..].join("\n") + "\n").unwrap();
+        let report = verify(&[old, current.clone()], &key(), &start, None).unwrap();
+        assert_eq!(report.records, 2);
+        // The retained part must still chain to the start.
+        let other = link_of(&log[1]);
+        assert!(verify(&[current], &key(), &other, None).is_err());
     }
 
     #[test]
