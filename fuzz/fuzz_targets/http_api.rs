@@ -13,8 +13,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use coffer::auth::Role;
 use coffer::config::Config;
-use coffer::memory::{MemoryKeyring, MemoryStorage};
-use coffer::service::{Coffer, Foundation};
+use coffer::service::Coffer;
 use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 
@@ -54,18 +53,10 @@ fn harness() -> &'static Harness {
         )
         .expect("the fuzz configuration loads");
         let (coffer, token) = runtime.block_on(async {
-            let foundation = Foundation::assemble(
-                Arc::new(MemoryStorage::default()),
-                Arc::new(MemoryKeyring::default()),
-                None,
-                Vec::new(),
-            )
-            .await
-            .expect("the engine starts");
             let coffer = Arc::new(
-                Coffer::assemble(foundation, &config)
+                coffer::memory::engine(&config)
                     .await
-                    .expect("services start"),
+                    .expect("the engine starts"),
             );
             let root = coffer
                 .auth

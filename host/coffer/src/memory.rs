@@ -1,12 +1,30 @@
-//! A storage and a keyring that live in memory, for unit tests and fuzzing
-//! of the engine without plugins. Nothing is persisted: never a backend.
+//! A storage and a keyring that live in memory, and an engine on them, for
+//! unit tests and fuzzing without plugins. Nothing is persisted: never a
+//! backend.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::sync::Arc;
+
 use coffer_crypto::tink::TinkKeyset;
 use coffer_runtime::{Entry, Expected, GuestError, Keyring, Page, PluginError, Storage};
+
+use crate::config::Config;
+use crate::service::{Coffer, Foundation, StartError};
+
+/// An engine of `config` on a fresh in-memory storage and keyring.
+pub async fn engine(config: &Config) -> Result<Coffer, StartError> {
+    let foundation = Foundation::assemble(
+        Arc::new(MemoryStorage::default()),
+        Arc::new(MemoryKeyring::default()),
+        None,
+        Vec::new(),
+    )
+    .await?;
+    Coffer::assemble(foundation, config).await
+}
 
 /// A revisioned key-value store in a map, counting the reads it serves.
 #[derive(Default)]

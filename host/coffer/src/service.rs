@@ -275,20 +275,11 @@ fn warn_if_shared(dir: &std::path::Path) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::memory::{MemoryKeyring, MemoryStorage};
 
     /// An engine on in-memory storage and keyring, without an audit trail.
-    pub(crate) async fn engine() -> Coffer {
+    async fn engine() -> Coffer {
         let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
-        let foundation = Foundation::assemble(
-            Arc::new(MemoryStorage::default()),
-            Arc::new(MemoryKeyring::default()),
-            None,
-            Vec::new(),
-        )
-        .await
-        .unwrap();
-        Coffer::assemble(foundation, &config).await.unwrap()
+        crate::memory::engine(&config).await.unwrap()
     }
 
     #[tokio::test]

@@ -183,23 +183,32 @@ async fn a_file_that_is_not_a_component_is_refused_clearly() {
     assert!(matches!(error, LoadError::Compile { .. }), "{error}");
 }
 
+/// A runtime compiling into (and loading from) the cache at `dir`.
+fn runtime_cached_in(dir: &std::path::Path) -> coffer_runtime::Runtime {
+    coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
+        cache_dir: Some(dir.to_path_buf()),
+    })
+    .unwrap()
+}
+
+/// Loads the hostile guest through a runtime caching in `dir`, and checks
+/// it is the hostile guest that answers.
+async fn load_hostile_cached_in(dir: &std::path::Path) {
+    let runtime = runtime_cached_in(dir);
+    let plugin = StoragePlugin::load(
+        &runtime,
+        common::spec("hostile-guest", &[], tight_limits()),
+        None,
+    )
+    .await
+    .unwrap();
+    still_serves(&plugin).await;
+}
+
 #[tokio::test]
 async fn compiled_components_are_cached_and_a_corrupt_entry_is_recompiled() {
     let cache = tempfile::tempdir().unwrap();
-    let load = || async {
-        let runtime = coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
-            cache_dir: Some(cache.path().to_path_buf()),
-        })
-        .unwrap();
-        let plugin = StoragePlugin::load(
-            &runtime,
-            common::spec("hostile-guest", &[], tight_limits()),
-            None,
-        )
-        .await
-        .unwrap();
-        still_serves(&plugin).await;
-    };
+    let load = || load_hostile_cached_in(cache.path());
     load().await;
     let entries = artifacts(cache.path());
     assert_eq!(entries.len(), 1, "one compiled artifact: {entries:?}");
@@ -224,12 +233,7 @@ fn artifacts(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn a_cached_artifact_of_another_component_is_never_run_in_its_place() {
     let cache = tempfile::tempdir().unwrap();
-    let runtime = || {
-        coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
-            cache_dir: Some(cache.path().to_path_buf()),
-        })
-        .unwrap()
-    };
+    let runtime = || runtime_cached_in(cache.path());
     // Cache storage-sql, then the hostile guest; remember which is which.
     let first = runtime();
     StoragePlugin::load(
@@ -277,18 +281,7 @@ async fn a_cache_directory_others_can_write_is_not_used() {
     use std::os::unix::fs::PermissionsExt;
     let cache = tempfile::tempdir().unwrap();
     std::fs::set_permissions(cache.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let runtime = coffer_runtime::Runtime::new(coffer_runtime::RuntimeOptions {
-        cache_dir: Some(cache.path().to_path_buf()),
-    })
-    .unwrap();
-    let plugin = StoragePlugin::load(
-        &runtime,
-        common::spec("hostile-guest", &[], tight_limits()),
-        None,
-    )
-    .await
-    .unwrap();
-    still_serves(&plugin).await;
+    load_hostile_cached_in(cache.path()).await;
     assert!(
         std::fs::read_dir(cache.path()).unwrap().next().is_none(),
         "nothing may be cached, or trusted, in a directory others can write"
