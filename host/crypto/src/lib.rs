@@ -41,6 +41,7 @@ pub mod lifecycle;
 pub mod prefix;
 pub mod record;
 pub mod sealed;
+pub mod sigv4;
 pub mod tink;
 #[cfg(feature = "envelope")]
 pub mod wrap;
