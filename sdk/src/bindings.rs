@@ -29,3 +29,20 @@ pub mod keyring_world {
         },
     });
 }
+
+/// The `kms-plugin` world.
+pub mod kms_world {
+    wit_bindgen::generate!({
+        world: "kms-plugin",
+        path: "../wit",
+        pub_export_macro: true,
+        default_bindings_module: "coffer_sdk::bindings::kms_world",
+        runtime_path: "coffer_sdk::wit_bindgen::rt",
+        with: {
+            "coffer:plugin/types@0.1.0": crate::bindings::storage_world::coffer::plugin::types,
+            "coffer:plugin/log@0.1.0": crate::bindings::storage_world::coffer::plugin::log,
+            "coffer:plugin/config@0.1.0": crate::bindings::storage_world::coffer::plugin::config,
+            "coffer:plugin/http@0.1.0": crate::bindings::storage_world::coffer::plugin::http,
+        },
+    });
+}

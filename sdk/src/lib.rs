@@ -1,7 +1,8 @@
 //! coffer-sdk: write a coffer backend as a WebAssembly component.
 //!
 //! A backend is one type implementing [`storage::Storage`] (or
-//! [`keyring::Keyring`]) and one macro call that exports it:
+//! [`keyring::Keyring`], or [`kms::Kms`]) and one macro call that exports
+//! it:
 //!
 //! ```ignore
 //! use coffer_sdk::Error;
@@ -30,8 +31,9 @@
 //! Give the crate `crate-type = ["cdylib"]`, build it with `cargo build
 //! --target wasm32-wasip2 --release` and point a `plugin` key in
 //! `coffer.toml` at the `.wasm`. The host capabilities a
-//! plugin may call are in [`config`], [`log`], [`sql`] (storage) and
-//! [`files`] (keyrings).
+//! plugin may call are in [`config`], [`log`], [`sql`] (storage),
+//! [`http`] (storage and KMS) and [`files`] (keyrings); each but `config`
+//! and `log` works only when the plugin's section grants it.
 
 extern crate self as coffer_sdk;
 
@@ -42,8 +44,10 @@ pub use wit_bindgen;
 pub mod bindings;
 pub mod config;
 pub mod files;
+pub mod http;
 mod instance;
 pub mod keyring;
+pub mod kms;
 pub mod log;
 pub mod sql;
 pub mod storage;

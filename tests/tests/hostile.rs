@@ -8,10 +8,12 @@ use coffer_e2e::server::plugin_dir;
 use reqwest::{Method, StatusCode};
 
 /// The hostile plugin as the server's storage, honest on its own SQLite
-/// database but for the keys that ask it to misbehave.
+/// database but for the keys that ask it to misbehave (its origin is one
+/// nothing listens on).
 fn hostile_config(dir: &std::path::Path, extra: &str) -> String {
     format!(
         "[audit]\nenabled = false\n[storage]\nplugin = {:?}\n[storage.sql]\nurl = {:?}\n\
+         [storage.http]\norigin = \"http://127.0.0.1:9\"\n\
          [storage.limits]\ncpu_ms = 200\ntimeout_ms = 1500\n{extra}",
         plugin_dir()
             .join("hostile-guest.wasm")

@@ -15,6 +15,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build") => build().map(|_| ()),
+        Some("components") => wasm::build_components(&wasm::all_components()),
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
                  build   build the coffer binary (release) and every plugin component\n\
+                 components  build the plugin components and the test guests only\n\
                  run     build, then start `coffer server` on the embedded default (extra args go to the server)\n\
                  test    install what the tests need and run every test (extra args go to the test runner)\n\
                  lint    cargo fmt --check and cargo clippy -D warnings\n\

@@ -1,6 +1,6 @@
-//! A storage and a keyring that live in memory, and an engine on them, for
-//! unit tests and fuzzing without plugins. Nothing is persisted: never a
-//! backend.
+//! A storage, a keyring and a KMS that live in memory, and an engine on
+//! them, for unit tests and fuzzing without plugins. Nothing is persisted:
+//! never a backend.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -9,20 +9,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use coffer_crypto::tink::TinkKeyset;
-use coffer_runtime::{Entry, Expected, GuestError, Keyring, Page, PluginError, Storage};
+use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, tink_key_id};
+use coffer_runtime::{
+    Entry, Expected, GuestError, Keyring, Kms, KmsKey, KmsWrapped, Page, PluginError, Storage,
+};
+use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::keys::RootSource;
 use crate::service::{Coffer, Foundation, StartError};
 
 /// An engine of `config` on a fresh in-memory storage and keyring.
 pub async fn engine(config: &Config) -> Result<Coffer, StartError> {
-    let foundation = Foundation::assemble(
-        Arc::new(MemoryStorage::default()),
-        Arc::new(MemoryKeyring::default()),
-        None,
-        Vec::new(),
-    )
-    .await?;
+    let root = RootSource::Keyring(Arc::new(MemoryKeyring::default()));
+    engine_on(config, Arc::new(MemoryStorage::default()), root).await
+}
+
+/// An engine of `config` on `storage` and `root`.
+pub async fn engine_on(
+    config: &Config,
+    storage: Arc<dyn Storage>,
+    root: RootSource,
+) -> Result<Coffer, StartError> {
+    let foundation = Foundation::assemble(storage, root, None, Vec::new()).await?;
     Coffer::assemble(foundation, config).await
 }
 
@@ -154,5 +163,95 @@ impl Keyring for MemoryKeyring {
     async fn store(&self, keyset: &TinkKeyset) -> Result<(), PluginError> {
         *lock(&self.keyset) = Some(keyset.clone());
         Ok(())
+    }
+}
+
+/// A KMS whose key versions live in memory, counting the calls it serves.
+pub struct MemoryKms {
+    versions: Mutex<Vec<Arc<WrappingKey>>>,
+    calls: AtomicU64,
+}
+
+impl Default for MemoryKms {
+    fn default() -> Self {
+        let kms = MemoryKms {
+            versions: Mutex::new(Vec::new()),
+            calls: AtomicU64::new(0),
+        };
+        kms.add_version();
+        kms
+    }
+}
+
+impl MemoryKms {
+    /// Calls served so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn add_version(&self) -> KmsKey {
+        let mut versions = lock(&self.versions);
+        let version = u32::try_from(versions.len() + 1).unwrap_or(u32::MAX);
+        let material = KeyMaterial::generate(Algorithm::Aes256Gcm);
+        versions.push(Arc::new(WrappingKey::new(
+            version,
+            OutputPrefix::Tink,
+            material,
+        )));
+        key(version)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn key(version: u32) -> KmsKey {
+    KmsKey {
+        name: "memory".to_owned(),
+        version,
+    }
+}
+
+fn kms_error(error: GuestError) -> PluginError {
+    PluginError::Guest {
+        plugin: "memory-kms".to_owned(),
+        error,
+    }
+}
+
+#[async_trait::async_trait]
+impl Kms for MemoryKms {
+    async fn describe(&self) -> Result<KmsKey, PluginError> {
+        self.count();
+        Ok(key(
+            u32::try_from(lock(&self.versions).len()).unwrap_or(u32::MAX)
+        ))
+    }
+
+    async fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<KmsWrapped, PluginError> {
+        self.count();
+        let current = lock(&self.versions).last().cloned();
+        let current = current.ok_or_else(|| kms_error(GuestError::NotFound))?;
+        Ok(KmsWrapped {
+            blob: current.wrap(plaintext, aad),
+            version: current.id,
+        })
+    }
+
+    async fn unwrap(&self, blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, PluginError> {
+        self.count();
+        let invalid = || kms_error(GuestError::Invalid("the blob does not unwrap".to_owned()));
+        let version = tink_key_id(blob).map_err(|_| invalid())?;
+        let key = lock(&self.versions)
+            .get(version.wrapping_sub(1) as usize)
+            .cloned()
+            .ok_or_else(invalid)?;
+        key.unwrap(blob, aad).map_err(|_| invalid())
+    }
+
+    async fn rotate(&self) -> Result<KmsKey, PluginError> {
+        self.count();
+        Ok(self.add_version())
     }
 }

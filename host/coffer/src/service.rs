@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_crypto::RecordKey;
-use coffer_runtime::{Keyring, Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
+use coffer_runtime::{Runtime, RuntimeOptions, SqlPool, Storage, create_private_dir};
 use zeroize::Zeroizing;
 
 use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::config::Config;
-use crate::keys::{DataKeys, Kek, RootKeys, system_key};
+use crate::keys::{DataKeys, RootKeys, RootSource, system_key};
 use crate::maintenance::{Janitor, KeyAdmin, Lease};
 use crate::plugins::{self, PluginInfo};
 use crate::pseudonyms::Pseudonyms;
@@ -39,8 +39,6 @@ pub struct Foundation {
     pub plugins: Vec<PluginInfo>,
     /// The database the host lends the storage plugin, if any.
     pub sql: Option<Arc<SqlPool>>,
-    /// Kept so the engine (and its epoch ticker) lives as long as the plugins.
-    _runtime: Option<Runtime>,
 }
 
 impl Foundation {
@@ -63,44 +61,68 @@ impl Foundation {
         let (storage, sql) = plugins::load_storage(&runtime, config)
             .await
             .map_err(|e| StartError(e.to_string()))?;
-        let keyring = plugins::load_keyring(&runtime, config)
+        // A missing table or mount, or a refused credential, shows here,
+        // named, rather than as the first failed read.
+        storage
+            .get(crate::store::layout::HEALTH_PROBE)
             .await
-            .map_err(|e| StartError(e.to_string()))?;
-        let plugins = vec![
-            PluginInfo {
-                kind: "storage",
-                name: storage.name().to_owned(),
-                sha256: storage.sha256().to_owned(),
-            },
-            PluginInfo {
-                kind: "keyring",
-                name: keyring.name().to_owned(),
-                sha256: keyring.sha256().to_owned(),
-            },
-        ];
-        if config.keyring.is_none() {
-            tracing::warn!(
-                keyset = %config.default_keyset_path().display(),
-                "the root keyset sits next to the data it protects: fine for development, \
-                 not for production (configure [keyring] with a key kept elsewhere)"
-            );
-        }
-        let mut foundation =
-            Foundation::assemble(Arc::new(storage), Arc::new(keyring), sql, plugins).await?;
-        foundation._runtime = Some(runtime);
-        Ok(foundation)
+            .map_err(|e| StartError(format!("storage: {e}")))?;
+        let mut plugins = vec![PluginInfo {
+            kind: "storage",
+            name: storage.name().to_owned(),
+            sha256: storage.sha256().to_owned(),
+        }];
+        let root = match &config.kms {
+            Some(section) => {
+                let kms = plugins::load_kms(&runtime, config, section)
+                    .await
+                    .map_err(|e| StartError(e.to_string()))?;
+                plugins.push(PluginInfo {
+                    kind: "kms",
+                    name: kms.name().to_owned(),
+                    sha256: kms.sha256().to_owned(),
+                });
+                RootSource::Kms(Arc::new(kms))
+            }
+            None => {
+                let keyring = plugins::load_keyring(&runtime, config)
+                    .await
+                    .map_err(|e| StartError(e.to_string()))?;
+                plugins.push(PluginInfo {
+                    kind: "keyring",
+                    name: keyring.name().to_owned(),
+                    sha256: keyring.sha256().to_owned(),
+                });
+                if config.keyring.is_none() {
+                    tracing::warn!(
+                        keyset = %config.default_keyset_path().display(),
+                        "the root keyset sits next to the data it protects: fine for \
+                         development, not for production (configure [keyring] with a key kept \
+                         elsewhere, or [kms])"
+                    );
+                }
+                RootSource::Keyring(Arc::new(keyring))
+            }
+        };
+        Foundation::assemble(Arc::new(storage), root, sql, plugins).await
     }
 
-    /// The foundation over a storage and a keyring already running.
+    /// The foundation over a storage and a root (keyring or KMS) already
+    /// running.
     pub async fn assemble(
         storage: Arc<dyn Storage>,
-        keyring: Arc<dyn Keyring>,
+        root: RootSource,
         sql: Option<Arc<SqlPool>>,
         plugins: Vec<PluginInfo>,
     ) -> Result<Foundation, StartError> {
-        let (kek, created) = Kek::load_or_create(keyring.as_ref())
+        let section = match root {
+            RootSource::Keyring(_) => "keyring",
+            RootSource::Kms(_) => "kms",
+        };
+        let (root, created) = RootKeys::open(root)
             .await
-            .map_err(|e| StartError(format!("keyring: {e}")))?;
+            .map_err(|e| StartError(format!("{section}: {e}")))?;
+        let kek = root.current();
         if created {
             tracing::warn!(
                 "created a new root keyset through the keyring plugin; back it up: without it \
@@ -120,13 +142,12 @@ impl Foundation {
         let store = Arc::new(Store::new(storage.clone(), records_key, names.clone()));
         Ok(Foundation {
             storage,
-            root: Arc::new(RootKeys::new(keyring, kek)),
+            root: Arc::new(root),
             store,
             names,
             audit_key,
             plugins,
             sql,
-            _runtime: None,
         })
     }
 }
@@ -303,5 +324,41 @@ mod tests {
             .expect("a write waited on itself");
         let value = coffer.secrets.get("ns-1999", "first", None).await.unwrap();
         assert_eq!(value.value.as_slice(), b"v");
+    }
+
+    #[tokio::test]
+    async fn a_kms_root_wraps_data_keys_rotates_and_costs_no_call_per_read() {
+        use crate::memory::{MemoryKms, MemoryStorage};
+        let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
+        let storage = Arc::new(MemoryStorage::default());
+        let kms = Arc::new(MemoryKms::default());
+        let open =
+            || crate::memory::engine_on(&config, storage.clone(), RootSource::Kms(kms.clone()));
+        let coffer = open().await.unwrap();
+        coffer.secrets.put("app", "db", b"v1", None).await.unwrap();
+        let warm = kms.calls();
+        for _ in 0..1_000 {
+            coffer.secrets.get("app", "db", None).await.unwrap();
+        }
+        assert_eq!(
+            kms.calls(),
+            warm,
+            "cached data keys: reads cost no KMS call"
+        );
+
+        let status = coffer.keys.kek_status().await.unwrap();
+        assert_eq!((status.root, status.primary_key_id), ("kms", 1));
+        let report = coffer.keys.kek_rotate().await.unwrap();
+        assert_eq!(report.primary_key_id, 2);
+        assert_eq!(report.data_keys_rewrapped, 1);
+        assert_eq!(report.system_keys_rewrapped, 2);
+        let status = coffer.keys.kek_status().await.unwrap();
+        assert_eq!(status.pending_rewrap, 0);
+
+        // Another engine on the same storage and KMS reads it all back.
+        drop(coffer);
+        let coffer = open().await.unwrap();
+        let value = coffer.secrets.get("app", "db", None).await.unwrap();
+        assert_eq!(value.value.as_slice(), b"v1");
     }
 }

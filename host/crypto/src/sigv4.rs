@@ -61,13 +61,20 @@ pub struct Signed {
 
 /// Signs `request` at `amz_date` (`20150830T123600Z`). The headers given
 /// are all signed, with `x-amz-date` (and the session token) added.
-pub fn sign(request: &Request<'_>, scope: &Scope, credentials: &Credentials, amz_date: &str) -> Signed {
+pub fn sign(
+    request: &Request<'_>,
+    scope: &Scope,
+    credentials: &Credentials,
+    amz_date: &str,
+) -> Signed {
     let date = &amz_date[..amz_date.len().min(8)];
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), canonical_value(value)))
-        .filter(|(name, _)| name != "x-amz-date" && name != "x-amz-security-token" && name != "authorization")
+        .filter(|(name, _)| {
+            name != "x-amz-date" && name != "x-amz-security-token" && name != "authorization"
+        })
         .collect();
     headers.push(("x-amz-date".to_owned(), amz_date.to_owned()));
     if let Some(token) = &credentials.session_token {
@@ -142,7 +149,8 @@ pub fn amz_date(unix_seconds: u64) -> String {
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -229,7 +237,9 @@ mod tests {
     fn suite(method: &str, path: &str, query: &str) -> String {
         let credentials = Credentials {
             access_key_id: "AKIDEXAMPLE".to_owned(),
-            secret_access_key: Zeroizing::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned()),
+            secret_access_key: Zeroizing::new(
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_owned(),
+            ),
             session_token: None,
         };
         let scope = Scope {
@@ -283,8 +293,14 @@ mod tests {
             service: "dynamodb".to_owned(),
         };
         let headers = [
-            ("host".to_owned(), "dynamodb.eu-west-1.amazonaws.com".to_owned()),
-            ("X-Amz-Target".to_owned(), "DynamoDB_20120810.GetItem".to_owned()),
+            (
+                "host".to_owned(),
+                "dynamodb.eu-west-1.amazonaws.com".to_owned(),
+            ),
+            (
+                "X-Amz-Target".to_owned(),
+                "DynamoDB_20120810.GetItem".to_owned(),
+            ),
         ];
         let request = Request {
             method: "POST",
@@ -295,10 +311,13 @@ mod tests {
         };
         let signed = sign(&request, &scope, &credentials, "20261202T080000Z");
         let authorization = &signed.headers.last().unwrap().1;
-        assert!(authorization.starts_with(
-            "AWS4-HMAC-SHA256 Credential=AKID/20261202/eu-west-1/dynamodb/aws4_request, \
+        assert!(
+            authorization.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKID/20261202/eu-west-1/dynamodb/aws4_request, \
              SignedHeaders=host;x-amz-date;x-amz-security-token;x-amz-target, Signature="
-        ), "{authorization}");
+            ),
+            "{authorization}"
+        );
         assert!(!format!("{credentials:?}").contains("secret"));
     }
 

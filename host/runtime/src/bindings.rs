@@ -13,6 +13,7 @@ wasmtime::component::bindgen!({
             import coffer:plugin/config@0.1.0;
             import coffer:plugin/sql@0.1.0;
             import coffer:plugin/files@0.1.0;
+            import coffer:plugin/http@0.1.0;
             export coffer:plugin/storage@0.1.0;
             export coffer:plugin/keyring@0.1.0;
             export coffer:plugin/kms@0.1.0;
@@ -23,5 +24,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use coffer::plugin::{config, files, log, sql, types};
-pub use exports::coffer::plugin::{keyring, storage};
+pub use coffer::plugin::{config, files, http, log, sql, types};
+pub use exports::coffer::plugin::{keyring, kms, storage};

@@ -1,5 +1,8 @@
-//! The one wasmtime engine of a coffer process and the ticker that bounds
-//! CPU time through epoch interruption.
+//! The one wasmtime engine of a coffer process, its cache of compiled
+//! components, and the ticker that bounds CPU time through epoch
+//! interruption. Every plugin loaded from a [`Runtime`] holds a share of
+//! it, so the engine and its ticker live exactly as long as the last
+//! plugin: nothing has to be kept alive by hand.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,8 +28,15 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
-/// The plugin runtime: engine, component cache and epoch ticker.
+/// The plugin runtime: engine, component cache and epoch ticker. Cheap to
+/// clone; plugins loaded from it keep it running.
+#[derive(Clone)]
 pub struct Runtime {
+    pub(crate) core: Arc<Core>,
+}
+
+/// What every plugin of a runtime shares.
+pub(crate) struct Core {
     pub(crate) engine: Engine,
     pub(crate) cache: ComponentCache,
     ticker: Ticker,
@@ -42,14 +52,16 @@ impl Runtime {
         let ticker = Ticker::start(engine.clone())
             .map_err(|e| LoadError::Engine(format!("cannot start the epoch ticker: {e}")))?;
         Ok(Runtime {
-            engine,
-            cache,
-            ticker,
+            core: Arc::new(Core {
+                engine,
+                cache,
+                ticker,
+            }),
         })
     }
 }
 
-impl Drop for Runtime {
+impl Drop for Core {
     fn drop(&mut self) {
         self.ticker.stop();
     }

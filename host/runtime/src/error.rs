@@ -112,12 +112,9 @@ pub enum LoadError {
         path: String,
         detail: String,
     },
-    #[error("plugin {plugin} imports {import}, which {kind} plugins are not granted")]
-    NotGranted {
-        plugin: String,
-        kind: &'static str,
-        import: String,
-    },
+    /// `refusal` names the import and why it is refused.
+    #[error("plugin {plugin} imports {refusal}")]
+    NotGranted { plugin: String, refusal: String },
     #[error("plugin {plugin} does not export {interface}: is it the right kind of plugin?")]
     MissingExport {
         plugin: String,

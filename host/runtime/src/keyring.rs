@@ -32,7 +32,7 @@ pub struct KeyringPlugin {
 impl KeyringPlugin {
     /// Loads a keyring plugin and starts one instance to prove it can run.
     pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Result<KeyringPlugin, LoadError> {
-        let prepared = runtime.prepare(spec, PluginKind::Keyring, None)?;
+        let prepared = runtime.prepare(spec, PluginKind::Keyring)?;
         let pool = Pool::start(
             prepared,
             "coffer:plugin/keyring",

@@ -2,7 +2,7 @@
 //!
 //! One [`Runtime`] owns the wasmtime engine, the on-disk cache of compiled
 //! components and the epoch ticker that bounds CPU time. Plugins loaded from it
-//! are exposed as plain Rust traits ([`Storage`], [`Keyring`]); nothing here
+//! are exposed as plain Rust traits ([`Storage`], [`Keyring`], [`Kms`]); nothing here
 //! knows what a secret is.
 //!
 //! Every plugin runs in its own store with only the capabilities its
@@ -19,6 +19,7 @@ mod capabilities;
 mod engine;
 mod error;
 pub mod keyring;
+pub mod kms;
 mod limits;
 mod plugin;
 mod pool;
@@ -27,11 +28,14 @@ pub mod storage;
 mod text;
 
 pub use cache::create_private_dir;
+pub use capabilities::Grants;
 pub use capabilities::files::{FileGrant, MAX_FILE_BYTES};
+pub use capabilities::http::{HttpAuth, HttpClient, HttpGrant};
 pub use capabilities::sql::{SqlDialect, SqlPool};
 pub use engine::{Runtime, RuntimeOptions};
 pub use error::{GuestError, LoadError, PluginError, PluginFailure};
 pub use keyring::{Keyring, KeyringPlugin};
+pub use kms::{Kms, KmsKey, KmsPlugin, KmsWrapped};
 pub use limits::Limits;
 pub use plugin::{PluginKind, PluginSpec};
 pub use storage::{Entry, Expected, Page, Storage, StoragePlugin};

@@ -8,21 +8,19 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use wasmtime::component::{Component, InstancePre, Linker, types::ComponentItem};
+use wasmtime::component::{Component, InstancePre, types::ComponentItem};
 use wasmtime::{Store, UpdateDeadline};
 
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
-use zeroize::Zeroizing;
 
-use crate::capabilities::files::FileGrant;
 use crate::capabilities::log::LogBudget;
-use crate::capabilities::{self, sql::SqlPool};
-use crate::engine::{EPOCH_TICK, Runtime};
+use crate::capabilities::{self, Grants};
+use crate::engine::{Core, EPOCH_TICK, Runtime};
 use crate::error::LoadError;
 use crate::limits::{Limits, MAX_MEMORY_BYTES};
 use crate::state::{MemoryLimiter, PluginState};
 
-/// What a plugin is for; decides which imports it may have.
+/// What a plugin is for; decides which capabilities it may import.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PluginKind {
     Storage,
@@ -38,29 +36,6 @@ impl PluginKind {
             PluginKind::Kms => "kms",
         }
     }
-
-    /// Whether a component of this kind may import interface `name`. WASI's
-    /// cli/io/random/clocks/filesystem/sockets are what Rust's standard
-    /// library links against; they grant nothing by themselves (no
-    /// environment, arguments, preopens or sockets are configured unless
-    /// granted). Only storage plugins may import `sql`, only keyrings
-    /// `files`.
-    fn may_import(self, name: &str) -> bool {
-        const EVERY_KIND: &[&str] = &[
-            "wasi:cli/",
-            "wasi:io/",
-            "wasi:random/",
-            "wasi:clocks/",
-            "wasi:filesystem/",
-            "wasi:sockets/",
-            "coffer:plugin/types",
-            "coffer:plugin/log",
-            "coffer:plugin/config",
-        ];
-        EVERY_KIND.iter().any(|prefix| name.starts_with(prefix))
-            || (self == PluginKind::Storage && name.starts_with("coffer:plugin/sql"))
-            || (self == PluginKind::Keyring && name.starts_with("coffer:plugin/files"))
-    }
 }
 
 /// Everything needed to load one plugin.
@@ -74,19 +49,13 @@ pub struct PluginSpec {
     /// The plugin's `config` table, every value as a string.
     pub config: BTreeMap<String, String>,
     pub limits: Limits,
-    /// Files lent to the plugin by name (keyrings only).
-    pub files: Vec<FileGrant>,
-    /// Whether the plugin may read the real time. Without it, its wall and
-    /// monotonic clocks stand still at zero (timers still fire).
-    pub clock: bool,
-    /// Environment variables (name, value) the plugin sees; it sees no
-    /// other. Values may be secrets: `Debug` shows the names only.
-    pub env: Vec<(String, Zeroizing<String>)>,
+    /// What its section grants beyond `log` and `config`.
+    pub grants: Grants,
 }
 
 impl std::fmt::Debug for PluginSpec {
-    // Plugin configuration holds credentials (tokens, access keys): show
-    // which keys are set, never their values.
+    // Plugin configuration may hold credentials: show which keys are set,
+    // never their values.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginSpec")
             .field("name", &self.name)
@@ -94,28 +63,22 @@ impl std::fmt::Debug for PluginSpec {
             .field("sha256", &self.sha256)
             .field("config_keys", &self.config.keys().collect::<Vec<_>>())
             .field("limits", &self.limits)
-            .field("files", &self.files)
-            .field("clock", &self.clock)
-            .field(
-                "env_names",
-                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
-            )
+            .field("grants", &self.grants)
             .finish()
     }
 }
 
-/// A compiled, linked plugin ready to be instantiated.
+/// A compiled, linked plugin ready to be instantiated. It holds a share of
+/// the runtime, so the engine and its ticker outlive it.
 pub(crate) struct Prepared {
     pub name: Arc<str>,
     pub sha256: String,
     pub instance_pre: InstancePre<PluginState>,
     pub limits: Limits,
     config: Arc<BTreeMap<String, String>>,
-    files: Arc<[FileGrant]>,
-    clock: bool,
-    env: Vec<(String, Zeroizing<String>)>,
-    sql: Option<Arc<SqlPool>>,
+    grants: Arc<Grants>,
     log_budget: Arc<LogBudget>,
+    _core: Arc<Core>,
 }
 
 impl Runtime {
@@ -124,7 +87,6 @@ impl Runtime {
         &self,
         spec: PluginSpec,
         kind: PluginKind,
-        sql: Option<Arc<SqlPool>>,
     ) -> Result<Prepared, LoadError> {
         let plugin = spec.name.clone();
         let path = spec.wasm_path.display().to_string();
@@ -150,25 +112,20 @@ impl Runtime {
                 actual: sha256,
             });
         }
+        let engine = &self.core.engine;
         let component =
-            self.cache
-                .load(&self.engine, &wasm, &sha256)
+            self.core
+                .cache
+                .load(engine, &wasm, &sha256)
                 .map_err(|e| LoadError::Compile {
                     plugin: plugin.clone(),
                     path: path.clone(),
                     detail: format!("{e:#}"),
                 })?;
-        self.check_imports(&component, kind, &plugin)?;
-        if kind != PluginKind::Keyring && !spec.files.is_empty() {
-            return Err(LoadError::Grant {
-                plugin,
-                detail: format!("{} plugins cannot be granted files", kind.as_str()),
-            });
-        }
+        check_imports(engine, &component, kind, &spec.grants, &plugin)?;
 
-        let linker = self
-            .linker(kind)
-            .map_err(|e| LoadError::Engine(format!("{e:#}")))?;
+        let linker =
+            capabilities::linker(engine, kind).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Compile {
@@ -182,46 +139,35 @@ impl Runtime {
             instance_pre,
             limits: spec.limits,
             config: Arc::new(spec.config),
-            files: spec.files.into(),
-            clock: spec.clock,
-            env: spec.env,
-            sql,
+            grants: Arc::new(spec.grants),
             log_budget: Arc::new(LogBudget::default()),
+            _core: self.core.clone(),
         })
     }
+}
 
-    /// Refuses a component that imports anything its kind is not granted,
-    /// naming the import, before wasmtime's less readable link error.
-    fn check_imports(
-        &self,
-        component: &Component,
-        kind: PluginKind,
-        plugin: &str,
-    ) -> Result<(), LoadError> {
-        for (name, item) in component.component_type().imports(&self.engine) {
-            let is_interface = matches!(item.ty, ComponentItem::ComponentInstance(_));
-            if !is_interface || !kind.may_import(name) {
-                return Err(LoadError::NotGranted {
-                    plugin: plugin.to_owned(),
-                    kind: kind.as_str(),
-                    import: name.to_owned(),
-                });
-            }
+/// Refuses a component that imports anything its kind and grants do not
+/// allow, naming the import, before wasmtime's less readable link error.
+fn check_imports(
+    engine: &wasmtime::Engine,
+    component: &Component,
+    kind: PluginKind,
+    grants: &Grants,
+    plugin: &str,
+) -> Result<(), LoadError> {
+    for (name, item) in component.component_type().imports(engine) {
+        let refusal = match item.ty {
+            ComponentItem::ComponentInstance(_) => capabilities::refusal(name, kind, grants),
+            _ => Some(format!("{name}, which is not an interface")),
+        };
+        if let Some(refusal) = refusal {
+            return Err(LoadError::NotGranted {
+                plugin: plugin.to_owned(),
+                refusal,
+            });
         }
-        Ok(())
     }
-
-    fn linker(&self, kind: PluginKind) -> wasmtime::Result<Linker<PluginState>> {
-        let mut linker = Linker::new(&self.engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        capabilities::add_common(&mut linker)?;
-        match kind {
-            PluginKind::Storage => capabilities::add_sql(&mut linker)?,
-            PluginKind::Keyring => capabilities::add_files(&mut linker)?,
-            PluginKind::Kms => {}
-        }
-        Ok(linker)
-    }
+    Ok(())
 }
 
 impl Prepared {
@@ -231,17 +177,17 @@ impl Prepared {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        if !self.clock {
+        if !self.grants.clock {
             wasi.wall_clock(StoppedClock).monotonic_clock(StoppedClock);
         }
-        for (name, value) in &self.env {
+        for (name, value) in &self.grants.env {
             wasi.env(name, value.as_str());
         }
         let state = PluginState {
             plugin: self.name.clone(),
             config: self.config.clone(),
-            sql: self.sql.clone(),
-            files: self.files.clone(),
+            grants: self.grants.clone(),
+            deadline: tokio::time::Instant::now(),
             log_budget: self.log_budget.clone(),
             wasi: wasi.build(),
             table: wasmtime::component::ResourceTable::new(),
@@ -265,14 +211,19 @@ impl Prepared {
             // wall-clock deadline fire even while a guest spins.
             Ok(UpdateDeadline::Yield(1))
         });
-        self.arm(&mut store);
+        self.arm(
+            &mut store,
+            tokio::time::Instant::now() + self.limits.call_timeout,
+        );
         Ok(store)
     }
 
-    /// Gives the next call a full CPU budget.
-    pub fn arm(&self, store: &mut Store<PluginState>) {
+    /// Gives the next call a full CPU budget and the deadline the host
+    /// bounds the work it does on the call's behalf by.
+    pub fn arm(&self, store: &mut Store<PluginState>, deadline: tokio::time::Instant) {
         let ticks = self.limits.cpu_time.as_millis() / EPOCH_TICK.as_millis();
         let state = store.data_mut();
+        state.deadline = deadline;
         state.cpu_ticks_left = u64::try_from(ticks).unwrap_or(u64::MAX).max(1);
         state.cpu_exhausted = false;
         store.set_epoch_deadline(1);

@@ -113,7 +113,7 @@ impl<G: Send + 'static> Pool<G> {
                 Some(warm) => warm,
                 None => self.instantiate().await?,
             };
-            self.prepared.arm(&mut warm.store);
+            self.prepared.arm(&mut warm.store, deadline);
             match call(&mut warm).await {
                 Ok(value) => Ok((value, warm)),
                 Err(error) => Err(self.classify(&warm.store, error)),

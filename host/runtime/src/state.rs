@@ -7,17 +7,18 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::capabilities::files::FileGrant;
+use crate::capabilities::Grants;
 use crate::capabilities::log::LogBudget;
-use crate::capabilities::sql::SqlPool;
 
 /// Per-instance store data.
 pub struct PluginState {
     pub(crate) plugin: Arc<str>,
     pub(crate) config: Arc<BTreeMap<String, String>>,
-    pub(crate) sql: Option<Arc<SqlPool>>,
-    /// The files the plugin may read (and perhaps write), by name.
-    pub(crate) files: Arc<[FileGrant]>,
+    /// What the plugin's section grants it.
+    pub(crate) grants: Arc<Grants>,
+    /// When the current call must be done; work the host does for it (a
+    /// query, a request) stops there too.
+    pub(crate) deadline: tokio::time::Instant,
     /// What the plugin may still log (shared by all its instances).
     pub(crate) log_budget: Arc<LogBudget>,
     pub(crate) wasi: WasiCtx,

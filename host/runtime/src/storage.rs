@@ -1,9 +1,6 @@
 //! The `Storage` trait the host uses, and its implementation by a plugin.
 
-use std::sync::Arc;
-
 use crate::bindings::storage as wit;
-use crate::capabilities::sql::SqlPool;
 use crate::engine::Runtime;
 use crate::error::{LoadError, PluginError};
 use crate::plugin::{PluginKind, PluginSpec};
@@ -55,14 +52,10 @@ pub struct StoragePlugin {
 }
 
 impl StoragePlugin {
-    /// Loads a storage plugin, lending it `sql` when granted, and starts one
+    /// Loads a storage plugin with the grants of `spec` and starts one
     /// instance to prove it can run.
-    pub async fn load(
-        runtime: &Runtime,
-        spec: PluginSpec,
-        sql: Option<Arc<SqlPool>>,
-    ) -> Result<StoragePlugin, LoadError> {
-        let prepared = runtime.prepare(spec, PluginKind::Storage, sql)?;
+    pub async fn load(runtime: &Runtime, spec: PluginSpec) -> Result<StoragePlugin, LoadError> {
+        let prepared = runtime.prepare(spec, PluginKind::Storage)?;
         let pool = Pool::start(
             prepared,
             "coffer:plugin/storage",

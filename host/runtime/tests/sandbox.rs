@@ -23,12 +23,11 @@ fn tight_limits() -> Limits {
     }
 }
 
-async fn hostile(limits: Limits) -> (coffer_runtime::Runtime, StoragePlugin) {
-    let runtime = common::runtime();
-    let plugin = StoragePlugin::load(&runtime, common::spec("hostile-guest", &[], limits), None)
-        .await
-        .unwrap();
-    (runtime, plugin)
+/// The hostile guest, and the directory of the database it is lent.
+async fn hostile(limits: Limits) -> (tempfile::TempDir, StoragePlugin) {
+    let (dir, spec) = common::hostile_spec(limits).await;
+    let plugin = StoragePlugin::load(&common::runtime(), spec).await.unwrap();
+    (dir, plugin)
 }
 
 fn failure(error: PluginError) -> PluginFailure {
@@ -48,7 +47,7 @@ async fn still_serves(plugin: &StoragePlugin) {
 
 #[tokio::test]
 async fn an_endless_loop_exhausts_its_cpu_budget_and_the_plugin_keeps_serving() {
-    let (_rt, plugin) = hostile(tight_limits()).await;
+    let (_db, plugin) = hostile(tight_limits()).await;
     let error = plugin.get("loop").await.unwrap_err();
     assert_eq!(
         failure(error),
@@ -59,7 +58,7 @@ async fn an_endless_loop_exhausts_its_cpu_budget_and_the_plugin_keeps_serving() 
 
 #[tokio::test]
 async fn a_memory_bomb_hits_the_memory_limit() {
-    let (_rt, plugin) = hostile(tight_limits()).await;
+    let (_db, plugin) = hostile(tight_limits()).await;
     let error = plugin.get("oom").await.unwrap_err();
     assert_eq!(failure(error), PluginFailure::OutOfMemory(32 << 20));
     still_serves(&plugin).await;
@@ -67,7 +66,7 @@ async fn a_memory_bomb_hits_the_memory_limit() {
 
 #[tokio::test]
 async fn a_panic_traps_and_the_instance_is_replaced() {
-    let (_rt, plugin) = hostile(Limits {
+    let (_db, plugin) = hostile(Limits {
         max_instances: 1,
         ..tight_limits()
     })
@@ -90,7 +89,7 @@ async fn a_panic_traps_and_the_instance_is_replaced() {
 
 #[tokio::test]
 async fn a_call_that_blocks_is_cut_off_at_the_deadline() {
-    let (_rt, plugin) = hostile(Limits {
+    let (_db, plugin) = hostile(Limits {
         call_timeout: Duration::from_millis(300),
         ..tight_limits()
     })
@@ -106,11 +105,11 @@ async fn a_call_that_blocks_is_cut_off_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn plugins_get_no_filesystem_environment_network_or_database_by_default() {
-    let (_rt, plugin) = hostile(tight_limits()).await;
+async fn plugins_get_no_filesystem_environment_or_network_by_default() {
+    let (_db, plugin) = hostile(tight_limits()).await;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let connect = format!("connect:{}", listener.local_addr().unwrap());
-    for key in ["read-file", "read-env", connect.as_str(), "sql"] {
+    for key in ["read-file", "read-env", connect.as_str()] {
         let error = plugin.get(key).await.unwrap_err();
         assert!(
             matches!(error.guest(), Some(GuestError::Denied(_))),
@@ -121,7 +120,7 @@ async fn plugins_get_no_filesystem_environment_network_or_database_by_default() 
 
 #[tokio::test]
 async fn misbehaving_calls_do_not_disturb_concurrent_good_ones() {
-    let (_rt, plugin) = hostile(tight_limits()).await;
+    let (_db, plugin) = hostile(tight_limits()).await;
     let plugin = Arc::new(plugin);
     let mut tasks = Vec::new();
     for i in 0..24 {
@@ -146,11 +145,25 @@ async fn misbehaving_calls_do_not_disturb_concurrent_good_ones() {
 }
 
 #[tokio::test]
+async fn a_plugin_importing_a_capability_its_section_does_not_grant_is_refused() {
+    let spec = common::spec("hostile-guest", &[], tight_limits());
+    let error = StoragePlugin::load(&common::runtime(), spec)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(error, LoadError::NotGranted { .. }), "{error}");
+    let message = error.to_string();
+    assert!(
+        message.contains("coffer:plugin/sql") && message.contains("[<section>.sql]"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn a_sha256_pin_that_does_not_match_is_refused() {
-    let runtime = common::runtime();
-    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    let (_db, mut spec) = common::hostile_spec(tight_limits()).await;
     spec.sha256 = Some("00".repeat(32));
-    let error = StoragePlugin::load(&runtime, spec, None)
+    let error = StoragePlugin::load(&common::runtime(), spec)
         .await
         .err()
         .unwrap();
@@ -174,12 +187,9 @@ async fn a_file_that_is_not_a_component_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("junk.wasm");
     std::fs::write(&path, b"definitely not wasm").unwrap();
-    let mut spec = common::spec("hostile-guest", &[], tight_limits());
+    let (_db, mut spec) = common::hostile_spec(tight_limits()).await;
     spec.wasm_path = path;
-    let error = StoragePlugin::load(&runtime, spec, None)
-        .await
-        .err()
-        .unwrap();
+    let error = StoragePlugin::load(&runtime, spec).await.err().unwrap();
     assert!(matches!(error, LoadError::Compile { .. }), "{error}");
 }
 
@@ -194,14 +204,10 @@ fn runtime_cached_in(dir: &std::path::Path) -> coffer_runtime::Runtime {
 /// Loads the hostile guest through a runtime caching in `dir`, and checks
 /// it is the hostile guest that answers.
 async fn load_hostile_cached_in(dir: &std::path::Path) {
-    let runtime = runtime_cached_in(dir);
-    let plugin = StoragePlugin::load(
-        &runtime,
-        common::spec("hostile-guest", &[], tight_limits()),
-        None,
-    )
-    .await
-    .unwrap();
+    let (_db, spec) = common::hostile_spec(tight_limits()).await;
+    let plugin = StoragePlugin::load(&runtime_cached_in(dir), spec)
+        .await
+        .unwrap();
     still_serves(&plugin).await;
 }
 
@@ -235,22 +241,13 @@ async fn a_cached_artifact_of_another_component_is_never_run_in_its_place() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = || runtime_cached_in(cache.path());
     // Cache storage-sql, then the hostile guest; remember which is which.
+    let (_db, hostile_spec) = common::hostile_spec(tight_limits()).await;
+    let pool = hostile_spec.grants.sql.clone().unwrap();
+    let honest_spec = || common::storage_spec("storage-sql", &[], tight_limits(), pool.clone());
     let first = runtime();
-    StoragePlugin::load(
-        &first,
-        common::spec("storage-sql", &[], tight_limits()),
-        None,
-    )
-    .await
-    .unwrap();
+    StoragePlugin::load(&first, honest_spec()).await.unwrap();
     let honest = artifacts(cache.path()).pop().unwrap();
-    StoragePlugin::load(
-        &first,
-        common::spec("hostile-guest", &[], tight_limits()),
-        None,
-    )
-    .await
-    .unwrap();
+    StoragePlugin::load(&first, hostile_spec).await.unwrap();
     let hostile = artifacts(cache.path())
         .into_iter()
         .find(|p| *p != honest)
@@ -259,18 +256,14 @@ async fn a_cached_artifact_of_another_component_is_never_run_in_its_place() {
     // Whoever can write the cache plants the hostile native code under the
     // honest component's name: the pin on the .wasm must still hold.
     std::fs::copy(&hostile, &honest).unwrap();
-    let second = runtime();
-    let plugin = StoragePlugin::load(
-        &second,
-        common::spec("storage-sql", &[], tight_limits()),
+    let plugin = StoragePlugin::load(&runtime(), honest_spec())
+        .await
+        .unwrap();
+    // The hostile guest echoes keys without a slash; storage-sql has no
+    // such key.
+    assert_eq!(
+        plugin.get("hello").await.unwrap(),
         None,
-    )
-    .await
-    .unwrap();
-    // The hostile guest echoes keys without a slash; storage-sql, with no
-    // database granted, refuses every call.
-    assert!(
-        plugin.get("hello").await.is_err(),
         "the planted artifact ran instead of the pinned component"
     );
 }
@@ -317,7 +310,7 @@ async fn logged_while<F: std::future::Future>(work: F) -> (F::Output, usize) {
 #[tokio::test]
 async fn a_log_flood_is_cut_to_the_plugins_budget() {
     // CPU enough for 20,000 host calls; the budget is about bytes logged.
-    let (_rt, plugin) = hostile(Limits {
+    let (_db, plugin) = hostile(Limits {
         cpu_time: Duration::from_secs(10),
         call_timeout: Duration::from_secs(20),
         ..tight_limits()
@@ -342,7 +335,7 @@ fn keyring_spec(dir: &std::path::Path, writable: bool, probe: &str) -> coffer_ru
         &[("probe", probe), ("other_grant", "config")],
         tight_limits(),
     );
-    spec.files = vec![coffer_runtime::FileGrant {
+    spec.grants.files = vec![coffer_runtime::FileGrant {
         name: "keyset".to_owned(),
         path: dir.join("keyset.bin"),
         writable,
@@ -430,29 +423,24 @@ async fn plugins_see_the_real_time_only_when_granted() {
             .parse::<u64>()
             .unwrap()
     };
-    let stopped = StoragePlugin::load(
-        &runtime,
-        common::spec("hostile-guest", &[], tight_limits()),
-        None,
-    )
-    .await
-    .unwrap();
+    let (_db, spec) = common::hostile_spec(tight_limits()).await;
+    let stopped = StoragePlugin::load(&runtime, spec).await.unwrap();
     assert_eq!(seconds(stopped).await, 0);
-    let mut spec = common::spec("hostile-guest", &[], tight_limits());
-    spec.clock = true;
-    let granted = StoragePlugin::load(&runtime, spec, None).await.unwrap();
+    let (_db, mut spec) = common::hostile_spec(tight_limits()).await;
+    spec.grants.clock = true;
+    let granted = StoragePlugin::load(&runtime, spec).await.unwrap();
     assert!(seconds(granted).await > 1_700_000_000);
 }
 
 #[tokio::test]
 async fn plugins_see_only_the_environment_variables_granted_to_them() {
     let runtime = common::runtime();
-    let mut spec = common::spec("hostile-guest", &[], tight_limits());
-    spec.env = vec![(
+    let (_db, mut spec) = common::hostile_spec(tight_limits()).await;
+    spec.grants.env = vec![(
         "COFFER_SANDBOX_GRANTED".to_owned(),
         "visible".to_owned().into(),
     )];
-    let plugin = StoragePlugin::load(&runtime, spec, None).await.unwrap();
+    let plugin = StoragePlugin::load(&runtime, spec).await.unwrap();
     let granted = plugin.get("env:COFFER_SANDBOX_GRANTED").await.unwrap();
     assert_eq!(granted.unwrap().value, b"visible");
     // A variable the host has but did not grant stays invisible.

@@ -11,18 +11,14 @@ use std::time::Duration;
 use coffer_runtime::{GuestError, Limits, SqlPool, Storage, StoragePlugin};
 
 async fn sql_storage(url: &str, table: &str) -> Arc<dyn Storage> {
-    let runtime = Box::leak(Box::new(common::runtime()));
     let pool = Arc::new(
         SqlPool::connect(url, 8, Duration::from_secs(10))
             .await
             .unwrap(),
     );
-    let spec = common::spec("storage-sql", &[("table", table)], Limits::default());
-    Arc::new(
-        StoragePlugin::load(runtime, spec, Some(pool))
-            .await
-            .unwrap(),
-    )
+    let spec = common::storage_spec("storage-sql", &[("table", table)], Limits::default(), pool);
+    // The plugin keeps the runtime it was loaded from running.
+    Arc::new(StoragePlugin::load(&common::runtime(), spec).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,10 +56,8 @@ async fn a_granted_sqlite_database_cannot_reach_other_files() {
             .await
             .unwrap(),
     );
-    let spec = common::spec("hostile-guest", &[], Limits::default());
-    let plugin = StoragePlugin::load(&runtime, spec, Some(pool))
-        .await
-        .unwrap();
+    let spec = common::hostile_spec_with(pool, Limits::default()).await;
+    let plugin = StoragePlugin::load(&runtime, spec).await.unwrap();
 
     let evil = dir.path().join("evil.db");
     let copy = dir.path().join("copy.db");
@@ -101,28 +95,21 @@ fn rand_suffix() -> u64 {
 /// The hostile guest on a database of its own: `url`, at most one
 /// connection (so a connection it spoils is the one the next call gets),
 /// and calls cut off after `timeout`.
-async fn hostile_on(url: &str, timeout: Duration) -> (coffer_runtime::Runtime, StoragePlugin) {
-    let runtime = common::runtime();
+async fn hostile_on(url: &str, timeout: Duration) -> StoragePlugin {
     let pool = Arc::new(SqlPool::connect(url, 1, timeout).await.unwrap());
     let limits = Limits {
         call_timeout: timeout,
         ..Limits::default()
     };
-    let plugin = StoragePlugin::load(
-        &runtime,
-        common::spec("hostile-guest", &[], limits),
-        Some(pool),
-    )
-    .await
-    .unwrap();
-    (runtime, plugin)
+    let spec = common::hostile_spec_with(pool, limits).await;
+    StoragePlugin::load(&common::runtime(), spec).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_huge_value_is_refused_inside_sqlite_before_it_is_allocated() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-    let (_runtime, plugin) = hostile_on(&url, Duration::from_secs(10)).await;
+    let plugin = hostile_on(&url, Duration::from_secs(10)).await;
     let error = plugin
         .get("sql:SELECT zeroblob(999999999)")
         .await
@@ -142,7 +129,7 @@ async fn a_huge_value_is_refused_inside_sqlite_before_it_is_allocated() {
 async fn a_runaway_sqlite_query_is_stopped_at_the_call_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-    let (_runtime, plugin) = hostile_on(&url, Duration::from_millis(1500)).await;
+    let plugin = hostile_on(&url, Duration::from_millis(1500)).await;
     let endless = "sql:WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
                    SELECT count(*) FROM c";
     for _ in 0..3 {
@@ -164,7 +151,7 @@ async fn a_plugin_cannot_lift_the_statement_timeout_of_a_pooled_postgres_session
     let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(
         "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
     );
-    let (_runtime, plugin) = hostile_on(&url, Duration::from_millis(1500)).await;
+    let plugin = hostile_on(&url, Duration::from_millis(1500)).await;
     let marker = format!("runaway_{}", rand_suffix());
     plugin.get("sql:SET statement_timeout = 0").await.unwrap();
     plugin

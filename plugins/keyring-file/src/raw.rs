@@ -47,6 +47,7 @@ pub struct RawKek {
 impl RawKek {
     /// Reads and decodes the keys the configuration names.
     pub fn open() -> Result<Self, Error> {
+        warn_if_inline();
         let primary = configured("key")?.ok_or_else(|| {
             Error::Invalid("a rotation key needs a primary key: set `key` or `key_env`".to_owned())
         })?;
@@ -72,6 +73,23 @@ impl RawKek {
                 .map(RawKey::to_wire)
                 .collect(),
         }
+    }
+}
+
+/// A root key written into the configuration is readable by whoever reads
+/// the configuration: say so (never the key itself).
+fn warn_if_inline() {
+    let inline: Vec<&str> = ["key", "rotation_key"]
+        .into_iter()
+        .filter(|key| coffer_sdk::config::get(key).is_some())
+        .collect();
+    if !inline.is_empty() {
+        coffer_sdk::log::warn(&format!(
+            "the root key sits in the configuration (keyring.config.{}): whoever can read the \
+             config file can read every secret; prefer key_env with the variable granted in \
+             keyring.env",
+            inline.join(", keyring.config.")
+        ));
     }
 }
 

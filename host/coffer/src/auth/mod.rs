@@ -453,7 +453,7 @@ mod tests {
         let storage = Arc::new(MemoryStorage::default());
         let foundation = Foundation::assemble(
             storage.clone(),
-            Arc::new(MemoryKeyring::default()),
+            crate::keys::RootSource::Keyring(Arc::new(MemoryKeyring::default())),
             None,
             Vec::new(),
         )

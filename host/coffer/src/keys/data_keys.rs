@@ -28,6 +28,9 @@ use crate::store::{Change, Store, layout};
 
 /// Namespaces whose unwrapped keys stay in memory.
 const CACHED_SCOPES: u64 = 10_000;
+/// Times one re-wrap reads a scope again after writers raced it; what is
+/// left is the janitor's.
+const REWRAP_PASSES: usize = 3;
 
 /// The unwrapped keys of one scope.
 struct ScopeKeys {
@@ -84,17 +87,16 @@ impl DataKeys {
 
     /// Checks that every stored data key is wrapped by a key `kek` holds,
     /// so a missing root key stops the server at start (or a reload) rather
-    /// than failing requests later. Names the first missing KEK id.
+    /// than failing requests later. Names the first missing KEK key.
     pub async fn check_wrapping_keys(&self, kek: &Kek) -> Result<usize> {
         let mut checked = 0;
         self.for_each_set(|set| {
             for data_key in set.live() {
-                if kek.get(data_key.kek_id).is_none() {
-                    return Err(Error::KeyUnavailable(format!(
-                        "data key {} of namespace {} is wrapped by KEK {}, which the keyset does not hold \
-                         (or holds disabled): restore that key to the keyset",
-                        data_key.id, set.scope, data_key.kek_id
-                    )));
+                if !kek.holds(data_key.kek_id) {
+                    return Err(kek.missing(
+                        &format!("data key {} of namespace {}", data_key.id, set.scope),
+                        data_key.kek_id,
+                    ));
                 }
                 checked += 1;
             }
@@ -197,11 +199,11 @@ impl DataKeys {
     async fn load_or_create(&self, scope: &str) -> Result<ScopeKeys> {
         let ((), set) = self.change(scope, true, |_| Ok(Change::Keep(()))).await?;
         let kek = self.root.current();
-        if let Some(missing) = set.live().find(|k| kek.get(k.kek_id).is_none()) {
-            // Another node may have rotated the KEK: follow the keyset.
+        if let Some(missing) = set.live().find(|k| !kek.holds(k.kek_id)) {
+            // Another node may have rotated the KEK: follow it.
             self.root.follow(missing.kek_id).await?;
         }
-        self.unwrap_set(&set)
+        self.unwrap_set(&set).await
     }
 
     /// Reads `scope`'s set (creating it with a fresh Active key when
@@ -224,8 +226,7 @@ impl DataKeys {
                             "namespace {scope} has no data keys"
                         )));
                     }
-                    self.root.refresh().await;
-                    self.new_set(scope)
+                    self.new_set(scope).await
                 },
                 |mut set: DataKeySet, created| {
                     let edited = check_scope(&set, scope).and_then(|()| edit(&mut set));
@@ -252,90 +253,115 @@ impl DataKeys {
     }
 
     /// A set holding one fresh Active key.
-    fn new_set(&self, scope: &str) -> Result<DataKeySet> {
+    async fn new_set(&self, scope: &str) -> Result<DataKeySet> {
         let mut set = DataKeySet {
             scope: scope.to_owned(),
             keys: Vec::new(),
         };
-        set.rotate(self.new_key(scope, self.settings.algorithm, &set), now_ms())
+        let key = self.new_key(scope, self.settings.algorithm, &set).await?;
+        set.rotate(key, now_ms())
             .map_err(|e| Error::Internal(e.to_string()))?;
         Ok(set)
     }
 
     /// A fresh key for `scope` wrapped under the primary KEK, with an id
     /// no key of `set` has.
-    pub fn new_key(&self, scope: &str, algorithm: Algorithm, set: &DataKeySet) -> DataKeyEntry {
+    pub async fn new_key(
+        &self,
+        scope: &str,
+        algorithm: Algorithm,
+        set: &DataKeySet,
+    ) -> Result<DataKeyEntry> {
         let id = std::iter::repeat_with(random_key_id)
             .find(|id| set.by_id(*id).is_none())
             .unwrap_or_else(random_key_id);
         let material = KeyMaterial::generate(algorithm);
-        self.wrap_entry(scope, id, &material)
+        self.wrap_entry(scope, id, &material).await
     }
 
     /// A new entry holding `material` as key `id` of `scope`, wrapped under
-    /// the primary KEK.
-    pub fn wrap_entry(&self, scope: &str, id: u32, material: &KeyMaterial) -> DataKeyEntry {
-        let kek = self.root.current();
+    /// the primary KEK (checked afresh first, in case another node rotated
+    /// it).
+    pub async fn wrap_entry(
+        &self,
+        scope: &str,
+        id: u32,
+        material: &KeyMaterial,
+    ) -> Result<DataKeyEntry> {
+        let kek = self.root.refresh().await;
         let algorithm = material.algorithm();
-        let wrapped = kek
-            .primary()
-            .wrap(material.as_bytes(), &data_key_aad(scope, id, algorithm));
-        new_entry(id, algorithm, kek.primary().id, wrapped)
+        let (kek_id, wrapped) = kek
+            .wrap(material.as_bytes(), &data_key_aad(scope, id, algorithm))
+            .await?;
+        Ok(new_entry(id, algorithm, kek_id, wrapped))
     }
 
     /// The unwrapped material of one entry.
-    pub fn unwrap_entry(
+    pub async fn unwrap_entry(
         &self,
         kek: &Kek,
         scope: &str,
         entry: &DataKeyEntry,
     ) -> Result<KeyMaterial> {
-        let wrapping = kek.get(entry.kek_id).ok_or_else(|| {
-            Error::KeyUnavailable(format!(
-                "data key {} of namespace {scope} is wrapped by KEK {}, which the keyset does not hold",
-                entry.id, entry.kek_id
-            ))
-        })?;
         let aad = data_key_aad(scope, entry.id, entry.algorithm);
-        Ok(KeyMaterial::from_zeroizing(
-            entry.algorithm,
-            wrapping.unwrap(&entry.wrapped, &aad)?,
-        )?)
+        let what = format!("data key {} of namespace {scope}", entry.id);
+        let raw = kek
+            .unwrap(&what, entry.kek_id, &entry.wrapped, &aad)
+            .await?;
+        Ok(KeyMaterial::from_zeroizing(entry.algorithm, raw)?)
     }
 
     /// Re-wraps every key of `scope` not yet under `kek`'s primary.
     /// Returns how many keys moved.
+    ///
+    /// The KEK may be remote, so keys are unwrapped and wrapped again
+    /// outside the compare-and-set, then written back only where the set
+    /// still holds what was unwrapped; a key another writer changed
+    /// meanwhile is read and tried again on the next pass.
     pub async fn rewrap_scope(&self, kek: &Kek, scope: &str) -> Result<usize> {
-        let primary = kek.primary();
-        let (moved, _) = self
-            .change(scope, false, |set| {
-                let stale: Vec<DataKeyEntry> = set
-                    .live()
-                    .filter(|k| k.kek_id != primary.id)
-                    .cloned()
-                    .collect();
-                for entry in &stale {
-                    let material = self.unwrap_entry(kek, &set.scope, entry)?;
-                    let aad = data_key_aad(&set.scope, entry.id, entry.algorithm);
-                    let wrapped = primary.wrap(material.as_bytes(), &aad);
-                    set.rewrap(entry.id, primary.id, wrapped, now_ms())
-                        .map_err(|e| Error::Internal(e.to_string()))?;
-                }
-                Ok(if stale.is_empty() {
-                    Change::Keep(0)
-                } else {
-                    Change::Write(stale.len())
+        let primary = kek.primary_id();
+        let mut moved = 0;
+        for _ in 0..REWRAP_PASSES {
+            let Some((set, _)) = self.load(scope).await? else {
+                break;
+            };
+            let mut rewrapped = Vec::new();
+            for entry in set.live().filter(|k| k.kek_id != primary) {
+                let material = self.unwrap_entry(kek, scope, entry).await?;
+                let aad = data_key_aad(scope, entry.id, entry.algorithm);
+                let (kek_id, wrapped) = kek.wrap(material.as_bytes(), &aad).await?;
+                rewrapped.push((entry.id, entry.wrapped.clone(), kek_id, wrapped));
+            }
+            if rewrapped.is_empty() {
+                break;
+            }
+            let (written, _) = self
+                .change(scope, false, |set| {
+                    let mut written = 0;
+                    for (id, unwrapped_from, kek_id, wrapped) in &rewrapped {
+                        if set.by_id(*id).is_some_and(|k| k.wrapped == *unwrapped_from) {
+                            set.rewrap(*id, *kek_id, wrapped.clone(), now_ms())
+                                .map_err(|e| Error::Internal(e.to_string()))?;
+                            written += 1;
+                        }
+                    }
+                    Ok(if written == 0 {
+                        Change::Keep(0)
+                    } else {
+                        Change::Write(written)
+                    })
                 })
-            })
-            .await?;
+                .await?;
+            moved += written;
+        }
         Ok(moved)
     }
 
-    fn unwrap_set(&self, set: &DataKeySet) -> Result<ScopeKeys> {
+    async fn unwrap_set(&self, set: &DataKeySet) -> Result<ScopeKeys> {
         let kek = self.root.current();
         let mut by_id = HashMap::new();
         for entry in set.live() {
-            let material = self.unwrap_entry(&kek, &set.scope, entry)?;
+            let material = self.unwrap_entry(&kek, &set.scope, entry).await?;
             by_id.insert(
                 entry.id,
                 Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material)),

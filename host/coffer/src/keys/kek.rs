@@ -1,129 +1,127 @@
-//! The KEK: the keyset the keyring plugin holds. Its primary key wraps new
-//! data keys; every enabled key can unwrap.
+//! The root of the key hierarchy as requests see it: a snapshot of the KEK
+//! — the keyring's keyset held in memory ([`KeysetKek`]), or a remote KMS
+//! key that never leaves the KMS ([`KmsKek`]). Both wrap and unwrap data
+//! keys and system keys under an AAD that names what is wrapped, and both
+//! number their keys (keyset key ids, KMS key versions) so every wrapped
+//! key records which one wraps it.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use zeroize::Zeroizing;
 
-use coffer_crypto::tink::{KeyStatus, TinkKey, TinkKeyset};
-use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_key_id};
-use coffer_runtime::Keyring;
-
+use super::keyset::KeysetKek;
+use super::kms::KmsKek;
 use crate::error::{Error, Result};
 
-/// What `kek status` shows of one keyset key (never its material).
+/// What `kek status` shows of one KEK key (never its material).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KekKeyInfo {
+    /// A keyset key id, or a KMS key version.
     pub id: u32,
     pub algorithm: &'static str,
     pub status: &'static str,
-    pub output_prefix: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_prefix: Option<&'static str>,
     pub primary: bool,
 }
 
-/// The usable keys of the keyring's keyset.
-pub struct Kek {
-    primary: Arc<WrappingKey>,
-    by_id: HashMap<u32, Arc<WrappingKey>>,
-    keys: Vec<KekKeyInfo>,
+/// The KEK in use.
+pub enum Kek {
+    /// A keyset the keyring plugin holds, its keys in this process.
+    Keyset(KeysetKek),
+    /// A key inside a remote KMS.
+    Kms(KmsKek),
 }
 
 impl Kek {
-    /// Loads the keyset, creating (and storing) a new one when the keyring
-    /// has none and allows it. Returns the KEK and whether it was created.
-    pub async fn load_or_create(keyring: &dyn Keyring) -> Result<(Kek, bool)> {
-        match keyring.load().await? {
-            Some(keyset) => Ok((Kek::from_keyset(&keyset)?, false)),
-            None => {
-                let keyset = new_keyset();
-                keyring.store(&keyset).await?;
-                Ok((Kek::from_keyset(&keyset)?, true))
-            }
+    /// What the root is: `keyring` or `kms`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Kek::Keyset(_) => "keyring",
+            Kek::Kms(_) => "kms",
         }
     }
 
-    /// Builds the KEK from a keyset: enabled keys unwrap, the primary wraps.
-    pub fn from_keyset(keyset: &TinkKeyset) -> Result<Kek> {
-        let by_id: HashMap<u32, Arc<WrappingKey>> = keyset
-            .keys
-            .iter()
-            .filter(|key| key.status == KeyStatus::Enabled)
-            .map(|key| {
-                let wrapping = WrappingKey::new(key.id, key.output_prefix, key.material.clone());
-                (key.id, Arc::new(wrapping))
-            })
-            .collect();
-        let primary = by_id.get(&keyset.primary_key_id).cloned().ok_or_else(|| {
-            Error::KeyUnavailable(format!(
-                "the keyset's primary key {} is missing or not enabled",
-                keyset.primary_key_id
-            ))
-        })?;
-        let keys = keyset
-            .keys
-            .iter()
-            .map(|key| KekKeyInfo {
-                id: key.id,
-                algorithm: key.algorithm.as_str(),
-                status: key.status.as_str(),
-                output_prefix: key.output_prefix.as_str(),
-                primary: key.id == keyset.primary_key_id,
-            })
-            .collect();
-        Ok(Kek {
-            primary,
-            by_id,
-            keys,
+    /// The KMS's name for its key, for a KMS root.
+    pub fn kms_key(&self) -> Option<&str> {
+        match self {
+            Kek::Keyset(_) => None,
+            Kek::Kms(kms) => Some(kms.key_name()),
+        }
+    }
+
+    /// The key (keyset id, KMS version) new wraps use.
+    pub fn primary_id(&self) -> u32 {
+        match self {
+            Kek::Keyset(keyset) => keyset.primary().id,
+            Kek::Kms(kms) => kms.version(),
+        }
+    }
+
+    /// Whether key `id` can unwrap.
+    pub fn holds(&self, id: u32) -> bool {
+        match self {
+            Kek::Keyset(keyset) => keyset.get(id).is_some(),
+            Kek::Kms(kms) => kms.holds(id),
+        }
+    }
+
+    /// Every key, without material.
+    pub fn keys(&self) -> &[KekKeyInfo] {
+        match self {
+            Kek::Keyset(keyset) => keyset.keys(),
+            Kek::Kms(kms) => kms.keys(),
+        }
+    }
+
+    /// The error for `what` (a data key, a system key), wrapped by key
+    /// `id` this KEK does not hold.
+    pub fn missing(&self, what: &str, id: u32) -> Error {
+        Error::KeyUnavailable(match self {
+            Kek::Keyset(_) => format!(
+                "{what} is wrapped by KEK {id}, which the keyset does not hold (or holds \
+                 disabled): restore that key to the keyset"
+            ),
+            Kek::Kms(kms) => format!(
+                "{what} is wrapped by version {id} of KMS key {}, which has versions 1 to {}: \
+                 is this the KMS key the data was written with?",
+                kms.key_name(),
+                kms.version()
+            ),
         })
     }
 
-    /// The key new data keys are wrapped with.
-    pub fn primary(&self) -> &WrappingKey {
-        &self.primary
+    /// Wraps `plaintext` under the primary key, bound to `aad`. Returns the
+    /// wrapping key's id and the wrapped bytes.
+    pub async fn wrap(&self, plaintext: &[u8], aad: &[u8]) -> Result<(u32, Vec<u8>)> {
+        match self {
+            Kek::Keyset(keyset) => {
+                let primary = keyset.primary();
+                Ok((primary.id, primary.wrap(plaintext, aad)))
+            }
+            Kek::Kms(kms) => kms.wrap(plaintext, aad).await,
+        }
     }
 
-    /// The key with `id`, if the keyset has it enabled.
-    pub fn get(&self, id: u32) -> Option<&WrappingKey> {
-        self.by_id.get(&id).map(Arc::as_ref)
+    /// Unwraps `wrapped`, made by key `id` under `aad`; `what` names it in
+    /// errors.
+    pub async fn unwrap(
+        &self,
+        what: &str,
+        id: u32,
+        wrapped: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        match self {
+            Kek::Keyset(keyset) => {
+                let key = keyset.get(id).ok_or_else(|| self.missing(what, id))?;
+                key.unwrap(wrapped, aad)
+                    .map_err(|e| Error::Integrity(format!("{what}: {e}")))
+            }
+            Kek::Kms(kms) => {
+                if !kms.holds(id) {
+                    return Err(self.missing(what, id));
+                }
+                kms.unwrap(what, wrapped, aad).await
+            }
+        }
     }
-
-    /// Every key of the keyset, enabled or not, without material.
-    pub fn keys(&self) -> &[KekKeyInfo] {
-        &self.keys
-    }
-}
-
-/// A fresh enabled key with Tink's output prefix and an id none of `taken`
-/// has.
-pub fn fresh_tink_key(algorithm: Algorithm, taken: &[u32]) -> TinkKey {
-    let id = std::iter::repeat_with(random_key_id)
-        .find(|id| !taken.contains(id))
-        .unwrap_or_else(random_key_id);
-    TinkKey {
-        id,
-        algorithm,
-        status: KeyStatus::Enabled,
-        output_prefix: OutputPrefix::Tink,
-        material: KeyMaterial::generate(algorithm),
-    }
-}
-
-/// Adds a fresh AES-256-GCM key to `keyset` and makes it the primary, as
-/// `tinkey add-key` followed by `tinkey promote-key` would. Returns its id.
-pub fn add_primary_key(keyset: &mut TinkKeyset) -> u32 {
-    let taken: Vec<u32> = keyset.keys.iter().map(|k| k.id).collect();
-    let key = fresh_tink_key(Algorithm::Aes256Gcm, &taken);
-    let id = key.id;
-    keyset.keys.push(key);
-    keyset.primary_key_id = id;
-    id
-}
-
-/// A fresh keyset of one AES-256-GCM key with Tink's output prefix.
-fn new_keyset() -> TinkKeyset {
-    let mut keyset = TinkKeyset {
-        primary_key_id: 0,
-        keys: Vec::new(),
-    };
-    add_primary_key(&mut keyset);
-    keyset
 }

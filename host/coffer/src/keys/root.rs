@@ -1,35 +1,64 @@
-//! The KEK in use, swappable while the server runs: `kek rotate` adds and
-//! promotes a key through the keyring plugin, `kek reload` picks up a
-//! keyset changed outside coffer (tinkey, Tink), and a node meeting a data
-//! key wrapped by a KEK it does not know reads the keyset again by itself
-//! (another node rotated it), or about to wrap a new key, checks the
-//! keyset's primary first. Requests that already hold the previous KEK
-//! finish with it; both unwrap the same data keys.
+//! The KEK in use, swappable while the server runs, and where it comes
+//! from: a keyring plugin's keyset or a KMS plugin's key. `kek rotate`
+//! adds and promotes a keyset key through the keyring, or has the KMS
+//! start a new key version; `kek reload` picks up a keyset changed outside
+//! coffer (tinkey, Tink). A node meeting a data key wrapped by a KEK key
+//! it does not know reads the root again by itself (another node rotated
+//! it), and about to wrap a new key, checks the primary first. Requests
+//! that already hold the previous KEK finish with it; both unwrap the same
+//! data keys.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use coffer_runtime::Keyring;
+use coffer_runtime::{Keyring, Kms};
 
-use super::kek::{Kek, add_primary_key};
+use super::kek::Kek;
+use super::keyset::{KeysetKek, add_primary_key};
+use super::kms::KmsKek;
 use crate::error::{Error, Result};
 
-/// Least time between two reads of the keyset prompted by an unknown KEK,
-/// or by a key about to be wrapped.
+/// Where the KEK comes from.
+#[derive(Clone)]
+pub enum RootSource {
+    /// A keyring plugin holding a Tink keyset.
+    Keyring(Arc<dyn Keyring>),
+    /// A KMS plugin in front of a remote key.
+    Kms(Arc<dyn Kms>),
+}
+
+/// Least time between two reads of the root prompted by an unknown KEK
+/// key, or by a key about to be wrapped.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The keyring plugin and the KEK built from its keyset.
+/// The root's source and the KEK read from it.
 pub struct RootKeys {
-    keyring: Arc<dyn Keyring>,
+    source: RootSource,
     current: RwLock<Arc<Kek>>,
     last_follow: tokio::sync::Mutex<Option<Instant>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl RootKeys {
-    pub fn new(keyring: Arc<dyn Keyring>, kek: Kek) -> RootKeys {
+    /// Reads the KEK from `source`, creating (and storing) a keyset when
+    /// the keyring has none and allows it. Returns whether it did.
+    pub async fn open(source: RootSource) -> Result<(RootKeys, bool)> {
+        let (kek, created) = match &source {
+            RootSource::Keyring(keyring) => {
+                let (keyset, created) = KeysetKek::load_or_create(keyring.as_ref()).await?;
+                (Kek::Keyset(keyset), created)
+            }
+            RootSource::Kms(kms) => {
+                let key = kms.describe().await?;
+                (Kek::Kms(KmsKek::new(kms.clone(), key)?), false)
+            }
+        };
+        Ok((RootKeys::new(source, kek), created))
+    }
+
+    pub fn new(source: RootSource, kek: Kek) -> RootKeys {
         RootKeys {
-            keyring,
+            source,
             current: RwLock::new(Arc::new(kek)),
             last_follow: tokio::sync::Mutex::new(None),
             last_refresh: tokio::sync::Mutex::new(None),
@@ -55,41 +84,45 @@ impl RootKeys {
         kek
     }
 
-    /// Reads the keyset from the keyring again, without installing it.
+    /// Reads the root again (the keyset, the KMS key's description),
+    /// without installing it.
     pub async fn read(&self) -> Result<Kek> {
-        let keyset = self.keyring.load().await?.ok_or_else(|| {
-            Error::KeyUnavailable("the keyring no longer holds a keyset".to_owned())
-        })?;
-        Kek::from_keyset(&keyset)
+        match &self.source {
+            RootSource::Keyring(keyring) => {
+                let keyset = load_keyset(keyring.as_ref()).await?;
+                Ok(Kek::Keyset(KeysetKek::from_keyset(&keyset)?))
+            }
+            RootSource::Kms(kms) => Ok(Kek::Kms(KmsKek::new(kms.clone(), kms.describe().await?)?)),
+        }
     }
 
-    /// Picks up a keyset another node changed (a KEK rotation there): when
-    /// a data key is wrapped by KEK `needed`, which this node's KEK lacks,
-    /// reads the keyset again (at most once a second) and installs it if
-    /// it holds `needed`. Returns whether it did.
+    /// Picks up a root another node changed (a KEK rotation there): when
+    /// a data key is wrapped by KEK key `needed`, which this node's KEK
+    /// lacks, reads the root again (at most once a second) and installs it
+    /// if it holds `needed`. Returns whether it did.
     pub async fn follow(&self, needed: u32) -> Result<bool> {
         let mut last = self.last_follow.lock().await;
-        if self.current().get(needed).is_some() {
+        if self.current().holds(needed) {
             return Ok(true);
         }
         let Some(kek) = self.read_unless_recent(&mut last).await else {
             return Ok(false);
         };
         let kek = kek?;
-        if kek.get(needed).is_none() {
+        if !kek.holds(needed) {
             return Ok(false);
         }
         self.install(kek);
-        tracing::info!(kek_id = needed, "picked up a KEK keyset changed elsewhere");
+        tracing::info!(kek_id = needed, "picked up a KEK changed elsewhere");
         Ok(true)
     }
 
-    /// The KEK to wrap a new key under: the keyset is read again (at most
+    /// The KEK to wrap a new key under: the root is read again (at most
     /// once a second) and installed when its primary changed and it still
     /// holds every key this node's KEK holds, so a node never goes on
-    /// wrapping under a KEK another node rotated away from. A keyset that
+    /// wrapping under a KEK another node rotated away from. A root that
     /// lost keys is left to `kek reload` and the janitor, which first check
-    /// that nothing still needs them; a keyring that cannot be read leaves
+    /// that nothing still needs them; a root that cannot be read leaves
     /// the KEK in use.
     pub async fn refresh(&self) -> Arc<Kek> {
         let mut last = self.last_refresh.lock().await;
@@ -98,21 +131,21 @@ impl RootKeys {
             None => return current,
             Some(Ok(stored)) => stored,
             Some(Err(error)) => {
-                tracing::warn!(%error, "could not read the keyset to check its primary");
+                tracing::warn!(%error, "could not read the KEK to check its primary");
                 return current;
             }
         };
         let holds_all = current
             .keys()
             .iter()
-            .filter(|key| current.get(key.id).is_some())
-            .all(|key| stored.get(key.id).is_some());
-        if stored.primary().id == current.primary().id || !holds_all {
+            .filter(|key| current.holds(key.id))
+            .all(|key| stored.holds(key.id));
+        if stored.primary_id() == current.primary_id() || !holds_all {
             return current;
         }
         tracing::info!(
-            kek_id = stored.primary().id,
-            "the keyset has a new primary KEK; wrapping under it"
+            kek_id = stored.primary_id(),
+            "the KEK has a new primary key; wrapping under it"
         );
         self.install(stored)
     }
@@ -127,16 +160,38 @@ impl RootKeys {
         Some(self.read().await)
     }
 
-    /// Adds a fresh key to the keyset, promotes it to primary and stores the
-    /// keyset through the keyring; returns the new KEK (not yet installed)
-    /// and the new key's id. Data keys still need re-wrapping afterwards.
+    /// Starts a new KEK key: adds a fresh key to the keyset, promotes it
+    /// and stores the keyset through the keyring, or has the KMS start a
+    /// new key version. Returns the new KEK (not yet installed) and the new
+    /// key's id. Data keys still need re-wrapping afterwards.
     pub async fn rotate(&self) -> Result<(Kek, u32)> {
-        let mut keyset = self.keyring.load().await?.ok_or_else(|| {
-            Error::KeyUnavailable("the keyring no longer holds a keyset".to_owned())
-        })?;
-        let id = add_primary_key(&mut keyset);
-        let kek = Kek::from_keyset(&keyset)?;
-        self.keyring.store(&keyset).await?;
-        Ok((kek, id))
+        match &self.source {
+            RootSource::Keyring(keyring) => {
+                let mut keyset = load_keyset(keyring.as_ref()).await?;
+                let id = add_primary_key(&mut keyset);
+                let kek = KeysetKek::from_keyset(&keyset)?;
+                keyring.store(&keyset).await?;
+                Ok((Kek::Keyset(kek), id))
+            }
+            RootSource::Kms(kms) => {
+                let before = self.current().primary_id();
+                let key = kms.rotate().await?;
+                if key.version <= before {
+                    return Err(Error::Backend(format!(
+                        "the KMS says key {} is at version {} after rotating from version {before}",
+                        key.name, key.version
+                    )));
+                }
+                let version = key.version;
+                Ok((Kek::Kms(KmsKek::new(kms.clone(), key)?), version))
+            }
+        }
     }
+}
+
+async fn load_keyset(keyring: &dyn Keyring) -> Result<coffer_crypto::tink::TinkKeyset> {
+    keyring
+        .load()
+        .await?
+        .ok_or_else(|| Error::KeyUnavailable("the keyring no longer holds a keyset".to_owned()))
 }

@@ -1,6 +1,6 @@
 //! Keys the engine uses for itself — the record key that seals every
 //! stored record, the audit key — 32 random bytes per name, stored wrapped
-//! by the KEK with the KEK's id beside them, created on first use and
+//! by the KEK with the KEK key's id beside them, created on first use and
 //! re-wrapped with the data keys when the KEK rotates.
 //!
 //! A system key is authenticated by the KEK that wraps it (its AAD names
@@ -36,13 +36,11 @@ pub async fn system_key(
     let record = layout::system_key(name);
     for _ in 0..2 {
         if let Some(entry) = storage.get(&record).await? {
-            return unwrap(kek, name, &entry.value);
+            return unwrap(kek, name, &entry.value).await;
         }
         let key = KeyMaterial::generate(Algorithm::Aes256Gcm);
-        let wrapped = SystemKeyRecord {
-            kek_id: kek.primary().id,
-            wrapped: kek.primary().wrap(key.as_bytes(), &aad(name)),
-        };
+        let (kek_id, wrapped) = kek.wrap(key.as_bytes(), &aad(name)).await?;
+        let wrapped = SystemKeyRecord { kek_id, wrapped };
         match storage
             .put(&record, &wrapped.encode(), Expected::Absent)
             .await
@@ -57,18 +55,16 @@ pub async fn system_key(
     )))
 }
 
-fn unwrap(kek: &Kek, name: &str, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+async fn unwrap(kek: &Kek, name: &str, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let record = SystemKeyRecord::decode(stored)
         .map_err(|e| Error::Integrity(format!("system key {name}: {e}")))?;
-    let wrapping = kek.get(record.kek_id).ok_or_else(|| {
-        Error::KeyUnavailable(format!(
-            "system key {name} is wrapped by KEK {}, which the keyset does not hold",
-            record.kek_id
-        ))
-    })?;
-    wrapping
-        .unwrap(&record.wrapped, &aad(name))
-        .map_err(|e| Error::Integrity(format!("system key {name}: {e}")))
+    kek.unwrap(
+        &format!("system key {name}"),
+        record.kek_id,
+        &record.wrapped,
+        &aad(name),
+    )
+    .await
 }
 
 /// The stored system keys, read through the storage plugin.
@@ -109,21 +105,19 @@ impl<'a> SystemKeys<'a> {
     /// Re-wraps every system key not yet under `kek`'s primary; returns how
     /// many moved.
     pub async fn rewrap(&self, kek: &Kek) -> Result<usize> {
-        let primary = kek.primary();
+        let primary = kek.primary_id();
         let mut moved = 0;
         for (name, kek_id) in self.keks().await? {
-            if kek_id == primary.id {
+            if kek_id == primary {
                 continue;
             }
             let record = layout::system_key(&name);
             let Some(entry) = self.storage.get(&record).await? else {
                 continue;
             };
-            let key = unwrap(kek, &name, &entry.value)?;
-            let rewrapped = SystemKeyRecord {
-                kek_id: primary.id,
-                wrapped: primary.wrap(&key, &aad(&name)),
-            };
+            let key = unwrap(kek, &name, &entry.value).await?;
+            let (kek_id, wrapped) = kek.wrap(&key, &aad(&name)).await?;
+            let rewrapped = SystemKeyRecord { kek_id, wrapped };
             match self
                 .storage
                 .put(

@@ -14,7 +14,7 @@ use coffer_crypto::{Algorithm, KeyMaterial, parse_keyset_json, tink_key_id};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::Kek;
+use super::KeysetKek;
 use crate::error::{Error, Result};
 
 /// The `format` of an exported data key.
@@ -37,10 +37,10 @@ pub struct ExportedKey {
 }
 
 /// The transport keyset, given as Tink JSON text.
-pub fn transport_keys(keyset_json: &str) -> Result<Kek> {
+pub fn transport_keys(keyset_json: &str) -> Result<KeysetKek> {
     let keyset = parse_keyset_json(keyset_json)
         .map_err(|e| Error::Invalid(format!("transport keyset: {e}")))?;
-    Kek::from_keyset(&keyset).map_err(|e| Error::Invalid(format!("transport keyset: {e}")))
+    KeysetKek::from_keyset(&keyset).map_err(|e| Error::Invalid(format!("transport keyset: {e}")))
 }
 
 fn aad(namespace: &str, id: u32, algorithm: Algorithm) -> Vec<u8> {
@@ -49,7 +49,7 @@ fn aad(namespace: &str, id: u32, algorithm: Algorithm) -> Vec<u8> {
 
 /// Wraps `material` (key `id` of `namespace`) for transport.
 pub fn export(
-    transport: &Kek,
+    transport: &KeysetKek,
     namespace: &str,
     id: u32,
     created_at_ms: i64,
@@ -72,7 +72,11 @@ pub fn export(
 /// Opens an exported key for `namespace`. Refuses a key exported from
 /// another namespace: secret keys are bound to their namespace, so it could
 /// open nothing here.
-pub fn import(transport: &Kek, namespace: &str, exported: &ExportedKey) -> Result<KeyMaterial> {
+pub fn import(
+    transport: &KeysetKek,
+    namespace: &str,
+    exported: &ExportedKey,
+) -> Result<KeyMaterial> {
     if exported.format != FORMAT {
         return Err(Error::Invalid(format!(
             "exported key format {} is not {FORMAT}",

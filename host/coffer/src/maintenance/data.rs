@@ -101,12 +101,20 @@ impl KeyAdmin {
         check_namespace(namespace)?;
         let algorithm = algorithm.unwrap_or(self.keys.settings().algorithm);
         self.leased(async |_| {
+            // The key is wrapped first: the KEK may be remote, and the
+            // compare-and-set below must not wait on it.
+            let current = self.existing(namespace).await?;
+            let key = self.keys.new_key(namespace, algorithm, &current).await?;
+            let id = key.id;
             let (id, set) = self
                 .keys
                 .change(namespace, false, |set| {
-                    let key = self.keys.new_key(namespace, algorithm, set);
-                    let id = key.id;
-                    set.rotate(key, now_ms()).map_err(refused)?;
+                    if set.by_id(id).is_some() {
+                        return Err(Error::Conflict(format!(
+                            "namespace {namespace} gained a data key {id} meanwhile; retry"
+                        )));
+                    }
+                    set.rotate(key.clone(), now_ms()).map_err(refused)?;
                     Ok(Change::Write(id))
                 })
                 .await?;
@@ -238,7 +246,7 @@ impl KeyAdmin {
             return Err(Error::Conflict(format!("data key {id} is destroyed")));
         }
         let kek = self.keys.root().current();
-        let material = self.keys.unwrap_entry(&kek, namespace, entry)?;
+        let material = self.keys.unwrap_entry(&kek, namespace, entry).await?;
         tracing::info!(namespace, key_id = id, "exported data key for transport");
         Ok(transport::export(
             &transport,
@@ -263,24 +271,33 @@ impl KeyAdmin {
         let material = transport::import(&transport, namespace, exported)?;
         let id = exported.id;
         self.leased(async |_| {
+            // Compared and wrapped first (the KEK may be remote), then
+            // added only if the namespace still has no key of that id.
+            if let Some((set, _)) = self.keys.load(namespace).await?
+                && let Some(existing) = set.by_id(id)
+            {
+                let kek = self.keys.root().current();
+                let same = existing.status != DataKeyStatus::Destroyed
+                    && self.keys.unwrap_entry(&kek, namespace, existing).await? == material;
+                return if same {
+                    key_view(&set, id)
+                } else {
+                    Err(Error::Conflict(format!(
+                        "namespace {namespace} already has a different data key {id}"
+                    )))
+                };
+            }
+            let mut entry = self.keys.wrap_entry(namespace, id, &material).await?;
+            entry.created_at_ms = exported.created_at_ms;
             let ((), set) = self
                 .keys
                 .change(namespace, true, |set| {
-                    if let Some(existing) = set.by_id(id) {
-                        let kek = self.keys.root().current();
-                        let same = existing.status != DataKeyStatus::Destroyed
-                            && self.keys.unwrap_entry(&kek, namespace, existing)? == material;
-                        return if same {
-                            Ok(Change::Keep(()))
-                        } else {
-                            Err(Error::Conflict(format!(
-                                "namespace {namespace} already has a different data key {id}"
-                            )))
-                        };
+                    if set.by_id(id).is_some() {
+                        return Err(Error::Conflict(format!(
+                            "namespace {namespace} gained a data key {id} meanwhile; retry"
+                        )));
                     }
-                    let mut entry = self.keys.wrap_entry(namespace, id, &material);
-                    entry.created_at_ms = exported.created_at_ms;
-                    set.import(entry, now_ms()).map_err(refused)?;
+                    set.import(entry.clone(), now_ms()).map_err(refused)?;
                     Ok(Change::Write(()))
                 })
                 .await?;

@@ -10,9 +10,9 @@ use serde::Serialize;
 use super::KeyAdmin;
 use super::LeaseGuard;
 use crate::error::Result;
-use crate::keys::{Kek, SystemKeys};
+use crate::keys::{Kek, KekKeyInfo, SystemKeys};
 
-/// One keyset key and what it still wraps.
+/// One KEK key (a keyset key, a KMS key version) and what it still wraps.
 #[derive(Clone, Debug, Serialize)]
 pub struct KekKeyStatus {
     #[serde(flatten)]
@@ -24,6 +24,11 @@ pub struct KekKeyStatus {
 /// `kek status`.
 #[derive(Clone, Debug, Serialize)]
 pub struct KekStatus {
+    /// `keyring` or `kms`.
+    pub root: &'static str,
+    /// The KMS's name for its key, for a KMS root.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key: Option<String>,
     pub primary_key_id: u32,
     pub keys: Vec<KekKeyStatus>,
     pub namespaces: u64,
@@ -42,7 +47,9 @@ pub struct KekReport {
 }
 
 impl KeyAdmin {
-    /// The keyset's keys and how many data keys each still wraps.
+    /// The KEK's keys and how many data keys each still wraps; a key that
+    /// still wraps something but is not among them (an older KMS key
+    /// version, a key missing from the keyset) is listed too.
     pub async fn kek_status(&self) -> Result<KekStatus> {
         let kek = self.keys.root().current();
         let mut data_keys: BTreeMap<u32, u64> = BTreeMap::new();
@@ -63,32 +70,52 @@ impl KeyAdmin {
         {
             *system_keys.entry(kek_id).or_default() += 1;
         }
-        let primary = kek.primary().id;
+        let primary = kek.primary_id();
         let pending = data_keys
             .iter()
             .chain(system_keys.iter())
             .filter(|(id, _)| **id != primary)
             .map(|(_, n)| n)
             .sum();
+        let listed: Vec<KekKeyInfo> = kek.keys().to_vec();
+        let unlisted = data_keys
+            .keys()
+            .chain(system_keys.keys())
+            .filter(|id| !listed.iter().any(|key| key.id == **id))
+            .copied()
+            .collect::<std::collections::BTreeSet<u32>>()
+            .into_iter()
+            .map(|id| KekKeyInfo {
+                id,
+                algorithm: listed.first().map_or("", |key| key.algorithm),
+                status: if kek.holds(id) { "ENABLED" } else { "MISSING" },
+                output_prefix: None,
+                primary: false,
+            });
+        let keys = listed
+            .iter()
+            .cloned()
+            .chain(unlisted)
+            .map(|key| KekKeyStatus {
+                data_keys: data_keys.get(&key.id).copied().unwrap_or(0),
+                system_keys: system_keys.get(&key.id).copied().unwrap_or(0),
+                key,
+            })
+            .collect();
         Ok(KekStatus {
+            root: kek.kind(),
+            kms_key: kek.kms_key().map(str::to_owned),
             primary_key_id: primary,
-            keys: kek
-                .keys()
-                .iter()
-                .map(|key| KekKeyStatus {
-                    key: key.clone(),
-                    data_keys: data_keys.get(&key.id).copied().unwrap_or(0),
-                    system_keys: system_keys.get(&key.id).copied().unwrap_or(0),
-                })
-                .collect(),
+            keys,
             namespaces,
             pending_rewrap: pending,
         })
     }
 
-    /// Adds a new key to the keyset through the keyring, promotes it, and
-    /// re-wraps every data key under it. Refused, changing nothing, if the
-    /// keyset was edited to lack a KEK still in use.
+    /// Starts a new KEK key — a new keyset key through the keyring,
+    /// promoted, or a new KMS key version — and re-wraps every data key
+    /// under it. Refused, changing nothing, if the keyset was edited to
+    /// lack a KEK key still in use.
     pub async fn kek_rotate(&self) -> Result<KekReport> {
         self.leased(async |guard| {
             self.sync_kek().await?;
@@ -109,37 +136,38 @@ impl KeyAdmin {
         .await
     }
 
-    /// The keyset as the keyring holds it now, installed if it changed (so
-    /// a node never re-wraps onto a primary another node has replaced).
-    /// Refused, keeping the KEK in use, if it lacks a KEK still in use.
+    /// The KEK as its source holds it now, installed if it changed (so a
+    /// node never re-wraps onto a primary another node has replaced).
+    /// Refused, keeping the KEK in use, if it lacks a KEK key still in use.
     pub(crate) async fn sync_kek(&self) -> Result<std::sync::Arc<Kek>> {
         let root = self.keys.root();
         let stored = root.read().await?;
         let current = root.current();
-        let same = stored.primary().id == current.primary().id
+        let same = stored.primary_id() == current.primary_id()
             && stored.keys().len() == current.keys().len()
             && stored
                 .keys()
                 .iter()
-                .all(|k| current.get(k.id).is_some() == (k.status == "ENABLED"));
+                .all(|k| current.holds(k.id) == stored.holds(k.id));
         if same {
             return Ok(current);
         }
         self.check_keks(&stored).await?;
         tracing::info!(
-            kek_id = stored.primary().id,
-            "the keyset changed in the keyring; using it"
+            kek_id = stored.primary_id(),
+            "the KEK changed at its source; using it"
         );
         Ok(root.install(stored))
     }
 
-    /// Reads the keyset again (after tinkey or Tink changed it). Refused,
-    /// keeping the KEK in use, if any data key's KEK is missing from it.
+    /// Reads the KEK again (after tinkey or Tink changed the keyset).
+    /// Refused, keeping the KEK in use, if any data key's KEK key is
+    /// missing from it.
     pub async fn kek_reload(&self) -> Result<KekStatus> {
         let kek = self.keys.root().read().await?;
         self.check_keks(&kek).await?;
         self.keys.root().install(kek);
-        tracing::info!("reloaded the KEK keyset");
+        tracing::info!("reloaded the KEK");
         self.kek_status().await
     }
 
@@ -150,11 +178,8 @@ impl KeyAdmin {
             .keks()
             .await?
         {
-            if kek.get(kek_id).is_none() {
-                return Err(crate::error::Error::KeyUnavailable(format!(
-                    "system key {name} is wrapped by KEK {kek_id}, which the keyset does not hold \
-                     (or holds disabled): restore that key to the keyset"
-                )));
+            if !kek.holds(kek_id) {
+                return Err(kek.missing(&format!("system key {name}"), kek_id));
             }
         }
         Ok(())
@@ -169,7 +194,7 @@ impl KeyAdmin {
     ) -> Result<KekReport> {
         let started = Instant::now();
         let mut report = KekReport {
-            primary_key_id: kek.primary().id,
+            primary_key_id: kek.primary_id(),
             namespaces: 0,
             data_keys_rewrapped: 0,
             system_keys_rewrapped: 0,

@@ -12,9 +12,24 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use wasmtime::component::HasSelf;
+
+use super::Capability;
+use crate::bindings;
 use crate::bindings::files::Host;
 use crate::bindings::types::Error as WitError;
+use crate::plugin::PluginKind;
 use crate::state::PluginState;
+
+/// Keyrings reach the files their section grants. A keyring may import
+/// `files` without a grant (a raw key needs none); every call then answers
+/// `denied`.
+pub(crate) const CAPABILITY: Capability = Capability {
+    interface: "coffer:plugin/files",
+    kinds: &[PluginKind::Keyring],
+    grant: None,
+    link: |linker| bindings::files::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+};
 
 /// Largest file the host reads or writes for a plugin.
 pub const MAX_FILE_BYTES: usize = 1 << 20;
@@ -134,7 +149,7 @@ fn unavailable(action: &str, error: &std::io::Error) -> WitError {
 
 impl Host for PluginState {
     async fn read(&mut self, name: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitError>> {
-        let path = match grant(&self.files, &name) {
+        let path = match grant(&self.grants.files, &name) {
             Ok(grant) => grant.path.clone(),
             Err(error) => return Ok(Err(error)),
         };
@@ -148,7 +163,7 @@ impl Host for PluginState {
         name: String,
         content: Vec<u8>,
     ) -> wasmtime::Result<Result<(), WitError>> {
-        let path = match grant(&self.files, &name) {
+        let path = match grant(&self.grants.files, &name) {
             Ok(grant) if grant.writable => grant.path.clone(),
             Ok(_) => {
                 return Ok(Err(WitError::Denied(format!(

@@ -9,9 +9,23 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::bindings::log::{Host, Level};
+use wasmtime::component::HasSelf;
+
+use super::{ALL_KINDS, Capability};
+use crate::bindings::{
+    self,
+    log::{Host, Level},
+};
 use crate::state::PluginState;
 use crate::text;
+
+/// Every plugin may log.
+pub(crate) const CAPABILITY: Capability = Capability {
+    interface: "coffer:plugin/log",
+    kinds: ALL_KINDS,
+    grant: None,
+    link: |linker| bindings::log::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+};
 
 /// Longest message kept; the rest is cut.
 const MAX_MESSAGE_BYTES: usize = 4096;

@@ -24,10 +24,27 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow};
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
+use wasmtime::component::HasSelf;
+
+use super::{Capability, Grant};
+use crate::bindings;
 use crate::bindings::sql::{Dialect, Host, Value};
 use crate::bindings::types::Error as WitError;
 use crate::error::GuestError;
+use crate::plugin::PluginKind;
 use crate::state::PluginState;
+
+/// Storage plugins may use the database their section grants; one that
+/// imports `sql` without a grant is refused when it loads.
+pub(crate) const CAPABILITY: Capability = Capability {
+    interface: "coffer:plugin/sql",
+    kinds: &[PluginKind::Storage],
+    grant: Some(Grant {
+        table: "sql",
+        given: |grants| grants.sql.is_some(),
+    }),
+    link: |linker| bindings::sql::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+};
 
 /// Rows one query may return; a plugin asking for more gets `invalid`.
 const MAX_ROWS: usize = 10_000;
@@ -493,8 +510,8 @@ fn denied() -> WitError {
 
 impl Host for PluginState {
     async fn database(&mut self) -> wasmtime::Result<Dialect> {
-        // Without a grant the answer does not matter: every statement is denied.
-        Ok(match self.sql.as_deref().map(SqlPool::dialect) {
+        // Without a grant the plugin does not load; the answer is moot.
+        Ok(match self.grants.sql.as_deref().map(SqlPool::dialect) {
             Some(SqlDialect::Postgres) => Dialect::Postgres,
             _ => Dialect::Sqlite,
         })
@@ -505,7 +522,7 @@ impl Host for PluginState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, WitError>> {
-        let Some(pool) = self.sql.clone() else {
+        let Some(pool) = self.grants.sql.clone() else {
             return Ok(Err(denied()));
         };
         Ok(pool.execute(&statement, params).await.map_err(Into::into))
@@ -516,7 +533,7 @@ impl Host for PluginState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<Vec<Vec<Value>>, WitError>> {
-        let Some(pool) = self.sql.clone() else {
+        let Some(pool) = self.grants.sql.clone() else {
             return Ok(Err(denied()));
         };
         Ok(pool.query(&statement, params).await.map_err(Into::into))

@@ -8,12 +8,14 @@
 //! to misbehave. The last `/`-separated segment of a key read with `get`
 //! picks a misbehaviour: `loop`, `sleep`, `oom`, `panic`, `read-file`,
 //! `read-env`, `env:<name>` (that variable's value, as the plugin sees
-//! it), `connect:<addr>`, `sql` (SQL without a grant), `time` (seconds since
-//! the epoch, as the plugin sees them), `calls` (calls this instance has
-//! served), `log-flood` (20,000 lines of 4 KiB), `forge-log` (an error
-//! whose message tries to forge a log line); a key starting `sql:` runs
-//! the rest as a statement on the granted database. Without a database,
-//! other keys with a `/` do not exist and keys without one echo themselves.
+//! it), `connect:<addr>`, `time` (seconds since the epoch, as the plugin
+//! sees them), `calls` (calls this instance has served), `log-flood`
+//! (20,000 lines of 4 KiB), `forge-log` (an error whose message tries to
+//! forge a log line). A key starting `sql:` runs the rest as a statement
+//! on the granted database; a key starting `http:` sends the rest as a
+//! request through the host — `METHOD path`, then `name: value` header
+//! lines — and answers `<status>\n<body>`. Other keys without a `/` echo
+//! themselves; without a database, keys with one do not exist.
 //!
 //! Config `list = "stuck"` makes every listing lie: no keys, and a `next`
 //! cursor that never moves.
@@ -22,6 +24,7 @@ use std::cell::Cell;
 use std::io::Read;
 
 use coffer_sdk::Error;
+use coffer_sdk::http;
 use coffer_sdk::sql::{self, Value};
 use coffer_sdk::storage::{Entry, Expected, Page, Storage};
 
@@ -40,6 +43,31 @@ fn escaped(what: &str) -> Result<Option<Entry>, Error> {
         value: format!("escaped: {what}").into_bytes(),
         revision: 0,
     }))
+}
+
+/// Sends `METHOD path` with the header lines that follow it.
+fn send(request: &str) -> Result<Option<Entry>, Error> {
+    let mut lines = request.split('\n');
+    let (method, path) = lines
+        .next()
+        .and_then(|line| line.split_once(' '))
+        .ok_or_else(|| Error::Invalid("expected `METHOD path`".to_owned()))?;
+    let method = match method {
+        "GET" => http::Method::Get,
+        "POST" => http::Method::Post,
+        "PUT" => http::Method::Put,
+        "DELETE" => http::Method::Delete,
+        other => return Err(Error::Invalid(format!("method {other}"))),
+    };
+    let mut request = http::Request::new(method, path);
+    for line in lines {
+        let (name, value) = line.split_once(": ").unwrap_or((line, ""));
+        request = request.header(name, value);
+    }
+    let reply = request.send()?;
+    let mut answer = format!("{}\n", reply.status()).into_bytes();
+    answer.extend_from_slice(reply.body());
+    found(answer)
 }
 
 fn found(value: impl Into<Vec<u8>>) -> Result<Option<Entry>, Error> {
@@ -69,6 +97,9 @@ impl Storage for Hostile {
         });
         if let Some(statement) = key.strip_prefix("sql:") {
             return sql::execute(statement, &[]).and_then(|_| escaped(&format!("ran {statement}")));
+        }
+        if let Some(request) = key.strip_prefix("http:") {
+            return send(request);
         }
         let behaviour = key.rsplit('/').next().unwrap_or(key);
         match behaviour {
@@ -113,10 +144,6 @@ impl Storage for Hostile {
                     Err(e) => Err(Error::Denied(e.to_string())),
                 }
             }
-            "sql" if !self.database => match sql::execute("SELECT 1", &[]) {
-                Ok(_) => escaped("ran SQL without a grant"),
-                Err(e) => Err(e),
-            },
             "time" => {
                 let since_epoch = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -135,9 +162,9 @@ impl Storage for Hostile {
                 }
                 found("flooded")
             }
+            _ if !key.contains('/') => found(key),
             _ if self.database => self.read(key),
-            _ if key.contains('/') => Ok(None),
-            _ => found(key),
+            _ => Ok(None),
         }
     }
 

@@ -1,9 +1,16 @@
 //! `coffer.toml`: the server's configuration, its defaults (the embedded
-//! SQLite + keyset setup) and `COFFER_…` environment overrides.
+//! SQLite + keyset setup) and `COFFER_…` environment overrides
+//! ([`env`]). The plugin sections are [`plugin`]'s, the server's own
+//! tables [`sections`]'.
 //!
 //! Every key can be overridden from the environment: `COFFER_LISTEN`,
 //! `COFFER_STORAGE__SQL__URL`, `COFFER_KEYRING__CONFIG__PATH`, … (`__`
 //! separates table levels). A bad value is one error that names its key.
+
+mod env;
+mod http_grant;
+mod plugin;
+mod sections;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +19,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use coffer_runtime::Limits;
+pub use http_grant::{HttpAuthKind, HttpGrantSection};
+pub use plugin::{FileGrantSection, LimitsSection, PluginSection, SqlGrant};
+pub use sections::{AuditSection, HttpSection, JanitorSection, KeysSection};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -36,6 +45,8 @@ pub struct Config {
     pub max_value_bytes: usize,
     pub storage: Option<PluginSection>,
     pub keyring: Option<PluginSection>,
+    /// A remote KMS as the root of the key hierarchy, in place of `[keyring]`.
+    pub kms: Option<PluginSection>,
     #[serde(default)]
     pub audit: AuditSection,
     #[serde(default)]
@@ -44,292 +55,6 @@ pub struct Config {
     pub janitor: JanitorSection,
     #[serde(default)]
     pub http: HttpSection,
-}
-
-/// The `[http]` table: what one client can make the server hold.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HttpSection {
-    /// Connections served at once; more wait in the listen backlog.
-    #[serde(default = "default_max_connections_http")]
-    pub max_connections: usize,
-    /// Time a client has to send a request's headers; also how long an
-    /// idle keep-alive connection stays open.
-    #[serde(default = "default_header_timeout_ms")]
-    pub header_timeout_ms: u64,
-    /// Time a request may take, its body included.
-    #[serde(default = "default_request_timeout_ms")]
-    pub request_timeout_ms: u64,
-}
-
-impl Default for HttpSection {
-    fn default() -> Self {
-        HttpSection {
-            max_connections: default_max_connections_http(),
-            header_timeout_ms: default_header_timeout_ms(),
-            request_timeout_ms: default_request_timeout_ms(),
-        }
-    }
-}
-
-fn default_max_connections_http() -> usize {
-    1024
-}
-
-fn default_header_timeout_ms() -> u64 {
-    10_000
-}
-
-fn default_request_timeout_ms() -> u64 {
-    60_000
-}
-
-/// The `[keys]` table: data keys and key management.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeysSection {
-    /// Algorithm of new data keys: `AES256_GCM` (default) or `AES128_GCM`.
-    #[serde(default = "default_key_algorithm")]
-    pub algorithm: String,
-    /// How long a node trusts its cached copy of a namespace's keys, and so
-    /// how long a rotation made on another node takes to reach it.
-    #[serde(default = "default_key_cache_ttl_ms")]
-    pub cache_ttl_ms: u64,
-    /// How long a retired key must wait before it may be inactivated or
-    /// destroyed; defaults to twice `cache_ttl_ms` plus the plugin timeout.
-    pub grace_ms: Option<u64>,
-    /// Lifetime of the key-management lease; renewed while work runs.
-    #[serde(default = "default_lease_ttl_ms")]
-    pub lease_ttl_ms: u64,
-    /// This node's name in the lease; defaults to `hostname:port`, so a
-    /// restarted node takes its own lease back at once.
-    pub node: Option<String>,
-}
-
-impl Default for KeysSection {
-    fn default() -> Self {
-        KeysSection {
-            algorithm: default_key_algorithm(),
-            cache_ttl_ms: default_key_cache_ttl_ms(),
-            grace_ms: None,
-            lease_ttl_ms: default_lease_ttl_ms(),
-            node: None,
-        }
-    }
-}
-
-/// The `[janitor]` table: background re-wrapping onto Active keys.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JanitorSection {
-    #[serde(default = "enabled")]
-    pub enabled: bool,
-    /// Time between cycles.
-    #[serde(default = "default_janitor_interval_ms")]
-    pub interval_ms: u64,
-    /// Most secrets one cycle looks at.
-    #[serde(default = "default_janitor_limit")]
-    pub limit: u32,
-}
-
-impl Default for JanitorSection {
-    fn default() -> Self {
-        JanitorSection {
-            enabled: true,
-            interval_ms: default_janitor_interval_ms(),
-            limit: default_janitor_limit(),
-        }
-    }
-}
-
-fn default_key_algorithm() -> String {
-    "AES256_GCM".to_owned()
-}
-
-fn default_key_cache_ttl_ms() -> u64 {
-    30_000
-}
-
-fn default_lease_ttl_ms() -> u64 {
-    15_000
-}
-
-fn default_janitor_interval_ms() -> u64 {
-    60_000
-}
-
-fn default_janitor_limit() -> u32 {
-    1_000
-}
-
-/// The `[audit]` table.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditSection {
-    /// Turning the audit trail off is possible, and loudly reported.
-    #[serde(default = "enabled")]
-    pub enabled: bool,
-    /// The JSON-lines file; defaults to `<data_dir>/audit/audit.log`, and
-    /// an empty string means no file.
-    pub file: Option<PathBuf>,
-    /// Also write every record to standard output.
-    #[serde(default)]
-    pub stdout: bool,
-    /// Size in bytes at which the file is rotated (the chain continues).
-    #[serde(default = "default_rotate_bytes")]
-    pub rotate_bytes: u64,
-    /// Rotated files kept; beyond, the oldest is deleted once it verifies.
-    pub keep_files: Option<usize>,
-    /// Bytes of rotated files kept; beyond, the oldest is deleted once it
-    /// verifies.
-    pub keep_bytes: Option<u64>,
-    /// How often the chain's head is checkpointed in storage, so a log
-    /// whose tail was cut shows.
-    #[serde(default = "default_checkpoint_ms")]
-    pub checkpoint_ms: u64,
-    /// Actions not recorded, such as `sys.health`.
-    #[serde(default = "default_audit_exclude")]
-    pub exclude: Vec<String>,
-}
-
-impl Default for AuditSection {
-    fn default() -> Self {
-        AuditSection {
-            enabled: true,
-            file: None,
-            stdout: false,
-            rotate_bytes: default_rotate_bytes(),
-            keep_files: None,
-            keep_bytes: None,
-            checkpoint_ms: default_checkpoint_ms(),
-            exclude: default_audit_exclude(),
-        }
-    }
-}
-
-fn enabled() -> bool {
-    true
-}
-
-fn default_rotate_bytes() -> u64 {
-    64 << 20
-}
-
-fn default_checkpoint_ms() -> u64 {
-    1_000
-}
-
-fn default_audit_exclude() -> Vec<String> {
-    vec!["sys.health".to_owned()]
-}
-
-/// A `[storage]` or `[keyring]` section: which plugin and what it may use.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PluginSection {
-    /// A name from the plugin directory, or a path to a `.wasm` file.
-    pub plugin: String,
-    /// SHA-256 (hex) the `.wasm` must have.
-    pub sha256: Option<String>,
-    /// Passed to the plugin; every scalar becomes its string form.
-    #[serde(default)]
-    pub config: BTreeMap<String, toml::Value>,
-    /// A database the host opens and lends the plugin (storage only).
-    pub sql: Option<SqlGrant>,
-    /// Whether the plugin may read the real time (it sees zero otherwise).
-    #[serde(default)]
-    pub clock: bool,
-    /// Names of host environment variables the plugin may read (it sees
-    /// no other); each must be set when the server starts.
-    #[serde(default)]
-    pub env: Vec<String>,
-    /// Files lent to the plugin, each under a name (keyrings only); the
-    /// plugin reaches exactly these files and nothing beside them.
-    #[serde(default)]
-    pub files: BTreeMap<String, FileGrantSection>,
-    #[serde(default)]
-    pub limits: LimitsSection,
-}
-
-/// One `[<section>.files]` entry: `name = { path = "…", writable = false }`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileGrantSection {
-    pub path: PathBuf,
-    /// Whether the plugin may replace the file (to create or rotate a keyset).
-    #[serde(default)]
-    pub writable: bool,
-}
-
-impl std::fmt::Debug for PluginSection {
-    // The plugin's config holds credentials: show its keys, not its values.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginSection")
-            .field("plugin", &self.plugin)
-            .field("sha256", &self.sha256)
-            .field("config_keys", &self.config.keys().collect::<Vec<_>>())
-            .field("sql", &self.sql)
-            .field("clock", &self.clock)
-            .field("env", &self.env)
-            .field("files", &self.files)
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
-
-/// The `[<section>.sql]` grant.
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SqlGrant {
-    /// `sqlite://path` or `postgres://user:password@host/db`.
-    pub url: String,
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-}
-
-impl std::fmt::Debug for SqlGrant {
-    // The URL may carry a password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlGrant")
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The `[<section>.limits]` table.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsSection {
-    #[serde(default = "default_memory_mb")]
-    pub memory_mb: usize,
-    #[serde(default = "default_cpu_ms")]
-    pub cpu_ms: u64,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    #[serde(default = "default_max_instances")]
-    pub max_instances: usize,
-}
-
-impl Default for LimitsSection {
-    fn default() -> Self {
-        LimitsSection {
-            memory_mb: default_memory_mb(),
-            cpu_ms: default_cpu_ms(),
-            timeout_ms: default_timeout_ms(),
-            max_instances: default_max_instances(),
-        }
-    }
-}
-
-impl LimitsSection {
-    pub fn to_limits(&self) -> Limits {
-        Limits {
-            memory_bytes: self.memory_mb.saturating_mul(1 << 20),
-            cpu_time: Duration::from_millis(self.cpu_ms),
-            call_timeout: Duration::from_millis(self.timeout_ms),
-            max_instances: self.max_instances,
-        }
-    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -342,26 +67,6 @@ fn default_max_versions() -> u32 {
 
 fn default_max_value_bytes() -> usize {
     64 * 1024
-}
-
-fn default_max_connections() -> u32 {
-    8
-}
-
-fn default_memory_mb() -> usize {
-    64
-}
-
-fn default_cpu_ms() -> u64 {
-    2_000
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
-fn default_max_instances() -> usize {
-    32
 }
 
 /// The data directory when none is configured: `$XDG_DATA_HOME/coffer`,
@@ -401,23 +106,6 @@ const MAX_RECORD_BYTES: usize = 32 << 20;
 /// Bytes a record spends per version besides the value (keys, nonces, tags).
 const RECORD_OVERHEAD: usize = 256;
 
-/// Top-level keys environment variables may override; other `COFFER_…`
-/// variables (the client's `COFFER_ADDR`, `COFFER_TOKEN`) are not config.
-const OVERRIDABLE: &[&str] = &[
-    "listen",
-    "data_dir",
-    "plugin_dir",
-    "cache_dir",
-    "max_versions",
-    "max_value_bytes",
-    "storage",
-    "keyring",
-    "audit",
-    "keys",
-    "janitor",
-    "http",
-];
-
 impl Config {
     /// Loads `file` (or nothing), applies `vars` overrides and the data-dir
     /// option, and validates the result.
@@ -451,7 +139,7 @@ impl Config {
                 path: origin.clone(),
                 message: e.to_string(),
             })?;
-        apply_env(&mut table, vars);
+        env::apply_env(&mut table, vars);
         if let Some(dir) = data_dir {
             table.insert(
                 "data_dir".into(),
@@ -490,7 +178,7 @@ impl Config {
         let storage_memory = self
             .storage
             .as_ref()
-            .map_or(default_memory_mb(), |s| s.limits.memory_mb)
+            .map_or(plugin::default_memory_mb(), |s| s.limits.memory_mb)
             .saturating_mul(1 << 20);
         let record = (self.max_versions as usize)
             .saturating_mul(self.max_value_bytes.saturating_add(RECORD_OVERHEAD));
@@ -543,68 +231,22 @@ impl Config {
         if self.http.request_timeout_ms < 100 {
             return Err(fail("http.request_timeout_ms", "must be at least 100"));
         }
-        for (name, section) in [("storage", &self.storage), ("keyring", &self.keyring)] {
-            let Some(section) = section else { continue };
-            if section.plugin.is_empty() {
-                return Err(fail(&format!("{name}.plugin"), "must not be empty"));
-            }
-            if let Some(sha) = &section.sha256
-                && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
-            {
-                return Err(fail(&format!("{name}.sha256"), "must be 64 hex digits"));
-            }
-            for (key, value) in &section.config {
-                if scalar_string(value).is_none() {
-                    return Err(fail(
-                        &format!("{name}.config.{key}"),
-                        "must be a string, number or boolean",
-                    ));
-                }
-            }
-            let limits = &section.limits;
-            if !(1..=1024).contains(&limits.memory_mb) {
-                return Err(fail(
-                    &format!("{name}.limits.memory_mb"),
-                    "must be between 1 and 1024",
-                ));
-            }
-            if limits.cpu_ms < 10 {
-                return Err(fail(
-                    &format!("{name}.limits.cpu_ms"),
-                    "must be at least 10",
-                ));
-            }
-            if limits.timeout_ms < 10 {
-                return Err(fail(
-                    &format!("{name}.limits.timeout_ms"),
-                    "must be at least 10",
-                ));
-            }
-            if !(1..=256).contains(&limits.max_instances) {
-                return Err(fail(
-                    &format!("{name}.limits.max_instances"),
-                    "must be between 1 and 256",
-                ));
-            }
-            if name == "keyring" && section.sql.is_some() {
-                return Err(fail(
-                    "keyring.sql",
-                    "keyring plugins cannot be granted a database",
-                ));
-            }
-            if name != "keyring" && !section.files.is_empty() {
-                return Err(fail(
-                    &format!("{name}.files"),
-                    "only keyring plugins can be granted files",
-                ));
-            }
-            for (file, grant) in &section.files {
-                if file.is_empty() || grant.path.file_name().is_none() {
-                    return Err(fail(
-                        &format!("{name}.files.{file}"),
-                        "must name a file: { path = \"/dir/file\" }",
-                    ));
-                }
+        if self.keyring.is_some() && self.kms.is_some() {
+            return Err(fail(
+                "kms",
+                "is the root of the key hierarchy in place of [keyring]: configure one of them",
+            ));
+        }
+        let sections = [
+            ("storage", &self.storage),
+            ("keyring", &self.keyring),
+            ("kms", &self.kms),
+        ];
+        for (name, section) in sections {
+            if let Some(section) = section {
+                section
+                    .validate(name)
+                    .map_err(|(key, message)| fail(&key, &message))?;
             }
         }
         Ok(())
@@ -613,17 +255,11 @@ impl Config {
     /// The `[storage]` section, or the embedded default: SQLite in the data dir.
     pub fn storage_section(&self) -> PluginSection {
         self.storage.clone().unwrap_or_else(|| PluginSection {
-            plugin: "storage-sql".to_owned(),
-            sha256: None,
-            config: BTreeMap::new(),
             sql: Some(SqlGrant {
                 url: format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
-                max_connections: default_max_connections(),
+                max_connections: plugin::default_max_connections(),
             }),
-            clock: false,
-            env: Vec::new(),
-            files: BTreeMap::new(),
-            limits: LimitsSection::default(),
+            ..PluginSection::named("storage-sql")
         })
     }
 
@@ -631,12 +267,7 @@ impl Config {
     /// data dir, created if missing.
     pub fn keyring_section(&self) -> PluginSection {
         self.keyring.clone().unwrap_or_else(|| PluginSection {
-            plugin: "keyring-file".to_owned(),
-            sha256: None,
             config: BTreeMap::from([("create_if_missing".to_owned(), toml::Value::Boolean(true))]),
-            sql: None,
-            clock: false,
-            env: Vec::new(),
             files: BTreeMap::from([(
                 "keyset".to_owned(),
                 FileGrantSection {
@@ -644,7 +275,7 @@ impl Config {
                     writable: true,
                 },
             )]),
-            limits: LimitsSection::default(),
+            ..PluginSection::named("keyring-file")
         })
     }
 
@@ -745,59 +376,6 @@ pub fn scalar_string(value: &toml::Value) -> Option<String> {
         toml::Value::Datetime(d) => Some(d.to_string()),
         toml::Value::Array(_) | toml::Value::Table(_) => None,
     }
-}
-
-/// Applies `COFFER_A__B__C=value` overrides to `table`.
-fn apply_env(table: &mut toml::Table, vars: impl IntoIterator<Item = (String, String)>) {
-    for (name, value) in vars {
-        let Some(path) = name.strip_prefix("COFFER_") else {
-            continue;
-        };
-        let keys: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
-        if keys.iter().any(String::is_empty) || !OVERRIDABLE.contains(&keys[0].as_str()) {
-            continue;
-        }
-        set_path(table, &keys, env_value(&value));
-    }
-}
-
-/// An environment value as TOML: numbers and booleans keep their type,
-/// anything else is a string.
-fn env_value(raw: &str) -> toml::Value {
-    let typed = format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut parsed| parsed.remove("v"))
-        .filter(|v| {
-            matches!(
-                v,
-                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)
-            )
-        })
-        // Only when the value reads back exactly as written: `1e5`, `0x1F`
-        // or `1_000` stay strings, so a plugin sees what the operator typed.
-        .filter(|v| scalar_string(v).as_deref() == Some(raw));
-    typed.unwrap_or_else(|| toml::Value::String(raw.to_owned()))
-}
-
-fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) {
-    let Some((last, parents)) = keys.split_last() else {
-        return;
-    };
-    let mut current = table;
-    for key in parents {
-        let entry = current
-            .entry(key.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if !entry.is_table() {
-            *entry = toml::Value::Table(toml::Table::new());
-        }
-        let toml::Value::Table(next) = entry else {
-            return;
-        };
-        current = next;
-    }
-    current.insert(last.clone(), value);
 }
 
 #[cfg(test)]
