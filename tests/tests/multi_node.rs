@@ -85,7 +85,7 @@ async fn two_nodes_share_keys_and_never_make_two_active_keys() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     b.assert_reads("orders/db", "after rotations").await;
     assert!(
-        b.log().contains("picked up a KEK keyset changed elsewhere"),
+        b.log().contains("picked up a KEK changed elsewhere"),
         "{}",
         b.log()
     );
