@@ -189,11 +189,11 @@ impl Default for Retries {
 /// Runs `attempt` until it succeeds, fails with an error `retry` does not
 /// accept, or has been tried `retries.attempts` times; waits a random time
 /// up to the backoff between tries ("full jitter").
-pub fn with_retries<T>(
+pub fn with_retries<T, E>(
     retries: Retries,
-    retry: impl Fn(&Error) -> bool,
-    mut attempt: impl FnMut() -> Result<T, Error>,
-) -> Result<T, Error> {
+    retry: impl Fn(&E) -> bool,
+    mut attempt: impl FnMut() -> Result<T, E>,
+) -> Result<T, E> {
     let mut wait = retries.first_wait;
     let mut tries = 1;
     loop {
@@ -210,13 +210,8 @@ pub fn with_retries<T>(
 
 /// A random duration up to `up_to`.
 fn jitter(up_to: Duration) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded from the host's random source.
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
     let nanos = u64::try_from(up_to.as_nanos()).unwrap_or(u64::MAX).max(1);
-    Duration::from_nanos(random % nanos)
+    Duration::from_nanos(crate::random::u64() % nanos)
 }
 
 /// `text` percent-encoded for a path segment or a query value: letters,

@@ -49,6 +49,7 @@ mod instance;
 pub mod keyring;
 pub mod kms;
 pub mod log;
+pub mod random;
 pub mod sql;
 pub mod storage;
 

@@ -1,9 +1,15 @@
 //! Test support for coffer's end-to-end tests: start the real `coffer`
 //! binary on a private data directory and a free port, talk to it over
-//! HTTP, run the CLI, and call real Google Tink through Python.
+//! HTTP, run the CLI, call real Google Tink and botocore through Python,
+//! and run the remote backends' real servers (OpenBao, moto) behind a
+//! proxy a test can cut.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod aws;
+pub mod openbao;
+pub mod plugins;
+pub mod proxy;
 pub mod python;
 pub mod records;
 pub mod server;

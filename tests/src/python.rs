@@ -1,4 +1,5 @@
-//! Running the test suite's Python helpers (real Google Tink).
+//! Running the test suite's Python helpers (real Google Tink, botocore)
+//! and the servers the venv holds.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,11 +22,15 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// The path of `tests/support/<name>`.
+pub fn support_script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/support")).join(name)
+}
+
 /// Runs `tests/support/tink_tool.py` with `args`; returns its stdout.
 pub fn tink_tool(args: &[&str]) -> String {
-    let script = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/support/tink_tool.py"));
     let output = Command::new(python())
-        .arg(script)
+        .arg(support_script("tink_tool.py"))
         .args(args)
         .output()
         .unwrap();

@@ -26,6 +26,22 @@ pub const PLUGINS: &[Component] = &[
         package: "keyring-file",
         artifact: "keyring_file",
     },
+    Component {
+        package: "storage-vault",
+        artifact: "storage_vault",
+    },
+    Component {
+        package: "storage-dynamodb",
+        artifact: "storage_dynamodb",
+    },
+    Component {
+        package: "kms-vault-transit",
+        artifact: "kms_vault_transit",
+    },
+    Component {
+        package: "kms-aws",
+        artifact: "kms_aws",
+    },
 ];
 
 /// Guests that only the tests use.

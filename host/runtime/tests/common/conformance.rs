@@ -1,6 +1,7 @@
 //! The storage contract, checked against any `Storage`: revisions,
-//! compare-and-set, deletes, listing with prefixes and cursors, and no lost
-//! updates under concurrent writers.
+//! compare-and-set, deletes, listing with prefixes and cursors, no lost
+//! updates under concurrent writers, and conditional deletes that race
+//! writers without losing what a writer was told it wrote.
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ pub async fn run_all(storage: Arc<dyn Storage>) {
     deletes_check_revisions(storage.as_ref()).await;
     listing_pages_through_a_prefix(storage.as_ref()).await;
     binary_values_round_trip(storage.as_ref()).await;
-    concurrent_writers_lose_no_update(storage).await;
+    concurrent_writers_lose_no_update(storage.clone()).await;
+    a_delete_racing_a_write_leaves_one_winner(storage).await;
 }
 
 async fn revisions_and_compare_and_set(s: &dyn Storage) {
@@ -145,4 +147,42 @@ async fn concurrent_writers_lose_no_update(s: Arc<dyn Storage>) {
     }
     let entry = s.get("race/counter").await.unwrap().unwrap();
     assert_eq!(entry.value, (WRITERS * INCREMENTS).to_string().into_bytes());
+}
+
+/// A conditional delete and a write at the same revision, at once: exactly
+/// one wins, and what is stored says which.
+async fn a_delete_racing_a_write_leaves_one_winner(s: Arc<dyn Storage>) {
+    const ROUNDS: usize = 12;
+    for round in 0..ROUNDS {
+        let key = format!("race/delete-{round}");
+        let revision = s.put(&key, b"first", Expected::Absent).await.unwrap();
+        let writer = {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move { s.put(&key, b"second", Expected::Revision(revision)).await })
+        };
+        let deleter = {
+            let (s, key) = (s.clone(), key.clone());
+            tokio::spawn(async move { s.delete(&key, Expected::Revision(revision)).await })
+        };
+        let (wrote, deleted) = (writer.await.unwrap(), deleter.await.unwrap());
+        let stored = s.get(&key).await.unwrap();
+        match (wrote, deleted) {
+            (Ok(written), Err(e)) => {
+                assert!(
+                    is_conflict(&e) || e.guest() == Some(&GuestError::NotFound),
+                    "round {round}: the losing delete says {e}"
+                );
+                let stored = stored.expect("the acknowledged write was lost");
+                assert_eq!(
+                    (stored.value.as_slice(), stored.revision),
+                    (&b"second"[..], written)
+                );
+            }
+            (Err(e), Ok(())) => {
+                assert!(is_conflict(&e), "round {round}: the losing write says {e}");
+                assert_eq!(stored, None, "round {round}: the delete did not hold");
+            }
+            (wrote, deleted) => panic!("round {round}: both or neither won: {wrote:?} {deleted:?}"),
+        }
+    }
 }
