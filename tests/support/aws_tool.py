@@ -8,7 +8,8 @@
   scan ENDPOINT REGION TABLE
                            print every item of TABLE as JSON lines (values base64)
   sign                     read {method, url, headers, body_b64, region, service,
-                           access_key_id, secret_access_key, amz_date} on stdin;
+                           access_key_id, secret_access_key, session_token, amz_date}
+                           on stdin;
                            print the Authorization header botocore's SigV4Auth makes
 """
 import base64
@@ -72,7 +73,7 @@ def sign():
         headers=spec["headers"],
         data=base64.b64decode(spec["body_b64"]),
     )
-    credentials = Credentials(spec["access_key_id"], spec["secret_access_key"])
+    credentials = Credentials(spec["access_key_id"], spec["secret_access_key"], spec.get("session_token"))
     signer = SigV4Auth(credentials, spec["service"], spec["region"])
     # botocore reads the clock itself: give it the test's fixed time.
     fixed = datetime.datetime.strptime(spec["amz_date"], "%Y%m%dT%H%M%SZ")

@@ -49,11 +49,16 @@ fn call(op: &str, body: &Value) -> Result<Value, Error> {
             let kind = answer["__type"].as_str().unwrap_or("");
             let kind = kind.rsplit('#').next().unwrap_or(kind);
             let message = answer["message"].as_str().or(answer["Message"].as_str());
-            let detail = format!("KMS {op}: {kind}: {}", message.unwrap_or(""));
+            let detail = if kind.is_empty() {
+                format!("KMS {op}: {}", reply.error())
+            } else {
+                format!("KMS {op}: {kind}: {}", message.unwrap_or(""))
+            };
             Err(match kind {
                 "NotFoundException" => Error::NotFound,
                 "InvalidCiphertextException" | "IncorrectKeyException" => Error::Invalid(detail),
                 k if RETRIED.contains(&k) || reply.status() >= 500 => Error::Unavailable(detail),
+                _ if reply.status() == 403 => Error::Denied(detail),
                 "AccessDeniedException"
                 | "UnrecognizedClientException"
                 | "InvalidSignatureException"
@@ -86,7 +91,8 @@ impl AwsKms {
                 "KMS key {arn} is {state}, not Enabled"
             )));
         }
-        if metadata["KeyUsage"] != "ENCRYPT_DECRYPT" || metadata["KeySpec"] != "SYMMETRIC_DEFAULT" {
+        let usage = metadata["KeyUsage"].as_str().unwrap_or("ENCRYPT_DECRYPT");
+        if usage != "ENCRYPT_DECRYPT" || metadata["KeySpec"] != "SYMMETRIC_DEFAULT" {
             return Err(Error::Invalid(format!(
                 "KMS key {arn} is not a symmetric encryption key"
             )));

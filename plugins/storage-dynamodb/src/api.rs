@@ -66,13 +66,18 @@ fn once(op: &str, body: &Value) -> Result<Value, Failure> {
         .or_else(|| answer["Message"].as_str())
         .unwrap_or("")
         .to_owned();
-    let detail = format!("DynamoDB {op}: {kind}: {message}");
+    let detail = if kind.is_empty() {
+        format!("DynamoDB {op}: {}", reply.error())
+    } else {
+        format!("DynamoDB {op}: {kind}: {message}")
+    };
     Err(match kind.as_str() {
         "ConditionalCheckFailedException" => Failure::Condition(answer.get("Item").cloned()),
         "ResourceNotFoundException" => Failure::NoTable,
         k if RETRIED.contains(&k) || reply.status() >= 500 => {
             Failure::Other(Error::Unavailable(detail))
         }
+        _ if reply.status() == 403 => Failure::Other(Error::Denied(detail)),
         "AccessDeniedException"
         | "UnrecognizedClientException"
         | "InvalidSignatureException"
