@@ -271,6 +271,27 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Runs the `coffer` CLI against this server, as root.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(coffer_binary())
+            .args(args)
+            .env("COFFER_ADDR", &self.addr)
+            .env("COFFER_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI, asserts it succeeded, and returns its stdout and
+    /// stderr.
+    pub fn cli_streams(&self, args: &[&str]) -> (String, String) {
+        let output = self.cli(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "coffer {args:?}: {stderr}");
+        (String::from_utf8(output.stdout).unwrap(), stderr)
+    }
+}
+
 /// Runs `coffer server` on `data_dir` with `extra` configuration and `env`
 /// added to its environment, expecting it to refuse to start (exit code 1);
 /// returns what it printed on stderr.

@@ -66,24 +66,15 @@ async fn write_many(
 }
 
 fn cli(server: &Server, args: &[&str]) -> Output {
-    Command::new(coffer_binary())
-        .args(args)
-        .env("COFFER_ADDR", &server.addr)
-        .env("COFFER_TOKEN", &server.token)
-        .output()
-        .unwrap()
+    server.cli(args)
 }
 
-/// Runs the CLI, asserts it succeeded, and returns its stdout and stderr.
 fn cli_streams(server: &Server, args: &[&str]) -> (String, String) {
-    let output = cli(server, args);
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(output.status.success(), "coffer {args:?}: {stderr}");
-    (String::from_utf8(output.stdout).unwrap(), stderr)
+    server.cli_streams(args)
 }
 
 fn cli_ok(server: &Server, args: &[&str]) -> String {
-    cli_streams(server, args).0
+    server.cli_streams(args).0
 }
 
 fn keyring_at(file: &Path) -> String {

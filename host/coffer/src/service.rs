@@ -251,6 +251,11 @@ impl Coffer {
         })
     }
 
+    /// For a KMS root, whether the KMS answers; none for a keyring.
+    pub async fn kms_answers(&self) -> Option<bool> {
+        self.foundation.root.kms_answers().await
+    }
+
     /// Starts the background work (the key janitor, audit checkpoints and
     /// retention); call once serving.
     pub fn start_background(&self) -> Vec<tokio::task::JoinHandle<()>> {

@@ -45,6 +45,13 @@ impl Kv {
         format!("{}/{kind}/{}{path}", self.mount, self.base)
     }
 
+    fn no_mount(&self) -> Error {
+        Error::Unavailable(format!(
+            "nothing is mounted at {}: enable a KV v2 engine there, or set `mount`",
+            self.mount.trim_start_matches("/v1/")
+        ))
+    }
+
     pub fn read(&self, path: &str) -> Result<Read, Error> {
         let reply = retried(|| http::get(self.url("data", path)).send())?;
         let body = reply.json().unwrap_or(Value::Null);
@@ -62,6 +69,7 @@ impl Kv {
                 Ok(Read::Live { value, version })
             }
             (404, Some(version)) => Ok(Read::Gone(version)),
+            (404, None) if contains(reply.body(), b"no handler for route") => Err(self.no_mount()),
             (404, None) => Ok(Read::Missing),
             _ => Err(reply.error()),
         }
@@ -120,6 +128,9 @@ impl Kv {
             self.detailed.set(Some(false));
             detailed = false;
             reply = list("metadata")?;
+        }
+        if reply.status() == 404 && contains(reply.body(), b"no handler for route") {
+            return Err(self.no_mount());
         }
         if reply.status() == 404 {
             return Ok(Vec::new());

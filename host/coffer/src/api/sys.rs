@@ -9,7 +9,8 @@ use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin};
 use crate::store::layout;
 
-/// Health: whether storage answers and the audit trail can be written.
+/// Health: whether storage (and a KMS root) answers and the audit trail
+/// can be written.
 /// Unauthenticated, reveals no data.
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let storage_ok = match state.storage.get(layout::HEALTH_PROBE).await {
@@ -24,14 +25,18 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         (true, true) => "ok",
         (true, false) => "failing",
     };
-    let ok = storage_ok && audit != "failing";
-    let body = json!({
+    let kms = state.kms_answers().await;
+    let ok = storage_ok && kms != Some(false) && audit != "failing";
+    let mut body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "storage": if storage_ok { "ok" } else { "unavailable" },
         "audit": audit,
         "audit_retention": if state.audit.retention_blocked() { "blocked" } else { "ok" },
     });
+    if let Some(answers) = kms {
+        body["kms"] = json!(if answers { "ok" } else { "unavailable" });
+    }
     let status = if ok {
         StatusCode::OK
     } else {

@@ -30,6 +30,9 @@ pub enum RootSource {
 /// Least time between two reads of the root prompted by an unknown KEK
 /// key, or by a key about to be wrapped.
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(1);
+/// How long health checks trust a KMS that answered, and one that did not.
+const KMS_HEALTHY_FOR: Duration = Duration::from_secs(10);
+const KMS_FAILING_FOR: Duration = Duration::from_secs(1);
 
 /// The root's source and the KEK read from it.
 pub struct RootKeys {
@@ -37,6 +40,8 @@ pub struct RootKeys {
     current: RwLock<Arc<Kek>>,
     last_follow: tokio::sync::Mutex<Option<Instant>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// When the KMS was last asked by a health check, and whether it answered.
+    last_health: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 impl RootKeys {
@@ -62,6 +67,7 @@ impl RootKeys {
             current: RwLock::new(Arc::new(kek)),
             last_follow: tokio::sync::Mutex::new(None),
             last_refresh: tokio::sync::Mutex::new(None),
+            last_health: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -82,6 +88,35 @@ impl RootKeys {
             Err(poisoned) => *poisoned.into_inner() = kek.clone(),
         }
         kek
+    }
+
+    /// For a KMS root, whether the KMS answers (asked again once the last
+    /// answer is a few seconds old, so health checks cost it little);
+    /// none for a keyring.
+    pub async fn kms_answers(&self) -> Option<bool> {
+        let RootSource::Kms(kms) = &self.source else {
+            return None;
+        };
+        let mut last = self.last_health.lock().await;
+        if let Some((at, answered)) = *last {
+            let trusted = if answered {
+                KMS_HEALTHY_FOR
+            } else {
+                KMS_FAILING_FOR
+            };
+            if at.elapsed() < trusted {
+                return Some(answered);
+            }
+        }
+        let answered = match kms.describe().await {
+            Ok(_) => true,
+            Err(error) => {
+                tracing::warn!(%error, "health check: the KMS failed");
+                false
+            }
+        };
+        *last = Some((Instant::now(), answered));
+        Some(answered)
     }
 
     /// Reads the root again (the keyset, the KMS key's description),
