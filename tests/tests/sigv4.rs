@@ -62,6 +62,15 @@ fn botocore(
     (authorization, lines.next().map(str::to_owned))
 }
 
+/// One request to sign.
+struct Case<'a> {
+    method: &'a str,
+    path_and_query: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+    service: &'a str,
+}
+
 #[test]
 fn the_host_signs_as_botocore_does() {
     let mut credentials = Credentials {
@@ -72,45 +81,54 @@ fn the_host_signs_as_botocore_does() {
     let amz_date = "20261202T081500Z";
     let get_item =
         br#"{"TableName":"coffer","Key":{"ns":{"S":"coffer"},"k":{"S":"secrets/app/db"}}}"#;
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8], &str)> = vec![
-        (
-            "POST",
-            "/",
-            vec![
-                ("content-type", "application/x-amz-json-1.0"),
-                ("x-amz-target", "DynamoDB_20120810.GetItem"),
-            ],
-            get_item,
-            "dynamodb",
-        ),
-        (
-            "POST",
-            "/",
-            vec![
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "TrentService.Encrypt"),
-            ],
-            br#"{"KeyId":"alias/coffer","Plaintext":"AAAA"}"#,
-            "kms",
-        ),
-        (
-            "GET",
-            "/?Version=2010-05-08&Action=ListUsers",
-            vec![],
-            b"",
-            "iam",
-        ),
-        (
-            "GET",
-            "/a%20b/c",
-            vec![("x-custom", "  spaced   value ")],
-            b"",
-            "execute-api",
-        ),
+    let dynamodb = [
+        ("content-type", "application/x-amz-json-1.0"),
+        ("x-amz-target", "DynamoDB_20120810.GetItem"),
+    ];
+    let kms = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "TrentService.Encrypt"),
+    ];
+    let cases = [
+        Case {
+            method: "POST",
+            path_and_query: "/",
+            headers: &dynamodb,
+            body: get_item,
+            service: "dynamodb",
+        },
+        Case {
+            method: "POST",
+            path_and_query: "/",
+            headers: &kms,
+            body: br#"{"KeyId":"alias/coffer","Plaintext":"AAAA"}"#,
+            service: "kms",
+        },
+        Case {
+            method: "GET",
+            path_and_query: "/?Version=2010-05-08&Action=ListUsers",
+            headers: &[],
+            body: b"",
+            service: "iam",
+        },
+        Case {
+            method: "GET",
+            path_and_query: "/a%20b/c",
+            headers: &[("x-custom", "  spaced   value ")],
+            body: b"",
+            service: "execute-api",
+        },
     ];
     for session_token in [None, Some("FQoGZXIvYXdzEXAMPLETOKEN")] {
         credentials.session_token = session_token.map(|t| Zeroizing::new(t.to_owned()));
-        for (method, path_and_query, headers, body, service) in &cases {
+        for Case {
+            method,
+            path_and_query,
+            headers,
+            body,
+            service,
+        } in &cases
+        {
             let (path, query) = path_and_query
                 .split_once('?')
                 .unwrap_or((path_and_query, ""));
