@@ -18,6 +18,7 @@ struct State {
     cut: AtomicBool,
     /// Open connections (both sides), by connection number.
     open: Mutex<HashMap<u64, [TcpStream; 2]>>,
+    /// Connections accepted so far (their numbers).
     next: AtomicU64,
     listener: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -68,6 +69,12 @@ impl Proxy {
             }
         });
         *self.state.listener.lock().unwrap() = Some(handle);
+    }
+
+    /// Connections accepted so far: requests, for a backend that closes
+    /// every connection after one (as moto does).
+    pub fn connections(&self) -> u64 {
+        self.state.next.load(Ordering::SeqCst)
     }
 
     /// The backend goes dark: the port refuses connections and every open

@@ -420,3 +420,42 @@ async fn a_wrong_credential_key_table_or_mount_stops_the_start_naming_the_sectio
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_reads_cost_no_kms_call() {
+    let moto = Moto::start();
+    moto.kms_key();
+    // moto closes every connection after one request: connections to the
+    // KMS's proxy count KMS calls.
+    let kms = Proxy::start(moto.port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = aws_config(&moto.endpoint, "coffer", "alias/coffer-test").replace(
+        &format!(
+            "origin = {:?}\nauth = \"aws-sigv4\"\nservice = \"kms\"",
+            moto.endpoint
+        ),
+        &format!(
+            "origin = \"http://127.0.0.1:{}\"\nauth = \"aws-sigv4\"\nservice = \"kms\"",
+            kms.port
+        ),
+    );
+    let mut server = Server::start_with_env(dir.path(), &config, &moto.env());
+    write_all(&server).await;
+    server.stop();
+
+    let started = kms.connections();
+    let server = Server::start_with_env(dir.path(), &config, &moto.env());
+    let at_start = kms.connections() - started;
+    server.assert_reads(SECRETS[0].0, SECRETS[0].1).await;
+    let first_read = kms.connections() - started - at_start;
+    let before = kms.connections();
+    for _ in 0..1_000 {
+        server.assert_reads(SECRETS[0].0, SECRETS[0].1).await;
+    }
+    let per_thousand = kms.connections() - before;
+    eprintln!(
+        "KMS calls: {at_start} at start, {first_read} for the first read of a namespace, \
+         {per_thousand} for the next 1,000 reads"
+    );
+    assert_eq!(per_thousand, 0, "reads are served from cached data keys");
+}
