@@ -301,6 +301,11 @@ async fn kek(connection: &Connection, command: KekCommand) -> Result<(), Failure
 }
 
 fn print_kek_status(status: &Value) {
+    match status["kms_key"].as_str() {
+        // A KMS root's keys are the KMS key's versions.
+        Some(kms_key) => println!("root: KMS key {kms_key} (IDs are its versions)"),
+        None => println!("root: the keyring's keyset"),
+    }
     println!(
         "primary {}; {} namespace(s); {} key(s) waiting for re-wrap",
         status["primary_key_id"], status["namespaces"], status["pending_rewrap"]

@@ -512,4 +512,37 @@ mod tests {
         };
         assert!(!format!("{grant:?}").contains("hunter2"));
     }
+
+    fn refusal(text: &str) -> String {
+        Config::parse(text, "coffer.toml", vars(&[]), None)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_kms_root_excludes_a_keyring_and_grants_are_checked_per_kind() {
+        let error = refusal(
+            "[keyring]\nplugin = \"keyring-file\"\n[kms]\nplugin = \"kms-aws\"\n",
+        );
+        assert!(error.contains("key `kms`") && error.contains("[keyring]"), "{error}");
+        let error = refusal(
+            "[keyring]\nplugin = \"keyring-file\"\n[keyring.http]\norigin = \"https://kms.example\"\n",
+        );
+        assert!(error.contains("keyring.http"), "{error}");
+        let error = refusal("[kms]\nplugin = \"kms-aws\"\n[kms.sql]\nurl = \"sqlite://x\"\n");
+        assert!(error.contains("kms.sql"), "{error}");
+        let error = refusal(
+            "[kms]\nplugin = \"kms-aws\"\n[kms.http]\norigin = \"https://kms.example/v1\"\n",
+        );
+        assert!(error.contains("kms.http.origin"), "{error}");
+        let config = Config::parse(
+            "[kms]\nplugin = \"kms-aws\"\n[kms.http]\norigin = \"https://kms.eu-west-1.amazonaws.com\"\n\
+             auth = \"aws-sigv4\"\nservice = \"kms\"\nregion = \"eu-west-1\"\n",
+            "coffer.toml",
+            vars(&[]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(config.kms.unwrap().http.unwrap().auth, HttpAuthKind::AwsSigv4);
+    }
 }
