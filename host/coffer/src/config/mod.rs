@@ -521,10 +521,11 @@ mod tests {
 
     #[test]
     fn a_kms_root_excludes_a_keyring_and_grants_are_checked_per_kind() {
-        let error = refusal(
-            "[keyring]\nplugin = \"keyring-file\"\n[kms]\nplugin = \"kms-aws\"\n",
+        let error = refusal("[keyring]\nplugin = \"keyring-file\"\n[kms]\nplugin = \"kms-aws\"\n");
+        assert!(
+            error.contains("key `kms`") && error.contains("[keyring]"),
+            "{error}"
         );
-        assert!(error.contains("key `kms`") && error.contains("[keyring]"), "{error}");
         let error = refusal(
             "[keyring]\nplugin = \"keyring-file\"\n[keyring.http]\norigin = \"https://kms.example\"\n",
         );
@@ -543,6 +544,9 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(config.kms.unwrap().http.unwrap().auth, HttpAuthKind::AwsSigv4);
+        assert_eq!(
+            config.kms.unwrap().http.unwrap().auth,
+            HttpAuthKind::AwsSigv4
+        );
     }
 }
