@@ -139,6 +139,7 @@ fn load(load_args: &[String]) -> Result<()> {
         .arg(wasm::plugin_dir())
         .arg("--bao")
         .arg(bin.join("bao"))
+        .env("COFFER_TEST_PYTHON", bin.join("python"))
         .args(load_args);
     status(&mut command)
 }

@@ -10,6 +10,12 @@
 //! Figures are reported as coffer/OpenBao ratios, and the audit trail's cost
 //! as a ratio of coffer with and without it; absolute numbers depend on the
 //! machine.
+//!
+//! `--remote vault|dynamodb|all` adds coffer on its remote storage plugins:
+//! `storage-vault` on a KV v2 mount of the same OpenBao (so the ratio is
+//! what coffer's envelope and audit add on top of the store it uses), and
+//! `storage-dynamodb` on moto, the AWS emulator the tests use (served one
+//! request at a time, so this measures the plugin path, not DynamoDB).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use coffer_e2e::aws::{Moto, REGION};
 use reqwest::{Client, Method};
 use serde_json::{Value, json};
 
@@ -28,6 +35,24 @@ struct Options {
     seconds: u64,
     concurrency: usize,
     keys: usize,
+    remote: Vec<Remote>,
+}
+
+/// A remote storage plugin to drive coffer on.
+#[derive(Clone, Copy, PartialEq)]
+enum Remote {
+    Vault,
+    DynamoDb,
+}
+
+fn remotes(value: &str) -> Result<Vec<Remote>> {
+    Ok(match value {
+        "none" => vec![],
+        "vault" => vec![Remote::Vault],
+        "dynamodb" => vec![Remote::DynamoDb],
+        "all" => vec![Remote::Vault, Remote::DynamoDb],
+        other => bail!("--remote takes none, vault, dynamodb or all, not {other}"),
+    })
 }
 
 fn options() -> Result<Options> {
@@ -39,6 +64,7 @@ fn options() -> Result<Options> {
         seconds: 10,
         concurrency: 16,
         keys: 1000,
+        remote: vec![],
     };
     while let Some(flag) = args.next() {
         let value = args
@@ -51,6 +77,7 @@ fn options() -> Result<Options> {
             "--seconds" => options.seconds = value.parse()?,
             "--concurrency" => options.concurrency = value.parse()?,
             "--keys" => options.keys = value.parse()?,
+            "--remote" => options.remote = remotes(&value)?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -104,27 +131,83 @@ async fn wait_ready(client: &Client, url: &str) -> Result<()> {
     bail!("{url} did not answer within 60 s")
 }
 
+/// One coffer to start: its name, and what its config and environment add
+/// to the embedded default.
+struct Flavour {
+    name: &'static str,
+    audit: bool,
+    config: String,
+    env: Vec<(&'static str, String)>,
+}
+
+impl Flavour {
+    fn embedded(name: &'static str, audit: bool) -> Flavour {
+        Flavour {
+            name,
+            audit,
+            config: String::new(),
+            env: vec![],
+        }
+    }
+
+    /// coffer on `storage-vault`, under `secret/data/coffer-load/` of the
+    /// OpenBao at `origin`.
+    fn vault(origin: &str, token: &str) -> Flavour {
+        Flavour {
+            name: "coffer-vault",
+            audit: true,
+            config: format!(
+                "[storage]\nplugin = \"storage-vault\"\n[storage.config]\nmount = \"secret\"\npath = \"coffer-load\"\n\
+                 [storage.http]\norigin = {origin:?}\nauth = \"vault-token\"\ntoken_env = \"COFFER_LOAD_VAULT_TOKEN\"\n\
+                 paths = [\"/v1/secret/\"]\n"
+            ),
+            env: vec![("COFFER_LOAD_VAULT_TOKEN", token.to_owned())],
+        }
+    }
+
+    /// coffer on `storage-dynamodb`, in a table it creates on `moto`.
+    fn dynamodb(moto: &Moto) -> Flavour {
+        Flavour {
+            name: "coffer-dynamodb",
+            audit: true,
+            config: format!(
+                "[storage]\nplugin = \"storage-dynamodb\"\n[storage.config]\ntable = \"coffer-load\"\ncreate_table = true\n\
+                 [storage.http]\norigin = {:?}\nauth = \"aws-sigv4\"\nservice = \"dynamodb\"\nregion = \"{REGION}\"\n",
+                moto.endpoint
+            ),
+            env: moto
+                .env()
+                .iter()
+                .map(|(name, value)| (*name, (*value).to_owned()))
+                .collect(),
+        }
+    }
+}
+
 async fn start_coffer(
     options: &Options,
     dir: &Path,
     client: &Client,
-    audit: bool,
+    flavour: &Flavour,
 ) -> Result<(Process, Target)> {
     let port = free_port()?;
-    let dir = dir.join(if audit { "coffer" } else { "coffer-unaudited" });
+    let dir = dir.join(flavour.name);
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("coffer.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nplugin_dir = {:?}\n[audit]\nenabled = {audit}\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {:?}\nplugin_dir = {:?}\n[audit]\nenabled = {}\n{}",
             dir.join("data").display().to_string(),
-            options.plugins.display().to_string()
+            options.plugins.display().to_string(),
+            flavour.audit,
+            flavour.config,
         ),
     )?;
     let child = Command::new(&options.coffer)
         .args(["server", "--config"])
         .arg(&config)
+        .envs(flavour.env.iter().map(|(name, value)| (name, value)))
         .env("COFFER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log_file(&dir, "coffer.log")?)
@@ -137,7 +220,7 @@ async fn start_coffer(
         .trim()
         .to_owned();
     let target = Target {
-        name: "coffer",
+        name: flavour.name,
         base,
         auth: ("authorization", format!("Bearer {token}")),
         write: |key| {
@@ -388,7 +471,7 @@ impl Summary {
 
 fn line(label: &str, a_name: &str, a: &Summary, b_name: &str, b: &Summary) {
     println!(
-        "{label:<13} {a_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | {b_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | ratio {:.2}",
+        "{label:<16} {a_name:<16} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | {b_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | ratio {:.2}",
         a.per_second,
         a.p50_ms,
         a.p99_ms,
@@ -408,6 +491,8 @@ async fn main() -> Result<()> {
         for log in [
             "coffer/coffer.log",
             "coffer-unaudited/coffer.log",
+            "coffer-vault/coffer.log",
+            "coffer-dynamodb/coffer.log",
             "openbao.log",
         ] {
             let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
@@ -426,11 +511,27 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
         .pool_max_idle_per_host(options.concurrency * 3)
         .build()?;
 
-    // All three run at once and take turns, so they see the same machine.
-    let (_coffer_process, coffer) = start_coffer(options, dir, &client, true).await?;
-    let (_unaudited_process, unaudited) = start_coffer(options, dir, &client, false).await?;
-    let (_bao_process, bao) = start_openbao(options, dir, &client).await?;
-    let targets = [Arc::new(coffer), Arc::new(unaudited), Arc::new(bao)];
+    // All run at once and take turns, so they see the same machine.
+    let mut processes = Vec::new();
+    let (bao_process, bao) = start_openbao(options, dir, &client).await?;
+    processes.push(bao_process);
+    let mut flavours = vec![
+        Flavour::embedded("coffer", true),
+        Flavour::embedded("coffer-unaudited", false),
+    ];
+    let moto = options.remote.contains(&Remote::DynamoDb).then(Moto::start);
+    for remote in &options.remote {
+        flavours.push(match remote {
+            Remote::Vault => Flavour::vault(&bao.base, &bao.auth.1),
+            Remote::DynamoDb => Flavour::dynamodb(moto.as_ref().context("moto is not running")?),
+        });
+    }
+    let mut targets = vec![Arc::new(bao)];
+    for flavour in &flavours {
+        let (process, target) = start_coffer(options, dir, &client, flavour).await?;
+        processes.push(process);
+        targets.push(Arc::new(target));
+    }
 
     let mut writes = Vec::new();
     for target in &targets {
@@ -442,7 +543,7 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
         .await?]));
     }
     let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
-    let mut rounds: [Vec<Figures>; 3] = Default::default();
+    let mut rounds: Vec<Vec<Figures>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
         for (target, figures) in targets.iter().zip(rounds.iter_mut()) {
             figures.push(read_phase(&client, target.clone(), options, round).await?);
@@ -455,9 +556,27 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
          all servers persist to local disk",
         options.keys, options.concurrency, options.seconds
     );
-    line("writes", "coffer", &writes[0], "openbao", &writes[2]);
-    line("reads", "coffer", &reads[0], "openbao", &reads[2]);
-    line("audit writes", "with", &writes[0], "without", &writes[1]);
-    line("audit reads", "with", &reads[0], "without", &reads[1]);
+    // targets: openbao, coffer, coffer-unaudited, then the remote flavours.
+    line("writes", "coffer", &writes[1], "openbao", &writes[0]);
+    line("reads", "coffer", &reads[1], "openbao", &reads[0]);
+    line("audit writes", "with", &writes[1], "without", &writes[2]);
+    line("audit reads", "with", &reads[1], "without", &reads[2]);
+    for (index, flavour) in flavours.iter().enumerate().skip(2) {
+        let at = index + 1;
+        line(
+            &format!("{} writes", flavour.name.trim_start_matches("coffer-")),
+            flavour.name,
+            &writes[at],
+            "openbao",
+            &writes[0],
+        );
+        line(
+            &format!("{} reads", flavour.name.trim_start_matches("coffer-")),
+            flavour.name,
+            &reads[at],
+            "openbao",
+            &reads[0],
+        );
+    }
     Ok(())
 }
