@@ -29,3 +29,28 @@ pub fn flag(key: &str, default: bool) -> Result<bool, Error> {
         ))),
     }
 }
+
+/// The value of `key` (or `default`) as a URL path of plain segments
+/// (letters, digits, `-`, `_`, `.`, joined by `/`), such as a Vault mount.
+/// With `empty_allowed`, the operator may also set `key = ""`.
+pub fn path(key: &str, default: &str, empty_allowed: bool) -> Result<String, Error> {
+    let value = get(key).unwrap_or_else(|| default.to_owned());
+    if value.is_empty() && empty_allowed || plain_segments(&value) {
+        Ok(value)
+    } else {
+        Err(Error::Invalid(format!(
+            "config key `{key}` must be plain path segments (letters, digits, - _ .) joined by /"
+        )))
+    }
+}
+
+fn plain_segments(value: &str) -> bool {
+    value.split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    })
+}

@@ -40,6 +40,7 @@ extern crate self as coffer_sdk;
 #[doc(hidden)]
 pub use wit_bindgen;
 
+pub mod aws;
 #[doc(hidden)]
 pub mod bindings;
 pub mod config;

@@ -153,7 +153,7 @@ fn the_host_signs_as_botocore_does() {
                 .headers
                 .iter()
                 .find(|(n, _)| *n == "authorization")
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v.to_string())
                 .unwrap();
             let (theirs, _) = botocore(
                 method,

@@ -334,7 +334,13 @@ mod tests {
     #[tokio::test]
     async fn a_kms_root_wraps_data_keys_rotates_and_costs_no_call_per_read() {
         use crate::memory::{MemoryKms, MemoryStorage};
-        let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
+        let config = Config::parse(
+            "[audit]\nenabled = false\n[keys]\ncache_ttl_ms = 20\n",
+            "test",
+            Vec::new(),
+            None,
+        )
+        .unwrap();
         let storage = Arc::new(MemoryStorage::default());
         let kms = Arc::new(MemoryKms::default());
         let open =
@@ -350,6 +356,12 @@ mod tests {
             warm,
             "cached data keys: reads cost no KMS call"
         );
+        // Past the cache's time to live the set is read again from storage,
+        // but keys whose wrapped bytes did not change are not unwrapped
+        // again: still no KMS call.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        coffer.secrets.get("app", "db", None).await.unwrap();
+        assert_eq!(kms.calls(), warm, "a set read again is not unwrapped again");
 
         let status = coffer.keys.kek_status().await.unwrap();
         assert_eq!((status.root, status.primary_key_id), ("kms", 1));

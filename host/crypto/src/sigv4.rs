@@ -52,12 +52,22 @@ pub struct Request<'a> {
 }
 
 /// The headers signing adds: `x-amz-date`, `x-amz-security-token` with
-/// temporary credentials, and `authorization`.
-#[derive(Debug)]
+/// temporary credentials, and `authorization`. Their values are
+/// credentials (a session token) or made from them: zeroized when dropped,
+/// and not shown by `Debug`.
 pub struct Signed {
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Zeroizing<String>)>,
     /// The hex signature, for tests.
     pub signature: String,
+}
+
+impl std::fmt::Debug for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("Signed")
+            .field("headers", &names)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Signs `request` at `amz_date` (`20150830T123600Z`). The headers given
@@ -68,7 +78,7 @@ pub fn sign(
     credentials: &Credentials,
     amz_date: &str,
 ) -> Signed {
-    let date = &amz_date[..amz_date.len().min(8)];
+    let date = amz_date.get(..8).unwrap_or(amz_date);
     let mut headers: Vec<(String, String)> = request
         .headers
         .iter()
@@ -110,16 +120,16 @@ pub fn sign(
             Zeroizing::new(hmac(&key, part.as_bytes()).to_vec())
         });
     let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
-    let mut added = vec![("x-amz-date", amz_date.to_owned())];
+    let mut added = vec![("x-amz-date", Zeroizing::new(amz_date.to_owned()))];
     if let Some(token) = &credentials.session_token {
-        added.push(("x-amz-security-token", token.to_string()));
+        added.push(("x-amz-security-token", token.clone()));
     }
     added.push((
         "authorization",
-        format!(
+        Zeroizing::new(format!(
             "AWS4-HMAC-SHA256 Credential={}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}",
             credentials.access_key_id
-        ),
+        )),
     ));
     Signed {
         headers: added,
@@ -316,9 +326,11 @@ mod tests {
                 "AWS4-HMAC-SHA256 Credential=AKID/20261202/eu-west-1/dynamodb/aws4_request, \
              SignedHeaders=host;x-amz-date;x-amz-security-token;x-amz-target, Signature="
             ),
-            "{authorization}"
+            "{}",
+            authorization.as_str()
         );
         assert!(!format!("{credentials:?}").contains("secret"));
+        assert!(!format!("{signed:?}").contains("AWS4-HMAC"), "{signed:?}");
     }
 
     #[test]

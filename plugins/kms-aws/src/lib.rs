@@ -14,16 +14,22 @@ use std::cell::OnceCell;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use coffer_sdk::Error;
+use coffer_sdk::aws::{self, Service};
 use coffer_sdk::http::{self, Retries, Value, json};
 use coffer_sdk::kms::{Description, Kms, Wrapped};
 use sha2::{Digest, Sha256};
 
-/// Error types worth another try.
-const RETRIED: &[&str] = &[
-    "ThrottlingException",
-    "KMSInternalException",
-    "DependencyTimeoutException",
-];
+const KMS: Service = Service {
+    name: "KMS",
+    target_prefix: "TrentService",
+    content_type: "application/x-amz-json-1.1",
+};
+
+/// KMS's transient error types beyond throttling.
+const TRANSIENT: &[&str] = &["KMSInternalException", "DependencyTimeoutException"];
+
+/// Most pages of rotations read to learn the version (1,000 a page).
+const MAX_ROTATION_PAGES: usize = 100;
 
 struct AwsKms {
     key_id: String,
@@ -31,44 +37,39 @@ struct AwsKms {
     arn: OnceCell<String>,
 }
 
-/// Calls KMS operation `op`.
+/// Calls KMS operation `op` once, with KMS's errors mapped to the contract.
+fn call_once(op: &str, body: &Value) -> Result<Value, Error> {
+    aws::call(&KMS, op, body).map_err(|failure| match failure {
+        aws::Failure::Fault(fault)
+            if matches!(
+                fault.kind.as_str(),
+                "InvalidCiphertextException" | "IncorrectKeyException"
+            ) =>
+        {
+            Error::Invalid(fault.detail)
+        }
+        aws::Failure::Fault(fault)
+            if matches!(
+                fault.kind.as_str(),
+                "DisabledException" | "KMSInvalidStateException"
+            ) =>
+        {
+            Error::Denied(fault.detail)
+        }
+        aws::Failure::Fault(fault) if fault.kind == "InvalidKeyUsageException" => {
+            Error::Invalid(fault.detail)
+        }
+        failure => failure.error(TRANSIENT),
+    })
+}
+
+/// Calls KMS operation `op`, retrying transient failures (every operation
+/// used here but `RotateKeyOnDemand` may be sent twice).
 fn call(op: &str, body: &Value) -> Result<Value, Error> {
     http::with_retries(
         Retries::default(),
         |e| matches!(e, Error::Unavailable(_)),
-        || {
-            let reply = http::post("/")
-                .header("content-type", "application/x-amz-json-1.1")
-                .header("x-amz-target", format!("TrentService.{op}"))
-                .json(body)
-                .send()?;
-            if reply.is_success() {
-                return reply.json();
-            }
-            let answer = reply.json().unwrap_or(Value::Null);
-            let kind = answer["__type"].as_str().unwrap_or("");
-            let kind = kind.rsplit('#').next().unwrap_or(kind);
-            let message = answer["message"].as_str().or(answer["Message"].as_str());
-            let detail = if kind.is_empty() {
-                format!("KMS {op}: {}", reply.error())
-            } else {
-                format!("KMS {op}: {kind}: {}", message.unwrap_or(""))
-            };
-            Err(match kind {
-                "NotFoundException" => Error::NotFound,
-                "InvalidCiphertextException" | "IncorrectKeyException" => Error::Invalid(detail),
-                k if RETRIED.contains(&k) || reply.status() >= 500 => Error::Unavailable(detail),
-                _ if reply.status() == 403 => Error::Denied(detail),
-                "AccessDeniedException"
-                | "UnrecognizedClientException"
-                | "InvalidSignatureException"
-                | "IncorrectSignatureException"
-                | "DisabledException"
-                | "KMSInvalidStateException" => Error::Denied(detail),
-                "ValidationException" | "InvalidKeyUsageException" => Error::Invalid(detail),
-                _ => Error::Internal(detail),
-            })
-        },
+        || call_once(op, body),
     )
 }
 
@@ -104,19 +105,28 @@ impl AwsKms {
     fn version(&self) -> Result<u32, Error> {
         let mut rotations = 0usize;
         let mut marker: Option<String> = None;
-        loop {
+        for _ in 0..MAX_ROTATION_PAGES {
             let mut body = json!({ "KeyId": self.arn()?, "Limit": 1000 });
             if let Some(marker) = &marker {
                 body["Marker"] = json!(marker);
             }
             let page = call("ListKeyRotations", &body)?;
             rotations += page["Rotations"].as_array().map_or(0, Vec::len);
-            marker = page["NextMarker"].as_str().map(str::to_owned);
-            if page["Truncated"] != json!(true) || marker.is_none() {
-                break;
+            let next = page["NextMarker"].as_str().map(str::to_owned);
+            if page["Truncated"] != json!(true) || next.is_none() {
+                return u32::try_from(rotations + 1)
+                    .map_err(|_| Error::Internal("too many rotations".to_owned()));
             }
+            if next == marker {
+                return Err(Error::Internal(
+                    "ListKeyRotations gave the same marker twice".to_owned(),
+                ));
+            }
+            marker = next;
         }
-        u32::try_from(rotations + 1).map_err(|_| Error::Internal("too many rotations".to_owned()))
+        Err(Error::Internal(format!(
+            "ListKeyRotations went on for more than {MAX_ROTATION_PAGES} pages"
+        )))
     }
 }
 
@@ -169,17 +179,22 @@ impl Kms for AwsKms {
 
     fn rotate(&self) -> Result<Description, Error> {
         let before = self.version()?;
-        call("RotateKeyOnDemand", &json!({ "KeyId": self.arn()? }))?;
+        // Never sent twice: each call starts a rotation, and AWS allows a
+        // key only a few on demand.
+        call_once("RotateKeyOnDemand", &json!({ "KeyId": self.arn()? }))?;
         // The rotation completes shortly after the call returns.
-        for _ in 0..20 {
+        for _ in 0..12 {
             let described = self.describe()?;
             if described.current_version > before {
                 return Ok(described);
             }
             std::thread::sleep(std::time::Duration::from_millis(250));
         }
-        Err(Error::Unavailable(
-            "KMS accepted the rotation but lists no new rotation yet: retry".to_owned(),
+        // Not `unavailable`: a retry would start another rotation.
+        Err(Error::Internal(
+            "KMS accepted the rotation but does not list it yet: do not rotate again; \
+             run `coffer kek reload` in a minute to pick up the new version"
+                .to_owned(),
         ))
     }
 }

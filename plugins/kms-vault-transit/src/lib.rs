@@ -13,6 +13,9 @@ use coffer_sdk::Error;
 use coffer_sdk::http::{self, Value, json};
 use coffer_sdk::kms::{Description, Kms, Wrapped};
 
+/// What transit says of a ciphertext that does not authenticate.
+const FORGED: &[&str] = &["message authentication failed", "invalid ciphertext"];
+
 /// Key types whose encryption takes associated data.
 const AEAD_TYPES: &[&str] = &["aes128-gcm96", "aes256-gcm96", "chacha20-poly1305"];
 
@@ -64,7 +67,7 @@ fn version_of(ciphertext: &str) -> Option<u32> {
 impl Kms for Transit {
     fn open() -> Result<Self, Error> {
         let transit = Transit {
-            mount: coffer_sdk::config::get("mount").unwrap_or_else(|| "transit".to_owned()),
+            mount: coffer_sdk::config::path("mount", "transit", false)?,
             key: coffer_sdk::config::require("key")?,
         };
         // Transit's encrypt would create a missing key if the token may:
@@ -116,11 +119,15 @@ impl Kms for Transit {
         let body = json!({ "ciphertext": ciphertext, "associated_data": STANDARD.encode(aad) });
         let reply = http::post(self.url("decrypt")).json(&body).send()?;
         if reply.status() == 400 {
-            // Authentication failed: a forged blob, or another AAD.
-            return Err(Error::Invalid(format!(
-                "transit refused to decrypt: {}",
-                reply.snippet()
-            )));
+            let why = reply.snippet();
+            // Authentication failed (a forged blob, or another AAD) is
+            // tampering; a version the key's policy no longer decrypts,
+            // or a missing key, is the operator's to fix.
+            return Err(if FORGED.iter().any(|sign| why.contains(sign)) {
+                Error::Invalid(format!("transit refused to decrypt: {why}"))
+            } else {
+                Error::Denied(format!("transit would not decrypt: {why}"))
+            });
         }
         let answer: Value = reply.ok_json()?;
         answer["data"]["plaintext"]

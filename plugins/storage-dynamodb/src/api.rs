@@ -1,10 +1,22 @@
 //! DynamoDB's JSON protocol over the host's `http` capability (the host
 //! signs every request with SigV4; this plugin never sees a credential).
-//! Throttling and server errors are retried with jittered backoff, then
-//! reported as `unavailable`.
+//!
+//! Reads are retried with jittered backoff on any transient failure. A
+//! write is retried only when DynamoDB refused it for its rate, which
+//! guarantees it did nothing: after a server error or a lost answer the
+//! write may have landed, and a retry would fail its own condition and
+//! report a conflict (or a missing key) for a write that succeeded; those
+//! are reported as `unavailable` and left to the host.
 
 use coffer_sdk::Error;
+use coffer_sdk::aws::{self, Service};
 use coffer_sdk::http::{self, Retries, Value};
+
+const DYNAMODB: Service = Service {
+    name: "DynamoDB",
+    target_prefix: "DynamoDB_20120810",
+    content_type: "application/x-amz-json-1.0",
+};
 
 /// Why a call failed.
 pub enum Failure {
@@ -22,14 +34,11 @@ impl From<Error> for Failure {
     }
 }
 
-/// Error types worth another try.
-const RETRIED: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-];
+/// DynamoDB's transient error types beyond throttling.
+const TRANSIENT: &[&str] = &["InternalServerError", "ServiceUnavailable"];
+
+/// Operations that change nothing, safe to send again.
+const READS: &[&str] = &["GetItem", "Query", "DescribeTable"];
 
 const RETRIES: Retries = Retries {
     attempts: 5,
@@ -39,50 +48,29 @@ const RETRIES: Retries = Retries {
 
 /// Calls operation `op` with `body`; returns the answer's JSON.
 pub fn call(op: &str, body: &Value) -> Result<Value, Failure> {
+    let read = READS.contains(&op);
     http::with_retries(
         RETRIES,
-        |failure| matches!(failure, Failure::Other(Error::Unavailable(_))),
-        || once(op, body),
+        |failure: &aws::Failure| match failure {
+            aws::Failure::Fault(fault) if fault.throttled() => true,
+            failure if read => matches!(transient_error(failure), Error::Unavailable(_)),
+            _ => false,
+        },
+        || aws::call(&DYNAMODB, op, body),
     )
+    .map_err(|failure| match failure {
+        aws::Failure::Fault(fault) if fault.kind == "ConditionalCheckFailedException" => {
+            Failure::Condition(fault.answer.get("Item").cloned())
+        }
+        aws::Failure::Fault(fault) if fault.kind == "ResourceNotFoundException" => Failure::NoTable,
+        failure => Failure::Other(failure.error(TRANSIENT)),
+    })
 }
 
-fn once(op: &str, body: &Value) -> Result<Value, Failure> {
-    let reply = http::post("/")
-        .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amz-target", format!("DynamoDB_20120810.{op}"))
-        .json(body)
-        .send()?;
-    if reply.is_success() {
-        return Ok(reply.json()?);
+/// The contract's error of `failure`, to tell transient ones apart.
+fn transient_error(failure: &aws::Failure) -> Error {
+    match failure {
+        aws::Failure::Host(error) => error.clone(),
+        aws::Failure::Fault(fault) => fault.error(TRANSIENT),
     }
-    let answer = reply.json().unwrap_or(Value::Null);
-    let kind = answer["__type"]
-        .as_str()
-        .and_then(|t| t.rsplit('#').next())
-        .unwrap_or("")
-        .to_owned();
-    let message = answer["message"]
-        .as_str()
-        .or_else(|| answer["Message"].as_str())
-        .unwrap_or("")
-        .to_owned();
-    let detail = if kind.is_empty() {
-        format!("DynamoDB {op}: {}", reply.error())
-    } else {
-        format!("DynamoDB {op}: {kind}: {message}")
-    };
-    Err(match kind.as_str() {
-        "ConditionalCheckFailedException" => Failure::Condition(answer.get("Item").cloned()),
-        "ResourceNotFoundException" => Failure::NoTable,
-        k if RETRIED.contains(&k) || reply.status() >= 500 => {
-            Failure::Other(Error::Unavailable(detail))
-        }
-        _ if reply.status() == 403 => Failure::Other(Error::Denied(detail)),
-        "AccessDeniedException"
-        | "UnrecognizedClientException"
-        | "InvalidSignatureException"
-        | "MissingAuthenticationTokenException" => Failure::Other(Error::Denied(detail)),
-        "ValidationException" => Failure::Other(Error::Invalid(detail)),
-        _ => Failure::Other(Error::Internal(detail)),
-    })
 }

@@ -21,6 +21,9 @@ use coffer_sdk::storage::{Entry, Expected, Page, Storage};
 
 use api::Failure;
 
+/// Most queries one listing page makes.
+const MAX_QUERIES: usize = 16;
+
 /// DynamoDB's largest item, names and values included.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// What an item spends besides its key and value.
@@ -258,8 +261,13 @@ impl Storage for DynamoDb {
             values[":prefix"] = json!({ "S": prefix });
         }
         let mut keys = Vec::with_capacity(limit + 1);
-        // One key more than asked says whether there is a next page.
-        while keys.len() <= limit {
+        // One key more than asked says whether there is a next page. A
+        // query reads at most 1 MB, so filling a page may take several;
+        // past MAX_QUERIES the page goes back short, with a cursor.
+        for _ in 0..MAX_QUERIES {
+            if keys.len() > limit {
+                break;
+            }
             let mut body = json!({
                 "TableName": self.table,
                 "KeyConditionExpression": condition,
@@ -280,9 +288,15 @@ impl Storage for DynamoDb {
                     .ok_or_else(|| Error::Internal("a listed item has no key".to_owned()))?;
                 keys.push(key.to_owned());
             }
-            start = answer["LastEvaluatedKey"]["k"]["S"]
+            let last = answer["LastEvaluatedKey"]["k"]["S"]
                 .as_str()
                 .map(str::to_owned);
+            if last.is_some() && last <= start {
+                return Err(Error::Internal(
+                    "DynamoDB's LastEvaluatedKey did not move forward".to_owned(),
+                ));
+            }
+            start = last;
             if start.is_none() {
                 break;
             }
@@ -291,7 +305,9 @@ impl Storage for DynamoDb {
             keys.truncate(limit);
             keys.last().cloned()
         } else {
-            None
+            // Short: the prefix is done (no cursor), or the queries ran
+            // out and the listing goes on after the last key read.
+            start
         };
         Ok(Page { keys, next })
     }

@@ -30,29 +30,11 @@ use names::SEGMENT;
 
 /// Entries asked for per folder listing.
 const LIST_PAGE: u32 = 500;
+/// Deepest folder walked: a 1 KiB key encodes to 6 segments.
+const MAX_DEPTH: usize = 8;
 
 struct VaultKv {
     kv: Kv,
-}
-
-/// A mount or path from the config: `/`-separated plain segments.
-fn config_path(key: &str, default: &str) -> Result<String, Error> {
-    let value = coffer_sdk::config::get(key).unwrap_or_else(|| default.to_owned());
-    let plain = value.split('/').all(|segment| {
-        !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && segment
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    });
-    if value.is_empty() && key == "path" || plain {
-        Ok(value)
-    } else {
-        Err(Error::Invalid(format!(
-            "config key `{key}` must be plain path segments (letters, digits, - _ .) joined by /"
-        )))
-    }
 }
 
 /// The KV path of `key`.
@@ -72,11 +54,17 @@ impl VaultKv {
     fn walk(
         &self,
         folder: &str,
+        depth: usize,
         bound: Option<&str>,
         prefix: &str,
         want: usize,
         out: &mut Vec<String>,
     ) -> Result<bool, Error> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Internal(format!(
+                "Vault lists folders nested deeper than {MAX_DEPTH}: not names this plugin wrote"
+            )));
+        }
         let mut after = bound.map(|b| b[..b.len().min(SEGMENT)].to_owned());
         loop {
             let entries = self.kv.list(folder, after.as_deref(), LIST_PAGE)?;
@@ -84,11 +72,34 @@ impl VaultKv {
                 return Ok(false);
             }
             for entry in entries {
+                // Listings must move forward, and only into names this
+                // plugin could have written.
+                let shown = if entry.folder {
+                    format!("{}/", entry.name)
+                } else {
+                    entry.name.clone()
+                };
+                if after.as_ref().is_some_and(|after| shown <= *after) {
+                    return Err(Error::Internal(
+                        "Vault listed a name out of order".to_owned(),
+                    ));
+                }
+                if !names::is_segment(&entry.name) {
+                    after = Some(shown);
+                    continue;
+                }
                 if entry.folder {
                     after = Some(format!("{}/", entry.name));
                     let inner = bound.filter(|b| b.len() > SEGMENT && b[..SEGMENT] == entry.name);
                     let below = format!("{folder}{}/", entry.name);
-                    if self.walk(&below, inner.map(|b| &b[SEGMENT..]), prefix, want, out)? {
+                    if self.walk(
+                        &below,
+                        depth + 1,
+                        inner.map(|b| &b[SEGMENT..]),
+                        prefix,
+                        want,
+                        out,
+                    )? {
                         return Ok(true);
                     }
                     continue;
@@ -132,8 +143,8 @@ impl VaultKv {
 
 impl Storage for VaultKv {
     fn open() -> Result<Self, Error> {
-        let mount = config_path("mount", "secret")?;
-        let path = config_path("path", "coffer")?;
+        let mount = coffer_sdk::config::path("mount", "secret", false)?;
+        let path = coffer_sdk::config::path("path", "coffer", true)?;
         Ok(VaultKv {
             kv: Kv {
                 mount: format!("/v1/{mount}"),
@@ -222,7 +233,7 @@ impl Storage for VaultKv {
         // One key more than asked says whether there is a next page.
         let mut keys = Vec::with_capacity(limit + 1);
         let bound = (!bound.is_empty()).then_some(bound.as_str());
-        self.walk("", bound, prefix, limit + 1, &mut keys)?;
+        self.walk("", 0, bound, prefix, limit + 1, &mut keys)?;
         let next = if keys.len() > limit {
             keys.truncate(limit);
             keys.last().cloned()

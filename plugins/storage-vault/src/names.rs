@@ -9,6 +9,12 @@ pub const SEGMENT: usize = 240;
 
 const ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz";
 
+/// Whether `name` could be one segment of an encoded name: what a listing
+/// may be walked into.
+pub fn is_segment(name: &str) -> bool {
+    !name.is_empty() && name.len() <= SEGMENT && name.bytes().all(|b| ALPHABET.contains(&b))
+}
+
 /// The encoded name of `key`, before cutting into segments.
 pub fn encode(key: &str) -> String {
     let mut out = String::with_capacity(key.len().div_ceil(3) * 4);

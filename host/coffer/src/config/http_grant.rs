@@ -124,14 +124,32 @@ impl HttpGrantSection {
                 "must list operations, such as \"DynamoDB_20120810.GetItem\"",
             );
         }
-        if self
-            .paths
-            .as_ref()
-            .is_some_and(|paths| paths.is_empty() || paths.iter().any(|p| !p.starts_with('/')))
-        {
+        if self.paths.as_ref().is_some_and(|paths| {
+            paths.is_empty()
+                || paths
+                    .iter()
+                    .any(|p| !p.starts_with('/') || !p.ends_with('/'))
+        }) {
             return fail(
                 "paths",
-                "must list path prefixes starting with /, such as \"/v1/secret/\"",
+                "must list path prefixes that start and end with /, such as \"/v1/secret/\"",
+            );
+        }
+        let vault = matches!(
+            self.auth,
+            HttpAuthKind::VaultToken | HttpAuthKind::VaultApprole
+        );
+        if vault && self.paths.is_none() {
+            return fail(
+                "paths",
+                "is required with Vault auth: the prefixes the token is used under, \
+                 such as [\"/v1/secret/\"] (a token reaches every path its policy allows)",
+            );
+        }
+        if self.auth != HttpAuthKind::None && !secure_or_loopback(&self.origin) {
+            return fail(
+                "origin",
+                "would send credentials in the clear: use https:// (http:// only to a loopback address)",
             );
         }
         for (field, set, kinds) in self.auth_fields() {
@@ -187,6 +205,82 @@ impl HttpGrantSection {
         }
     }
 
+    /// Checks that this grant (under `key`) and `other` (under `other_key`)
+    /// cannot reach each other's paths with each other's credentials: on
+    /// one origin (a Vault holding both the KV mount and transit), the
+    /// storage plugin must not be able to ask transit to unwrap the keys
+    /// it stores. Their paths must be disjoint and their credentials
+    /// separate.
+    pub fn apart_from(
+        &self,
+        other: &HttpGrantSection,
+        key: &str,
+        other_key: &str,
+    ) -> Result<(), (String, String)> {
+        let origin =
+            |grant: &HttpGrantSection| grant.origin.trim_end_matches('/').to_ascii_lowercase();
+        // SigV4 signatures name their service: one signed for DynamoDB
+        // does not reach KMS on a shared endpoint.
+        let vault = |grant: &HttpGrantSection| {
+            matches!(
+                grant.auth,
+                HttpAuthKind::VaultToken | HttpAuthKind::VaultApprole
+            )
+        };
+        if origin(self) != origin(other) || !vault(self) || !vault(other) {
+            return Ok(());
+        }
+        let (Some(mine), Some(theirs)) = (&self.paths, &other.paths) else {
+            return Err((
+                format!("{key}.paths"),
+                format!("is required when {other_key} shares this origin"),
+            ));
+        };
+        if mine.iter().any(|a| {
+            theirs
+                .iter()
+                .any(|b| a.starts_with(b.as_str()) || b.starts_with(a.as_str()))
+        }) {
+            return Err((
+                format!("{key}.paths"),
+                format!("must not overlap {other_key}.paths on the same origin"),
+            ));
+        }
+        let sources = |grant: &HttpGrantSection| {
+            [
+                grant.token_env.as_ref().map(|v| format!("env:{v}")),
+                grant
+                    .token_file
+                    .as_ref()
+                    .map(|f| format!("file:{}", f.display())),
+                grant.role_id_env.as_ref().map(|v| format!("env:{v}")),
+                grant
+                    .role_id_file
+                    .as_ref()
+                    .map(|f| format!("file:{}", f.display())),
+                grant.access_key_env.as_ref().map(|v| format!("env:{v}")),
+                grant
+                    .credentials_file
+                    .as_ref()
+                    .map(|f| format!("file:{}", f.display())),
+            ]
+        };
+        let shared = sources(self)
+            .into_iter()
+            .flatten()
+            .any(|source| sources(other).contains(&Some(source)));
+        if shared {
+            return Err((
+                format!("{key}.auth"),
+                format!(
+                    "uses the same credentials as {other_key} on the same origin: give each \
+                     plugin its own token or role, whose policy reaches only its paths"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Each credentials field, whether it is set, and the kinds it is for.
     fn auth_fields(&self) -> [(&'static str, bool, &'static [HttpAuthKind]); 14] {
         use HttpAuthKind::{AwsSigv4, VaultApprole, VaultToken};
@@ -210,6 +304,27 @@ impl HttpGrantSection {
             ("secret_id_file", self.secret_id_file.is_some(), APPROLE),
         ]
     }
+}
+
+/// Whether `origin` is https, or http to a loopback address.
+fn secure_or_loopback(origin: &str) -> bool {
+    let Some(authority) = origin.strip_prefix("http://") else {
+        return true;
+    };
+    let authority = authority.strip_suffix('/').unwrap_or(authority);
+    let host = if authority.starts_with('[') {
+        authority
+            .split(']')
+            .next()
+            .map(|h| &h[1..])
+            .unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `origin` is `http(s)://host[:port]` and nothing more.
@@ -265,17 +380,86 @@ mod tests {
         assert_eq!(error.0, "storage.http.token_env");
         assert!(error.1.contains("vault-token"), "{}", error.1);
 
-        let error = grant("origin = \"http://a\"\nauth = \"aws-sigv4\"\nservice = \"kms\"")
+        let error = grant("origin = \"https://a\"\nauth = \"aws-sigv4\"\nservice = \"kms\"")
             .validate("kms.http")
             .unwrap_err();
         assert_eq!(error.0, "kms.http.region");
 
-        let error = grant("origin = \"http://a\"\nauth = \"vault-token\"")
-            .validate("kms.http")
-            .unwrap_err();
+        let error =
+            grant("origin = \"https://a\"\nauth = \"vault-token\"\npaths = [\"/v1/transit/\"]")
+                .validate("kms.http")
+                .unwrap_err();
         assert_eq!(error.0, "kms.http.token_env");
 
-        grant("origin = \"http://a\"\nauth = \"vault-approle\"\nrole_id_env = \"R\"\nsecret_id_file = \"/s\"")
+        grant("origin = \"http://127.0.0.1:8200\"\nauth = \"vault-approle\"\nrole_id_env = \"R\"\nsecret_id_file = \"/s\"\npaths = [\"/v1/kv/\"]")
+            .validate("storage.http")
+            .unwrap();
+    }
+
+    #[test]
+    fn vault_auth_needs_paths_and_credentials_need_tls_off_loopback() {
+        let vault = "auth = \"vault-token\"\ntoken_env = \"T\"";
+        let error = grant(&format!("origin = \"https://vault\"\n{vault}"))
+            .validate("storage.http")
+            .unwrap_err();
+        assert_eq!(error.0, "storage.http.paths");
+        let error = grant(&format!(
+            "origin = \"https://vault\"\n{vault}\npaths = [\"/v1/kv\"]"
+        ))
+        .validate("storage.http")
+        .unwrap_err();
+        assert_eq!(error.0, "storage.http.paths");
+        let error = grant(&format!(
+            "origin = \"http://vault:8200\"\n{vault}\npaths = [\"/v1/kv/\"]"
+        ))
+        .validate("storage.http")
+        .unwrap_err();
+        assert_eq!(error.0, "storage.http.origin");
+        for loopback in [
+            "http://127.0.0.1:8200",
+            "http://[::1]:8200",
+            "http://localhost",
+            "https://vault",
+        ] {
+            grant(&format!(
+                "origin = \"{loopback}\"\n{vault}\npaths = [\"/v1/kv/\"]"
+            ))
+            .validate("storage.http")
+            .unwrap();
+        }
+        // One Vault for KV and transit: separate paths and tokens.
+        let kv = grant(
+            "origin = \"https://vault\"\nauth = \"vault-token\"\ntoken_env = \"KV\"\npaths = [\"/v1/secret/\"]",
+        );
+        let transit = |paths: &str, env: &str| {
+            grant(&format!(
+                "origin = \"https://vault/\"\nauth = \"vault-token\"\ntoken_env = \"{env}\"\npaths = {paths}"
+            ))
+        };
+        kv.apart_from(
+            &transit("[\"/v1/transit/\"]", "TRANSIT"),
+            "storage.http",
+            "kms.http",
+        )
+        .unwrap();
+        let error = kv
+            .apart_from(
+                &transit("[\"/v1/\"]", "TRANSIT"),
+                "storage.http",
+                "kms.http",
+            )
+            .unwrap_err();
+        assert_eq!(error.0, "storage.http.paths");
+        let error = kv
+            .apart_from(
+                &transit("[\"/v1/transit/\"]", "KV"),
+                "storage.http",
+                "kms.http",
+            )
+            .unwrap_err();
+        assert_eq!(error.0, "storage.http.auth");
+        // Without credentials, plain http anywhere is the operator's call.
+        grant("origin = \"http://metadata.internal\"")
             .validate("storage.http")
             .unwrap();
     }

@@ -249,6 +249,14 @@ impl Config {
                     .map_err(|(key, message)| fail(&key, &message))?;
             }
         }
+        if let (Some(storage), Some(kms)) = (
+            self.storage.as_ref().and_then(|s| s.http.as_ref()),
+            self.kms.as_ref().and_then(|s| s.http.as_ref()),
+        ) {
+            storage
+                .apart_from(kms, "storage.http", "kms.http")
+                .map_err(|(key, message)| fail(&key, &message))?;
+        }
         Ok(())
     }
 

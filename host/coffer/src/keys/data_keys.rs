@@ -7,10 +7,15 @@
 //! [`crate::store`]); a set naming another namespace than the one it is
 //! filed under is refused as well.
 //!
-//! Reads never touch the keyring once a namespace's keys are cached. Cached
-//! keys expire after `cache_ttl`, so a rotation made on another node
-//! reaches this one within that time; changes made here drop the cached
-//! keys at once. Unwrapped keys are zeroized when evicted or dropped.
+//! Reads never touch the keyring once a namespace's keys are cached. A
+//! namespace's cached set expires after `cache_ttl`, so a rotation made on
+//! another node reaches this one within that time; changes made here drop
+//! it at once. Reading the set again does not unwrap again: unwrapped
+//! material is kept apart, for as long as the stored wrapped bytes it came
+//! from are unchanged, so a KMS root is called only for keys that are new
+//! or re-wrapped, and reads go on while the KMS is down. A destroyed key's
+//! material is dropped as soon as the set says so. Unwrapped keys are
+//! zeroized when evicted or dropped.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -28,6 +33,8 @@ use crate::store::{Change, Store, layout};
 
 /// Namespaces whose unwrapped keys stay in memory.
 const CACHED_SCOPES: u64 = 10_000;
+/// Unwrapped data keys kept beside their wrapped bytes.
+const CACHED_MATERIAL: u64 = 100_000;
 /// Times one re-wrap reads a scope again after writers raced it; what is
 /// left is the janitor's.
 const REWRAP_PASSES: usize = 3;
@@ -38,6 +45,13 @@ struct ScopeKeys {
     by_id: HashMap<u32, Arc<WrappingKey>>,
     /// Ids of destroyed keys: what they sealed is gone for good.
     destroyed: HashSet<u32>,
+}
+
+/// One unwrapped key and what it was unwrapped from.
+struct Unwrapped {
+    kek_id: u32,
+    wrapped: Vec<u8>,
+    key: Arc<WrappingKey>,
 }
 
 /// Settings of the data keys.
@@ -55,6 +69,9 @@ pub struct DataKeys {
     root: Arc<RootKeys>,
     settings: DataKeySettings,
     cache: moka::future::Cache<String, Arc<ScopeKeys>>,
+    /// Unwrapped keys by (scope, id), valid while the stored entry still
+    /// holds the same wrapped bytes.
+    material: moka::future::Cache<(String, u32), Arc<Unwrapped>>,
 }
 
 /// One page of scope names.
@@ -73,6 +90,7 @@ impl DataKeys {
                 .max_capacity(CACHED_SCOPES)
                 .time_to_live(settings.cache_ttl)
                 .build(),
+            material: moka::future::Cache::new(CACHED_MATERIAL),
         }
     }
 
@@ -245,6 +263,7 @@ impl DataKeys {
         let (answer, written, created) = answer;
         if written {
             self.cache.invalidate(scope).await;
+            self.drop_destroyed(&set).await;
         }
         if created {
             tracing::info!(namespace = scope, "created data key");
@@ -311,6 +330,47 @@ impl DataKeys {
         Ok(KeyMaterial::from_zeroizing(entry.algorithm, raw)?)
     }
 
+    /// Drops the kept material of `set`'s destroyed keys; returns their ids.
+    async fn drop_destroyed(&self, set: &DataKeySet) -> HashSet<u32> {
+        let destroyed: HashSet<u32> = set
+            .keys
+            .iter()
+            .filter(|k| k.status == DataKeyStatus::Destroyed)
+            .map(|k| k.id)
+            .collect();
+        for id in &destroyed {
+            self.material.invalidate(&(set.scope.clone(), *id)).await;
+        }
+        destroyed
+    }
+
+    /// The unwrapped key of `entry`: the one kept from an earlier unwrap of
+    /// the same bytes, or unwrapped now.
+    async fn unwrapped(
+        &self,
+        kek: &Kek,
+        scope: &str,
+        entry: &DataKeyEntry,
+    ) -> Result<Arc<WrappingKey>> {
+        let slot = (scope.to_owned(), entry.id);
+        if let Some(kept) = self.material.get(&slot).await
+            && kept.kek_id == entry.kek_id
+            && kept.wrapped == entry.wrapped
+            && kept.key.material().algorithm() == entry.algorithm
+        {
+            return Ok(kept.key.clone());
+        }
+        let material = self.unwrap_entry(kek, scope, entry).await?;
+        let key = Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material));
+        let kept = Unwrapped {
+            kek_id: entry.kek_id,
+            wrapped: entry.wrapped.clone(),
+            key: key.clone(),
+        };
+        self.material.insert(slot, Arc::new(kept)).await;
+        Ok(key)
+    }
+
     /// Re-wraps every key of `scope` not yet under `kek`'s primary.
     /// Returns how many keys moved.
     ///
@@ -361,11 +421,7 @@ impl DataKeys {
         let kek = self.root.current();
         let mut by_id = HashMap::new();
         for entry in set.live() {
-            let material = self.unwrap_entry(&kek, &set.scope, entry).await?;
-            by_id.insert(
-                entry.id,
-                Arc::new(WrappingKey::new(entry.id, OutputPrefix::Tink, material)),
-            );
+            by_id.insert(entry.id, self.unwrapped(&kek, &set.scope, entry).await?);
         }
         let active = set
             .active()
@@ -373,12 +429,7 @@ impl DataKeys {
             .ok_or_else(|| {
                 Error::Internal(format!("namespace {} has no active data key", set.scope))
             })?;
-        let destroyed = set
-            .keys
-            .iter()
-            .filter(|k| k.status == DataKeyStatus::Destroyed)
-            .map(|k| k.id)
-            .collect();
+        let destroyed = self.drop_destroyed(set).await;
         Ok(ScopeKeys {
             active,
             by_id,

@@ -55,7 +55,9 @@ impl RootKeys {
             }
             RootSource::Kms(kms) => {
                 let key = kms.describe().await?;
-                (Kek::Kms(KmsKek::new(kms.clone(), key)?), false)
+                let kek = KmsKek::new(kms.clone(), key)?;
+                kek.check_binding().await?;
+                (Kek::Kms(kek), false)
             }
         };
         Ok((RootKeys::new(source, kek), created))
@@ -127,7 +129,22 @@ impl RootKeys {
                 let keyset = load_keyset(keyring.as_ref()).await?;
                 Ok(Kek::Keyset(KeysetKek::from_keyset(&keyset)?))
             }
-            RootSource::Kms(kms) => Ok(Kek::Kms(KmsKek::new(kms.clone(), kms.describe().await?)?)),
+            RootSource::Kms(kms) => {
+                let kek = KmsKek::new(kms.clone(), kms.describe().await?)?;
+                // An alias pointed at another key mid-flight would mix two
+                // keys' versions: refuse it rather than follow it.
+                if let Kek::Kms(current) = self.current().as_ref()
+                    && current.key_name() != kek.key_name()
+                {
+                    return Err(Error::Backend(format!(
+                        "the KMS key is now {}, but this node started on {}: \
+                         restart coffer if the change is meant",
+                        kek.key_name(),
+                        current.key_name()
+                    )));
+                }
+                Ok(Kek::Kms(kek))
+            }
         }
     }
 

@@ -88,42 +88,48 @@ impl Secrets {
                 self.settings.max_value_bytes
             )));
         }
-        self.update(namespace, name, move |mut record| async move {
-            let latest = record.versions.last().map_or(0, |v| v.version);
-            if let Some(cas) = cas
-                && cas != latest
-            {
-                return Err(Error::Conflict(format!(
-                    "check-and-set failed: the latest version is {latest}, not {cas}"
-                )));
+        // Fetched before the secret's write lock is taken: on a namespace's
+        // first write, or with a KMS root on a cold cache, this may wait on
+        // storage or the KMS, and should not hold up other secrets.
+        let active = self.keys.active(namespace).await?;
+        self.update(namespace, name, move |mut record| {
+            let data_key = active.clone();
+            async move {
+                let latest = record.versions.last().map_or(0, |v| v.version);
+                if let Some(cas) = cas
+                    && cas != latest
+                {
+                    return Err(Error::Conflict(format!(
+                        "check-and-set failed: the latest version is {latest}, not {cas}"
+                    )));
+                }
+                let version = latest.checked_add(1).ok_or_else(|| {
+                    Error::Invalid("the secret has run out of version numbers".to_owned())
+                })?;
+                let sealed = seal_value(&data_key, namespace, name, version, value);
+                let created_at_ms = now_ms();
+                record.versions.push(VersionEntry {
+                    version,
+                    created_at_ms,
+                    deleted_at_ms: None,
+                    data_key_id: data_key.id,
+                    wrapped_key: sealed.wrapped_key,
+                    ciphertext: sealed.ciphertext,
+                });
+                let keep = self.settings.max_versions as usize;
+                let excess = record.versions.len().saturating_sub(keep);
+                let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
+                // Older versions still under a retired data key move onto the
+                // Active one with this write.
+                self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
+                    .await?;
+                let written = Written {
+                    version,
+                    created_at_ms,
+                    pruned,
+                };
+                Ok((record, Change::Write(written)))
             }
-            let version = latest.checked_add(1).ok_or_else(|| {
-                Error::Invalid("the secret has run out of version numbers".to_owned())
-            })?;
-            let data_key = self.keys.active(namespace).await?;
-            let sealed = seal_value(&data_key, namespace, name, version, value);
-            let created_at_ms = now_ms();
-            record.versions.push(VersionEntry {
-                version,
-                created_at_ms,
-                deleted_at_ms: None,
-                data_key_id: data_key.id,
-                wrapped_key: sealed.wrapped_key,
-                ciphertext: sealed.ciphertext,
-            });
-            let keep = self.settings.max_versions as usize;
-            let excess = record.versions.len().saturating_sub(keep);
-            let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
-            // Older versions still under a retired data key move onto the
-            // Active one with this write.
-            self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
-                .await?;
-            let written = Written {
-                version,
-                created_at_ms,
-                pruned,
-            };
-            Ok((record, Change::Write(written)))
         })
         .await
     }

@@ -73,6 +73,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Longest lease taken at its word: a longer one (or an absurd one from a
+/// hostile origin) is renewed as if it were this long.
+const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A lease's time to live from Vault's seconds; None for 0 (no expiry).
+fn ttl_of(seconds: u64) -> Option<Duration> {
+    (seconds > 0).then(|| Duration::from_secs(seconds).min(MAX_TTL))
+}
+
 /// What a Vault login or lookup says of a token.
 struct Lease {
     token: Zeroizing<String>,
@@ -140,7 +149,7 @@ impl Session {
         path_and_query: &str,
         headers: &[(String, String)],
         body: &[u8],
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(&'static str, Zeroizing<String>)> {
         match self {
             Session::None => Vec::new(),
             Session::Aws { scope, credentials } => {
@@ -161,7 +170,7 @@ impl Session {
             }
             Session::Vault { token, .. } => {
                 let token = token.read().unwrap_or_else(|p| p.into_inner());
-                vec![("x-vault-token", token.to_string())]
+                vec![("x-vault-token", token.clone())]
             }
         }
     }
@@ -224,10 +233,9 @@ impl Vault {
             )
             .await
             .map_err(|e| format!("the Vault token: {e}"))?;
-        let ttl = answer["data"]["ttl"].as_u64().unwrap_or(0);
         Ok(Lease {
             token,
-            ttl: (ttl > 0).then(|| Duration::from_secs(ttl)),
+            ttl: ttl_of(answer["data"]["ttl"].as_u64().unwrap_or(0)),
             renewable: answer["data"]["renewable"].as_bool().unwrap_or(false),
         })
     }
@@ -268,23 +276,25 @@ impl Vault {
                     Some(serde_json::json!({})),
                 )
                 .await
-                .ok()
-                .and_then(|answer| lease_of(&answer));
+                .and_then(|answer| {
+                    lease_of(&answer).ok_or_else(|| "renew-self returned no token".to_owned())
+                });
             // A renewal that gives back much less time has met the token's
             // maximum lifetime: log in again while there is still time.
             let lease = match (renewed, &login) {
-                (Some(lease), None) => Some(lease),
-                (Some(lease), Some(_)) if lease.ttl.is_some_and(|t| t * 2 >= ttl) => Some(lease),
-                (_, Some(login)) => self.login(login).await.ok(),
-                (None, None) => None,
+                (Ok(lease), None) => Ok(lease),
+                (Ok(lease), Some(_)) if lease.ttl.is_some_and(|t| t * 2 >= ttl) => Ok(lease),
+                (_, Some(login)) => self.login(login).await,
+                (Err(error), None) => Err(error),
             };
             match lease {
-                Some(lease) => {
+                Ok(lease) => {
                     ttl = lease.ttl.unwrap_or(ttl);
                     *token.write().unwrap_or_else(|p| p.into_inner()) = lease.token;
                 }
-                None => {
-                    tracing::warn!("could not renew the Vault token; trying again shortly");
+                Err(error) => {
+                    // The messages name paths and statuses, never a token.
+                    tracing::warn!(%error, "could not renew the Vault token; trying again shortly");
                     ttl = Duration::from_secs(6);
                 }
             }
@@ -296,10 +306,9 @@ impl Vault {
 fn lease_of(answer: &Value) -> Option<Lease> {
     let auth = &answer["auth"];
     let token = auth["client_token"].as_str()?;
-    let ttl = auth["lease_duration"].as_u64().unwrap_or(0);
     Some(Lease {
         token: Zeroizing::new(token.to_owned()),
-        ttl: (ttl > 0).then(|| Duration::from_secs(ttl)),
+        ttl: ttl_of(auth["lease_duration"].as_u64().unwrap_or(0)),
         renewable: auth["renewable"].as_bool().unwrap_or(false),
     })
 }

@@ -88,8 +88,8 @@ impl HttpClient {
     /// Builds the client of `grant` and signs it in (a Vault token is
     /// looked up, an AppRole logged in, and renewal started).
     pub async fn connect(grant: HttpGrant) -> Result<Arc<HttpClient>, String> {
-        let origin = reqwest::Url::parse(&grant.origin)
-            .map_err(|e| format!("origin {}: {e}", grant.origin))?;
+        // Errors do not repeat the origin: it might carry a password.
+        let origin = reqwest::Url::parse(&grant.origin).map_err(|e| format!("origin: {e}"))?;
         let origin_only = matches!(origin.scheme(), "http" | "https")
             && origin.host_str().is_some()
             && origin.path() == "/"
@@ -98,10 +98,10 @@ impl HttpClient {
             && origin.username().is_empty()
             && origin.password().is_none();
         if !origin_only {
-            return Err(format!(
-                "origin {}: must be http(s)://host[:port], with no path, query or credentials",
-                grant.origin
-            ));
+            return Err(
+                "origin: must be http(s)://host[:port], with no path, query or credentials"
+                    .to_owned(),
+            );
         }
         let host = origin.host_str().unwrap_or_default().to_owned();
         let authority = match origin.port() {
@@ -187,7 +187,7 @@ impl HttpClient {
             builder = builder.header(name.as_str(), value.as_str());
         }
         for (name, value) in added {
-            let mut value = reqwest::header::HeaderValue::try_from(value)
+            let mut value = reqwest::header::HeaderValue::from_str(&value)
                 .map_err(|_| WitError::Internal("a credential is not a header value".to_owned()))?;
             value.set_sensitive(true);
             builder = builder.header(name, value);

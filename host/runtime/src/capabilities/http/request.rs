@@ -3,10 +3,14 @@
 //! no backslash or control character), within the grant's path prefixes
 //! when it has some, and out of the paths the host keeps for itself (a
 //! Vault token's own endpoints); a `host` header is refused; the
-//! credentials headers the host sets, and hop-by-hop headers, are dropped;
-//! a header may be given once;
-//! and an allow-list of operations, where the grant has one, is checked
-//! against `X-Amz-Target`.
+//! credentials headers the host sets, the headers that would route a
+//! request elsewhere (`X-Vault-Namespace`, `X-Forwarded-*`, every
+//! `X-Amz-*` but the operation) and hop-by-hop headers are dropped; a
+//! header may be given once, and a request carries at most
+//! [`MAX_HEADERS`] headers of at most [`MAX_HEADER_BYTES`] in all (the
+//! checks run on the host's threads, outside the plugin's CPU budget); an
+//! allow-list of operations, where the grant has one, is checked against
+//! `X-Amz-Target`.
 
 use crate::bindings::http::Request;
 use crate::bindings::types::Error as WitError;
@@ -27,14 +31,30 @@ pub(super) const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Credentials headers only the host sets.
-const CREDENTIALS: &[&str] = &[
-    "authorization",
-    "x-vault-token",
-    "x-amz-date",
-    "x-amz-security-token",
-    "x-amz-content-sha256",
-    "cookie",
-];
+const CREDENTIALS: &[&str] = &["authorization", "cookie", "forwarded"];
+
+/// Header families the host owns: AWS's signing and security headers and
+/// Vault's token, namespace, wrapping and forwarding controls.
+const OWNED_PREFIXES: &[&str] = &["x-amz-", "x-vault-", "x-forwarded-"];
+
+/// Headers of those families a plugin may set: the AWS operation, and the
+/// header Vault wants on every API request.
+const OWNED_BUT_ALLOWED: &[&str] = &["x-amz-target", "x-vault-request"];
+
+/// Most headers one request may carry.
+pub(super) const MAX_HEADERS: usize = 64;
+/// Most bytes of header names and values one request may carry.
+pub(super) const MAX_HEADER_BYTES: usize = 16 << 10;
+/// Longest path and query.
+pub(super) const MAX_PATH_BYTES: usize = 8 << 10;
+
+/// Whether the host drops `name` (lowercase) from a plugin's request.
+fn dropped(name: &str) -> bool {
+    HOP_BY_HOP.contains(&name)
+        || CREDENTIALS.contains(&name)
+        || (OWNED_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
+            && !OWNED_BUT_ALLOWED.contains(&name))
+}
 
 /// A request that passed the checks: its headers, lowercased and filtered.
 pub(super) struct Checked {
@@ -46,7 +66,8 @@ pub(super) struct Checked {
 pub(super) struct Rules {
     /// Operations (`X-Amz-Target`) that may be sent, when listed.
     pub actions: Option<Vec<String>>,
-    /// Path prefixes requests must fall under, when listed.
+    /// Path prefixes requests must fall under, when listed; compared with
+    /// the decoded path, case and all.
     pub paths: Option<Vec<String>>,
     /// Path prefixes the host keeps for itself (lowercase, decoded).
     pub reserved: &'static [&'static str],
@@ -63,15 +84,31 @@ fn denied(why: &str) -> WitError {
 
 /// Checks `request` against the origin's `rules`.
 pub(super) fn check(request: &Request, rules: &Rules) -> Result<Checked, WitError> {
+    if request.path.len() > MAX_PATH_BYTES {
+        return Err(denied("the path is too long"));
+    }
+    if request.headers.len() > MAX_HEADERS
+        || request
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len())
+            .sum::<usize>()
+            > MAX_HEADER_BYTES
+    {
+        return Err(denied("the request carries too many headers"));
+    }
     check_path(&request.path)?;
     let path = decoded_path(&request.path);
-    if rules.reserved.iter().any(|prefix| path.starts_with(prefix)) {
+    let lowered = path.to_ascii_lowercase();
+    if rules
+        .reserved
+        .iter()
+        .any(|prefix| lowered.starts_with(prefix))
+    {
         return Err(denied("the path is one the host keeps for its credentials"));
     }
     if let Some(paths) = &rules.paths
-        && !paths
-            .iter()
-            .any(|prefix| path.starts_with(&prefix.to_ascii_lowercase()))
+        && !paths.iter().any(|prefix| path.starts_with(prefix.as_str()))
     {
         return Err(denied("the path is outside the grant's paths"));
     }
@@ -85,13 +122,18 @@ pub(super) fn check(request: &Request, rules: &Rules) -> Result<Checked, WitErro
         {
             return Err(denied("a header name is not a token"));
         }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(denied("a header value holds a line break"));
+        if !value
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+        {
+            return Err(denied(
+                "a header value holds a control or non-ASCII character",
+            ));
         }
         if name == "host" || name.starts_with(':') {
             return Err(denied("the host is the grant's, not the plugin's"));
         }
-        if HOP_BY_HOP.contains(&name.as_str()) || CREDENTIALS.contains(&name.as_str()) {
+        if dropped(&name) {
             continue;
         }
         if headers.iter().any(|(seen, _)| *seen == name) {
@@ -123,11 +165,15 @@ fn check_path(path_and_query: &str) -> Result<(), WitError> {
     if !path.starts_with('/') || path.starts_with("//") {
         return Err(denied("the path must start with a single /"));
     }
-    if path_and_query
-        .chars()
-        .any(|c| c.is_control() || c == '\\' || c == '#' || c == ' ')
+    // Only what is sent as written: a character the URL parser would
+    // escape would make the request differ from the one signed.
+    if !path_and_query
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b"\\#\"'<>`{}^|".contains(&b))
     {
-        return Err(denied("the path holds a character it may not"));
+        return Err(denied(
+            "the path holds a character it may not (percent-encode it)",
+        ));
     }
     if path.contains("://") || path.contains('@') {
         return Err(denied("the path names another origin"));
@@ -148,8 +194,8 @@ fn check_path(path_and_query: &str) -> Result<(), WitError> {
     Ok(())
 }
 
-/// The path without its query, percent-decoded and lowercased: what a
-/// server routes on, for comparing with prefixes.
+/// The path without its query, percent-decoded: what a server routes on,
+/// for comparing with prefixes.
 fn decoded_path(path_and_query: &str) -> String {
     let path = path_and_query
         .split_once('?')
@@ -160,6 +206,7 @@ fn decoded_path(path_and_query: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok());
         match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(byte)) => {
@@ -172,7 +219,7 @@ fn decoded_path(path_and_query: &str) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&decoded).to_ascii_lowercase()
+    String::from_utf8_lossy(&decoded).into_owned()
 }
 
 #[cfg(test)]
@@ -207,6 +254,10 @@ mod tests {
             "/a@evil/",
             "/a%2f..%2fb",
             "/x#frag",
+            "/x\"y",
+            "/x{y}",
+            "/caf\u{e9}",
+            "/a b",
         ] {
             assert!(
                 check(&request(bad, &[]), &Rules::default()).is_err(),
@@ -235,6 +286,10 @@ mod tests {
                     ("X-Vault-Token", "stolen"),
                     ("X-Amz-Security-Token", "t"),
                     ("X-Amz-Target", "DynamoDB_20120810.GetItem"),
+                    ("X-Amz-Date", "20000101T000000Z"),
+                    ("X-Vault-Namespace", "other-team"),
+                    ("X-Vault-Request", "true"),
+                    ("X-Forwarded-For", "10.0.0.1"),
                     ("Transfer-Encoding", "chunked"),
                     ("Content-Type", "application/x-amz-json-1.0"),
                 ],
@@ -245,10 +300,11 @@ mod tests {
             headers: Vec::new(),
         });
         let names: Vec<&str> = checked.headers.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["x-amz-target", "content-type"]);
+        assert_eq!(names, ["x-amz-target", "x-vault-request", "content-type"]);
         let none = Rules::default();
         assert!(check(&request("/", &[("Host", "evil.example")]), &none).is_err());
         assert!(check(&request("/", &[("x-a", "b\r\nHost: evil")]), &none).is_err());
+        assert!(check(&request("/", &[("x-a", "b\x0bc")]), &none).is_err());
         let twice = [
             ("X-Amz-Target", "A.GetItem"),
             ("x-amz-target", "A.DeleteTable"),
@@ -287,5 +343,35 @@ mod tests {
             assert!(check(&request(bad, &[]), &vault).is_err(), "{bad}");
         }
         assert!(check(&request("/v1/secret/data/auth", &[]), &vault).is_ok());
+    }
+
+    #[test]
+    fn path_prefixes_match_case_and_all() {
+        let kv = Rules {
+            paths: Some(vec!["/v1/secret/data/coffer/".to_owned()]),
+            ..Rules::default()
+        };
+        assert!(check(&request("/v1/secret/data/coffer/a", &[]), &kv).is_ok());
+        assert!(check(&request("/v1/secret/data/%63offer/a", &[]), &kv).is_ok());
+        for bad in [
+            "/v1/secret/data/COFFER/a",
+            "/v1/Secret/data/coffer/a",
+            "/v1/secret/data/coffer-other/a",
+        ] {
+            assert!(check(&request(bad, &[]), &kv).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_flood_of_headers_is_refused_before_it_is_looked_at() {
+        let many: Vec<(String, String)> = (0..=MAX_HEADERS)
+            .map(|i| (format!("x-h{i}"), "v".to_owned()))
+            .collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        assert!(check(&request("/", &many), &Rules::default()).is_err());
+        let long = "v".repeat(MAX_HEADER_BYTES);
+        assert!(check(&request("/", &[("x-h", &long)]), &Rules::default()).is_err());
+        let path = format!("/{}", "a".repeat(MAX_PATH_BYTES));
+        assert!(check(&request(&path, &[]), &Rules::default()).is_err());
     }
 }
