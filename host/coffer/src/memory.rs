@@ -170,6 +170,9 @@ impl Keyring for MemoryKeyring {
 pub struct MemoryKms {
     versions: Mutex<Vec<Arc<WrappingKey>>>,
     calls: AtomicU64,
+    /// False for a KMS that drops the associated data (an old server, a
+    /// proxy), which the host must refuse.
+    binds_aad: bool,
 }
 
 impl Default for MemoryKms {
@@ -177,6 +180,7 @@ impl Default for MemoryKms {
         let kms = MemoryKms {
             versions: Mutex::new(Vec::new()),
             calls: AtomicU64::new(0),
+            binds_aad: true,
         };
         kms.add_version();
         kms
@@ -184,6 +188,19 @@ impl Default for MemoryKms {
 }
 
 impl MemoryKms {
+    /// A KMS that wraps and unwraps without the associated data.
+    pub fn ignoring_aad() -> MemoryKms {
+        MemoryKms {
+            binds_aad: false,
+            ..MemoryKms::default()
+        }
+    }
+
+    /// The associated data this KMS really uses.
+    fn aad<'a>(&self, aad: &'a [u8]) -> &'a [u8] {
+        if self.binds_aad { aad } else { b"" }
+    }
+
     /// Calls served so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
@@ -234,7 +251,7 @@ impl Kms for MemoryKms {
         let current = lock(&self.versions).last().cloned();
         let current = current.ok_or_else(|| kms_error(GuestError::NotFound))?;
         Ok(KmsWrapped {
-            blob: current.wrap(plaintext, aad),
+            blob: current.wrap(plaintext, self.aad(aad)),
             version: current.id,
         })
     }
@@ -247,7 +264,7 @@ impl Kms for MemoryKms {
             .get(version.wrapping_sub(1) as usize)
             .cloned()
             .ok_or_else(invalid)?;
-        key.unwrap(blob, aad).map_err(|_| invalid())
+        key.unwrap(blob, self.aad(aad)).map_err(|_| invalid())
     }
 
     async fn rotate(&self) -> Result<KmsKey, PluginError> {

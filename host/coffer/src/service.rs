@@ -332,6 +332,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_kms_that_drops_the_associated_data_is_refused_at_start() {
+        use crate::memory::{MemoryKms, MemoryStorage};
+        let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
+        let kms = Arc::new(MemoryKms::ignoring_aad());
+        let outcome = crate::memory::engine_on(
+            &config,
+            Arc::new(MemoryStorage::default()),
+            RootSource::Kms(kms),
+        )
+        .await;
+        let error = outcome.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("associated data"), "{error}");
+    }
+
+    #[tokio::test]
     async fn a_kms_root_wraps_data_keys_rotates_and_costs_no_call_per_read() {
         use crate::memory::{MemoryKms, MemoryStorage};
         let config = Config::parse(
