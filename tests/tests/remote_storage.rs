@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../../host/runtime/tests/common/conformance.rs"]
-mod conformance;
-
 use std::sync::Arc;
 
 use coffer_e2e::aws::Moto;
 use coffer_e2e::openbao::OpenBao;
 use coffer_e2e::plugins;
+use coffer_runtime::conformance::{self, Scope};
 use coffer_runtime::{Expected, GuestError, Storage};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -20,7 +18,8 @@ async fn storage_dynamodb_passes_the_contract() {
     let grant = plugins::aws_grant(&moto, "dynamodb").await;
     let config = [("table", "coffer"), ("create_table", "true")];
     let storage = plugins::storage(plugins::spec("storage-dynamodb", &config, grant)).await;
-    conformance::run_all(Arc::new(storage)).await;
+    let report = conformance::storage(Arc::new(storage), Scope::scratch()).await;
+    assert!(report.passed(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +28,8 @@ async fn storage_vault_passes_the_contract() {
     let token = bao.prepare(false, "1h").await;
     let grant = plugins::vault_grant(&bao, &token).await;
     let storage = plugins::storage(plugins::spec("storage-vault", &[], grant)).await;
-    conformance::run_all(Arc::new(storage)).await;
+    let report = conformance::storage(Arc::new(storage), Scope::scratch()).await;
+    assert!(report.passed(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

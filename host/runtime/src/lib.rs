@@ -16,6 +16,7 @@
 mod bindings;
 mod cache;
 mod capabilities;
+pub mod conformance;
 mod engine;
 mod error;
 pub mod keyring;

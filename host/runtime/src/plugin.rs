@@ -81,7 +81,63 @@ pub(crate) struct Prepared {
     _core: Arc<Core>,
 }
 
+impl PluginKind {
+    /// The interface a plugin of this kind exports, without its version.
+    fn interface(self) -> &'static str {
+        match self {
+            PluginKind::Storage => "coffer:plugin/storage",
+            PluginKind::Keyring => "coffer:plugin/keyring",
+            PluginKind::Kms => "coffer:plugin/kms",
+        }
+    }
+}
+
 impl Runtime {
+    /// What kind of plugin the component at `path` is, from the interface
+    /// it exports (compiling it through the cache, as loading would).
+    pub fn kind_of(&self, path: &std::path::Path) -> Result<PluginKind, LoadError> {
+        let plugin = path
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        let shown = path.display().to_string();
+        let wasm = std::fs::read(path).map_err(|source| LoadError::Read {
+            plugin: plugin.clone(),
+            path: shown.clone(),
+            source,
+        })?;
+        let sha256 = hex::encode(Sha256::digest(&wasm));
+        let engine = &self.core.engine;
+        let component =
+            self.core
+                .cache
+                .load(engine, &wasm, &sha256)
+                .map_err(|e| LoadError::Compile {
+                    plugin: plugin.clone(),
+                    path: shown.clone(),
+                    detail: format!("{e:#}"),
+                })?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        [PluginKind::Storage, PluginKind::Keyring, PluginKind::Kms]
+            .into_iter()
+            .find(|kind| {
+                exports
+                    .iter()
+                    .any(|name| name.split('@').next() == Some(kind.interface()))
+            })
+            .ok_or_else(|| LoadError::Compile {
+                plugin,
+                path: shown,
+                detail: format!(
+                    "it exports none of coffer's plugin interfaces (it exports: {})",
+                    exports.join(", ")
+                ),
+            })
+    }
+
     /// Reads, verifies, compiles and links a plugin of `kind`.
     pub(crate) fn prepare(
         &self,

@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
+use coffer_runtime::conformance::{self, Scope};
 use coffer_runtime::{GuestError, Limits, SqlPool, Storage, StoragePlugin};
 
 async fn sql_storage(url: &str, table: &str) -> Arc<dyn Storage> {
@@ -25,7 +26,8 @@ async fn sql_storage(url: &str, table: &str) -> Arc<dyn Storage> {
 async fn storage_sql_on_sqlite_passes_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("kv.db").display());
-    common::conformance::run_all(sql_storage(&url, "coffer_kv").await).await;
+    let report = conformance::storage(sql_storage(&url, "coffer_kv").await, Scope::scratch()).await;
+    assert!(report.passed(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,7 +36,8 @@ async fn storage_sql_on_postgres_passes_the_contract() {
         "COFFER_TEST_DATABASE_URL is not set: run `cargo xtask test`, which starts PostgreSQL",
     );
     let table = format!("kv_{}_{}", std::process::id(), rand_suffix());
-    common::conformance::run_all(sql_storage(&url, &table).await).await;
+    let report = conformance::storage(sql_storage(&url, &table).await, Scope::scratch()).await;
+    assert!(report.passed(), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ mod audit;
 mod client;
 mod keys;
 mod keyset;
+mod plugin;
 mod server;
 mod tokens;
 mod upgrade;
@@ -102,6 +103,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Check a plugin against the contract of its kind.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
     /// Create, list and revoke tokens on a running server.
     Token {
         #[command(flatten)]
@@ -153,6 +159,7 @@ pub fn main() -> ExitCode {
                 command,
             } => audit::run(connection, command).await,
             Command::Keyset { command } => keyset::run(command),
+            Command::Plugin { command } => plugin::run(command).await,
             Command::Keys {
                 connection,
                 command,

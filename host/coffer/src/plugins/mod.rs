@@ -67,7 +67,7 @@ pub async fn load_kms(
 }
 
 /// The runtime's spec for the plugin of section `name`, its grants made.
-async fn spec(
+pub async fn spec(
     config: &Config,
     name: &str,
     section: &PluginSection,

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-pub mod conformance;
 pub mod origin;
 
 use std::collections::BTreeMap;
