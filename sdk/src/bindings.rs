@@ -7,7 +7,7 @@
 pub mod storage_world {
     wit_bindgen::generate!({
         world: "storage-plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "coffer_sdk::bindings::storage_world",
         runtime_path: "coffer_sdk::wit_bindgen::rt",
@@ -18,7 +18,7 @@ pub mod storage_world {
 pub mod keyring_world {
     wit_bindgen::generate!({
         world: "keyring-plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "coffer_sdk::bindings::keyring_world",
         runtime_path: "coffer_sdk::wit_bindgen::rt",
@@ -34,7 +34,7 @@ pub mod keyring_world {
 pub mod kms_world {
     wit_bindgen::generate!({
         world: "kms-plugin",
-        path: "../wit",
+        path: "wit",
         pub_export_macro: true,
         default_bindings_module: "coffer_sdk::bindings::kms_world",
         runtime_path: "coffer_sdk::wit_bindgen::rt",

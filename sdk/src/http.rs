@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::Error;
 use crate::bindings::storage_world::coffer::plugin::http as wit;
 
-pub use serde_json::{Value, json};
+pub use serde_json::{Value, from_slice, json};
 pub use wit::Method;
 
 /// A request being built.
@@ -48,6 +48,7 @@ pub fn delete(path: impl Into<String>) -> Request {
 }
 
 impl Request {
+    /// A request of `method` for `path` (with its query).
     pub fn new(method: Method, path: impl Into<String>) -> Request {
         Request(wit::Request {
             method,
@@ -64,6 +65,7 @@ impl Request {
         self
     }
 
+    /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Request {
         self.0.body = body.into();
         self
@@ -96,10 +98,12 @@ impl Request {
 pub struct Reply(wit::Response);
 
 impl Reply {
+    /// The HTTP status.
     pub fn status(&self) -> u16 {
         self.0.status
     }
 
+    /// Whether the status is 2xx.
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.0.status)
     }
@@ -113,6 +117,7 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as received (the host caps its size).
     pub fn body(&self) -> &[u8] {
         &self.0.body
     }

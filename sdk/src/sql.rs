@@ -1,7 +1,111 @@
 //! SQL on the pool the host grants this plugin. Parameters are written
 //! `$1`, `$2`, … in both dialects; the host never shows the plugin the
 //! database URL.
+//!
+//! Rows come back as [`Columns`], read by position with typed getters that
+//! say which column was not what the plugin expected:
+//!
+//! ```ignore
+//! use coffer_sdk::sql;
+//!
+//! let rows = sql::rows("SELECT v, rev FROM kv WHERE k = $1", &["a".into()])?;
+//! if let Some(row) = rows.first() {
+//!     let (value, revision) = (row.blob(0)?, row.revision(1)?);
+//! }
+//! sql::execute("UPDATE kv SET rev = rev + 1 WHERE rev = $1", &[sql::revision(7)?])?;
+//! ```
+
+use crate::Error;
 
 pub use crate::bindings::storage_world::coffer::plugin::sql::{
     Dialect, Row, Value, database, execute, query,
 };
+
+/// One result row, read by column position.
+#[derive(Clone, Debug)]
+pub struct Columns(Row);
+
+/// Runs a query and returns its rows as [`Columns`].
+pub fn rows(statement: &str, params: &[Value]) -> Result<Vec<Columns>, Error> {
+    Ok(query(statement, params)?.into_iter().map(Columns).collect())
+}
+
+/// A revision as a parameter (SQL integers are signed).
+pub fn revision(revision: u64) -> Result<Value, Error> {
+    i64::try_from(revision)
+        .map(Value::Integer)
+        .map_err(|_| Error::Invalid(format!("revision {revision} is out of range")))
+}
+
+impl Columns {
+    fn column(&self, index: usize) -> Result<&Value, Error> {
+        self.0
+            .get(index)
+            .ok_or_else(|| Error::Internal(format!("the row has no column {index}")))
+    }
+
+    fn wrong(&self, index: usize, wanted: &str) -> Error {
+        Error::Internal(format!("column {index} is not {wanted}"))
+    }
+
+    /// Column `index` as text.
+    pub fn text(&self, index: usize) -> Result<&str, Error> {
+        match self.column(index)? {
+            Value::Text(text) => Ok(text),
+            _ => Err(self.wrong(index, "text")),
+        }
+    }
+
+    /// Column `index` as bytes.
+    pub fn blob(&self, index: usize) -> Result<&[u8], Error> {
+        match self.column(index)? {
+            Value::Blob(bytes) => Ok(bytes),
+            _ => Err(self.wrong(index, "a blob")),
+        }
+    }
+
+    /// Column `index` as an integer.
+    pub fn integer(&self, index: usize) -> Result<i64, Error> {
+        match self.column(index)? {
+            Value::Integer(n) => Ok(*n),
+            _ => Err(self.wrong(index, "an integer")),
+        }
+    }
+
+    /// Column `index` as a revision: a positive integer.
+    pub fn revision(&self, index: usize) -> Result<u64, Error> {
+        u64::try_from(self.integer(index)?)
+            .ok()
+            .filter(|revision| *revision > 0)
+            .ok_or_else(|| self.wrong(index, "a positive revision"))
+    }
+
+    /// The row's values, to take them apart by hand.
+    pub fn into_values(self) -> Row {
+        self.0
+    }
+}
+
+impl From<&str> for Value {
+    fn from(text: &str) -> Value {
+        Value::Text(text.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(text: String) -> Value {
+        Value::Text(text)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(bytes: Vec<u8>) -> Value {
+        Value::Blob(bytes)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(n: i64) -> Value {
+        Value::Integer(n)
+    }
+}

@@ -15,9 +15,16 @@ pub trait Storage: Sized + 'static {
     /// Opens the backend from [`crate::config`]; called once per instance
     /// before its first call, and again after a failed open.
     fn open() -> Result<Self, Error>;
+    /// The value of `key` and its revision; none when it does not exist.
     fn get(&self, key: &str) -> Result<Option<Entry>, Error>;
+    /// Writes `key` if `expected` holds (checked atomically with the
+    /// write); returns the new revision, one `key` never had before.
     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error>;
+    /// Deletes `key` if `expected` holds: `not-found` when it does not
+    /// exist, `conflict` when it is at another revision.
     fn delete(&self, key: &str, expected: Expected) -> Result<(), Error>;
+    /// At most `limit` keys starting with `prefix` and sorting after
+    /// `after`, in byte order, with the cursor of the next page.
     fn list(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Page, Error>;
 }
 

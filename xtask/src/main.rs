@@ -193,7 +193,27 @@ fn lint() -> Result<()> {
     for component in wasm::all_components() {
         clippy.args(["--package", component.package]);
     }
-    status(clippy.args(["--", "-D", "warnings"]))
+    status(clippy.args(["--", "-D", "warnings"]))?;
+    // The SDK's examples are plugins too, and the SDK must package on its
+    // own (its WIT copy and manifest, without the workspace).
+    status(cargo().args([
+        "clippy",
+        "--package",
+        "coffer-sdk",
+        "--examples",
+        "--target",
+        wasm::TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    status(cargo().args([
+        "package",
+        "--package",
+        "coffer-sdk",
+        "--allow-dirty",
+        "--quiet",
+    ]))
 }
 
 fn has_nextest() -> bool {

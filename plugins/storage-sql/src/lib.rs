@@ -27,40 +27,28 @@ impl Storage for SqlStorage {
     }
 
     fn get(&self, key: &str) -> Result<Option<Entry>, Error> {
-        let rows = sql::query(&self.statements.get, &[Value::Text(key.to_owned())])?;
-        match rows.into_iter().next() {
-            None => Ok(None),
-            Some(row) => {
-                let mut columns = row.into_iter();
-                match (columns.next(), columns.next()) {
-                    (Some(Value::Blob(value)), Some(Value::Integer(rev))) => Ok(Some(Entry {
-                        value,
-                        revision: revision(rev)?,
-                    })),
-                    _ => Err(Error::Internal(format!(
-                        "unexpected row shape for key {key}"
-                    ))),
-                }
-            }
-        }
+        let rows = sql::rows(&self.statements.get, &[key.into()])?;
+        rows.first()
+            .map(|row| {
+                Ok(Entry {
+                    value: row.blob(0)?.to_vec(),
+                    revision: row.revision(1)?,
+                })
+            })
+            .transpose()
     }
 
     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
-        let key = Value::Text(key.to_owned());
-        let value = Value::Blob(value);
+        let (key, value): (Value, Value) = (key.into(), value.into());
         let rows = match expected {
-            Expected::Any => sql::query(&self.statements.upsert, &[key, value])?,
-            Expected::Absent => sql::query(&self.statements.insert, &[key, value])?,
-            Expected::Revision(rev) => sql::query(
-                &self.statements.update,
-                &[key, value, Value::Integer(signed(rev)?)],
-            )?,
+            Expected::Any => sql::rows(&self.statements.upsert, &[key, value])?,
+            Expected::Absent => sql::rows(&self.statements.insert, &[key, value])?,
+            Expected::Revision(rev) => {
+                sql::rows(&self.statements.update, &[key, value, sql::revision(rev)?])?
+            }
         };
-        match rows.first().and_then(|row| row.first()) {
-            Some(Value::Integer(rev)) => revision(*rev),
-            Some(_) => Err(Error::Internal(
-                "the revision column is not an integer".to_owned(),
-            )),
+        match rows.first() {
+            Some(row) => row.revision(0),
             None => Err(Error::Conflict(match expected {
                 Expected::Absent => "the key already exists".to_owned(),
                 _ => "the key is not at the expected revision".to_owned(),
@@ -69,9 +57,8 @@ impl Storage for SqlStorage {
     }
 
     fn delete(&self, key: &str, expected: Expected) -> Result<(), Error> {
-        let key_value = Value::Text(key.to_owned());
         let deleted = match expected {
-            Expected::Any => sql::execute(&self.statements.delete, &[key_value])?,
+            Expected::Any => sql::execute(&self.statements.delete, &[key.into()])?,
             Expected::Absent => {
                 // Deleting a key that must not exist is a no-op when it does not.
                 return match self.get(key)? {
@@ -81,7 +68,7 @@ impl Storage for SqlStorage {
             }
             Expected::Revision(rev) => sql::execute(
                 &self.statements.delete_at,
-                &[key_value, Value::Integer(signed(rev)?)],
+                &[key.into(), sql::revision(rev)?],
             )?,
         };
         if deleted > 0 {
@@ -103,10 +90,10 @@ impl Storage for SqlStorage {
             _ => prefix.to_owned(),
         };
         let inclusive = after.is_none_or(|a| a < prefix);
-        let mut params = vec![Value::Text(lower)];
+        let mut params = vec![Value::from(lower)];
         let statement = match prefix_upper_bound(prefix) {
             Some(upper) => {
-                params.push(Value::Text(upper));
+                params.push(upper.into());
                 if inclusive {
                     &self.statements.list_from_bounded
                 } else {
@@ -122,28 +109,16 @@ impl Storage for SqlStorage {
             }
         };
         // One row more than asked tells whether another page exists.
-        params.push(Value::Integer(i64::from(limit) + 1));
-        let rows = sql::query(statement, &params)?;
-        let mut keys = Vec::with_capacity(rows.len());
-        for row in rows {
-            match row.into_iter().next() {
-                Some(Value::Text(key)) => keys.push(key),
-                _ => return Err(Error::Internal("the key column is not text".to_owned())),
-            }
-        }
+        params.push(Value::from(i64::from(limit) + 1));
+        let mut keys = sql::rows(statement, &params)?
+            .iter()
+            .map(|row| row.text(0).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
         let more = keys.len() > limit as usize;
         keys.truncate(limit as usize);
         let next = if more { keys.last().cloned() } else { None };
         Ok(Page { keys, next })
     }
-}
-
-fn revision(rev: i64) -> Result<u64, Error> {
-    u64::try_from(rev).map_err(|_| Error::Internal(format!("negative revision {rev}")))
-}
-
-fn signed(rev: u64) -> Result<i64, Error> {
-    i64::try_from(rev).map_err(|_| Error::Invalid(format!("revision {rev} is out of range")))
 }
 
 coffer_sdk::export_storage!(SqlStorage);

@@ -12,6 +12,7 @@ mod client;
 mod keys;
 mod keyset;
 mod plugin;
+mod scaffold;
 mod server;
 mod tokens;
 mod upgrade;

@@ -1,7 +1,8 @@
 //! `coffer plugin check`: runs the plugin contract's checks (the suite in
 //! `coffer_runtime::conformance`, the one the project's own tests run)
 //! against a component, with the grants of a config section, or on scratch
-//! grants made for the run.
+//! grants made for the run. `coffer plugin new`: a crate to start from
+//! ([`super::scaffold`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +15,7 @@ use coffer_runtime::{
     KeyringPlugin, KmsPlugin, PluginKind, Runtime, RuntimeOptions, StoragePlugin,
 };
 
+use super::scaffold;
 use crate::config::{Config, PluginSection};
 use crate::plugins;
 
@@ -22,6 +24,20 @@ pub enum PluginCommand {
     /// Check a plugin against the contract of its kind (storage, keyring,
     /// kms); exits 1 if any check fails.
     Check(CheckArgs),
+    /// Make a plugin crate (outside any workspace) that depends on
+    /// coffer-sdk alone and passes `coffer plugin check` as it is.
+    New {
+        /// The crate's name.
+        name: String,
+        #[arg(long, value_enum)]
+        kind: scaffold::Kind,
+        /// Where to make it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Depend on the SDK in this checkout instead of by version.
+        #[arg(long)]
+        sdk_path: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -59,7 +75,55 @@ pub async fn run(command: PluginCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk_path,
+        } => match new(&name, kind, dir, sdk_path) {
+            Ok(dir) => {
+                println!("made {} in {}", name, dir.display());
+                println!(
+                    "next: cd {} && cargo build --target wasm32-wasip2 --release",
+                    dir.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("coffer: {error}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+/// Writes the crate; refuses to touch a directory that is not empty.
+fn new(
+    name: &str,
+    kind: scaffold::Kind,
+    dir: Option<PathBuf>,
+    sdk_path: Option<PathBuf>,
+) -> Result<PathBuf, String> {
+    if !scaffold::valid_name(name) {
+        return Err(format!(
+            "`{name}` is not a crate name: a lowercase letter, then letters, digits, - or _"
+        ));
+    }
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(format!("{} exists and is not empty", dir.display()));
+    }
+    let sdk_path = sdk_path
+        .map(|path| std::path::absolute(&path).map_err(|e| format!("{}: {e}", path.display())))
+        .transpose()?;
+    for (path, text) in scaffold::files(name, kind, sdk_path.as_deref()) {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(dir)
 }
 
 /// Loads the plugin with the grants asked for and runs its kind's checks.
