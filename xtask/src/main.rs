@@ -200,6 +200,8 @@ fn lint() -> Result<()> {
         "clippy",
         "--package",
         "coffer-sdk",
+        "--features",
+        "examples",
         "--examples",
         "--target",
         wasm::TARGET,

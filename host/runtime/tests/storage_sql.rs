@@ -195,3 +195,23 @@ async fn a_plugin_cannot_lift_the_statement_timeout_of_a_pooled_postgres_session
     .unwrap();
     assert_eq!(held, 0, "a lock the plugin took outlived its statement");
 }
+
+/// A storage-sql component built against `coffer:plugin@0.1.0` (checked in
+/// as it was built): the host keeps loading components of the versions
+/// `wit/README.md` promises, and they keep passing the contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_component_built_against_contract_0_1_0_still_loads_and_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let pool = Arc::new(
+        SqlPool::connect(&url, 8, Duration::from_secs(10))
+            .await
+            .unwrap(),
+    );
+    let mut spec = common::storage_spec("storage-sql", &[], Limits::default(), pool);
+    spec.wasm_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/storage-sql-contract-0.1.0.wasm");
+    let plugin = StoragePlugin::load(&common::runtime(), spec).await.unwrap();
+    let report = conformance::storage(Arc::new(plugin), Scope::scratch()).await;
+    assert!(report.passed(), "{report}");
+}
