@@ -152,6 +152,17 @@ impl Server {
         }
     }
 
+    /// Sends the server process `signal` (`HUP`, `TERM`, …).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().map(Child::id).unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
     /// Everything the server logged so far (its stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()

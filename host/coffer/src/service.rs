@@ -18,10 +18,19 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::keys::{DataKeys, RootKeys, RootSource, system_key};
 use crate::maintenance::{Janitor, KeyAdmin, Lease};
-use crate::plugins::{self, PluginInfo};
+use crate::plugins::reload::{LivePlugins, LiveRoot};
+use crate::plugins::{self, Live, PluginInfo};
 use crate::pseudonyms::Pseudonyms;
 use crate::secrets::{Secrets, SecretsSettings};
 use crate::store::{Store, format};
+
+/// Where a server's configuration comes from: the file and the data
+/// directory given on its command line (the environment is read again).
+#[derive(Clone, Debug)]
+pub struct ConfigSource {
+    pub file: Option<std::path::PathBuf>,
+    pub data_dir: Option<std::path::PathBuf>,
+}
 
 /// Why the engine could not start; printed to the operator as is.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +48,9 @@ pub struct Foundation {
     pub plugins: Vec<PluginInfo>,
     /// The database the host lends the storage plugin, if any.
     pub sql: Option<Arc<SqlPool>>,
+    /// The plugins as loaded from a config, swappable while serving; none
+    /// for an engine assembled on plugins given to it.
+    pub live: Option<Arc<LivePlugins>>,
 }
 
 impl Foundation {
@@ -82,7 +94,7 @@ impl Foundation {
                     name: kms.name().to_owned(),
                     sha256: kms.sha256().to_owned(),
                 });
-                RootSource::Kms(Arc::new(kms))
+                LiveRoot::Kms(Arc::new(Live::new(Arc::new(kms))))
             }
             None => {
                 let keyring = plugins::load_keyring(&runtime, config)
@@ -101,10 +113,19 @@ impl Foundation {
                          elsewhere, or [kms])"
                     );
                 }
-                RootSource::Keyring(Arc::new(keyring))
+                LiveRoot::Keyring(Arc::new(Live::new(Arc::new(keyring))))
             }
         };
-        Foundation::assemble(Arc::new(storage), root, sql, plugins).await
+        let storage = Arc::new(Live::<dyn Storage>::new(Arc::new(storage)));
+        let live = Arc::new(LivePlugins::new(
+            runtime,
+            storage.clone(),
+            root.clone(),
+            plugins.clone(),
+        ));
+        let mut foundation = Foundation::assemble(storage, root.source(), sql, plugins).await?;
+        foundation.live = Some(live);
+        Ok(foundation)
     }
 
     /// The foundation over a storage and a root (keyring or KMS) already
@@ -148,6 +169,7 @@ impl Foundation {
             audit_key,
             plugins,
             sql,
+            live: None,
         })
     }
 }
@@ -160,8 +182,9 @@ pub struct Coffer {
     pub audit: Arc<Audit>,
     pub auth: Auth,
     pub storage: Arc<dyn Storage>,
-    pub plugins: Vec<PluginInfo>,
     foundation: Foundation,
+    /// Where the config was read from, to read it again on a reload.
+    config_source: std::sync::OnceLock<ConfigSource>,
 }
 
 impl Coffer {
@@ -246,9 +269,54 @@ impl Coffer {
             audit: Arc::new(audit),
             auth: Auth::new(store),
             storage: foundation.storage.clone(),
-            plugins: foundation.plugins.clone(),
             foundation,
+            config_source: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The plugins serving now.
+    pub fn plugins(&self) -> Vec<PluginInfo> {
+        match &self.foundation.live {
+            Some(live) => live.infos(),
+            None => self.foundation.plugins.clone(),
+        }
+    }
+
+    /// Remembers where the config came from, for [`Coffer::reload_config`].
+    pub fn set_config_source(&self, source: ConfigSource) {
+        let _ = self.config_source.set(source);
+    }
+
+    /// Reads the config again from where it came from and reloads the
+    /// plugins it names.
+    pub async fn reload_config(
+        &self,
+    ) -> Result<Vec<plugins::reload::Reloaded>, plugins::reload::ReloadError> {
+        let source = self.config_source.get().ok_or_else(|| {
+            plugins::reload::ReloadError("this engine was not started from a config".to_owned())
+        })?;
+        let config = Config::load(
+            source.file.as_deref(),
+            std::env::vars(),
+            source.data_dir.as_deref(),
+        )
+        .map_err(|e| plugins::reload::ReloadError(format!("the configuration: {e}")))?;
+        self.reload_plugins(&config).await
+    }
+
+    /// Loads the plugin sections of `config` again and swaps in what
+    /// passes every check (see [`plugins::reload`]); what fails leaves the
+    /// running plugins serving.
+    pub async fn reload_plugins(
+        &self,
+        config: &Config,
+    ) -> Result<Vec<plugins::reload::Reloaded>, plugins::reload::ReloadError> {
+        let live = self.foundation.live.as_ref().ok_or_else(|| {
+            plugins::reload::ReloadError(
+                "this engine's plugins were not loaded from a config".to_owned(),
+            )
+        })?;
+        live.reload(config, &self.keys).await
     }
 
     /// For a KMS root, whether the KMS answers; none for a keyring.

@@ -45,6 +45,10 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .saturating_add(BODY_OVERHEAD);
     let protected = Router::new()
         .route("/v1/sys/plugins", get(sys::plugins))
+        .route(
+            "/v1/sys/plugins/reload",
+            axum::routing::post(sys::reload_plugins),
+        )
         .route("/v1/audit", get(audit::read))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/hash", axum::routing::post(audit::hash))

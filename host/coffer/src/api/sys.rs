@@ -51,7 +51,24 @@ pub async fn plugins(
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<Value>, ApiError> {
     actor.require_admin(Admin::Sys)?;
-    Ok(Json(json!({ "plugins": state.plugins })))
+    Ok(Json(json!({ "plugins": state.plugins() })))
+}
+
+/// Reloads the plugins from the config (`sys`): 200 with what runs now,
+/// or 409 `reload_refused` saying which section failed which check.
+pub async fn reload_plugins(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::Sys)?;
+    match state.reload_config().await {
+        Ok(reloaded) => Ok(Json(json!({ "reloaded": reloaded }))),
+        Err(error) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "reload_refused",
+            format!("{error}; the running plugins keep serving"),
+        )),
+    }
 }
 
 pub async fn no_route() -> ApiError {

@@ -15,6 +15,7 @@ use coffer_runtime::{
     KeyringPlugin, KmsPlugin, PluginKind, Runtime, RuntimeOptions, StoragePlugin,
 };
 
+use super::client::{Connection, Failure, exit, request};
 use super::scaffold;
 use crate::config::{Config, PluginSection};
 use crate::plugins;
@@ -24,6 +25,12 @@ pub enum PluginCommand {
     /// Check a plugin against the contract of its kind (storage, keyring,
     /// kms); exits 1 if any check fails.
     Check(CheckArgs),
+    /// Have a running server load its plugin sections again and swap in
+    /// what passes every check (as SIGHUP does); needs `sys`.
+    Reload {
+        #[command(flatten)]
+        connection: Connection,
+    },
     /// Make a plugin crate (outside any workspace) that depends on
     /// coffer-sdk alone and passes `coffer plugin check` as it is.
     New {
@@ -75,6 +82,7 @@ pub async fn run(command: PluginCommand) -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        PluginCommand::Reload { connection } => exit(reload(&connection).await),
         PluginCommand::New {
             name,
             kind,
@@ -95,6 +103,32 @@ pub async fn run(command: PluginCommand) -> ExitCode {
             }
         },
     }
+}
+
+/// Asks the server to reload; prints what runs now.
+async fn reload(connection: &Connection) -> Result<(), Failure> {
+    let url = format!(
+        "{}/v1/sys/plugins/reload",
+        connection.addr.trim_end_matches('/')
+    );
+    let answer = request(reqwest::Method::POST, &url, None).await?;
+    for plugin in answer["reloaded"].as_array().into_iter().flatten() {
+        let (before, now) = (
+            plugin["sha256_before"].as_str().unwrap_or_default(),
+            plugin["sha256"].as_str().unwrap_or_default(),
+        );
+        println!(
+            "{:<8} {:<20} {}",
+            plugin["kind"].as_str().unwrap_or_default(),
+            plugin["name"].as_str().unwrap_or_default(),
+            if before == now {
+                format!("sha256 {now} (unchanged)")
+            } else {
+                format!("sha256 {before} -> {now}")
+            }
+        );
+    }
+    Ok(())
 }
 
 /// Writes the crate; refuses to touch a directory that is not empty.

@@ -1,5 +1,5 @@
 //! `coffer server`: load the configuration, start the engine, serve the API
-//! until SIGINT or SIGTERM.
+//! until SIGINT or SIGTERM; SIGHUP reloads the plugins.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
 use crate::api;
-use crate::service::Coffer;
+use crate::service::{Coffer, ConfigSource};
 
 pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
     init_logging();
@@ -23,6 +23,10 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     };
+    coffer.set_config_source(ConfigSource {
+        file: config_file.clone(),
+        data_dir: data_dir.clone(),
+    });
     let token_file = config.data_dir.join("root-token");
     match coffer.auth.bootstrap_root(&token_file).await {
         Ok(Some(token)) => {
@@ -50,7 +54,8 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
     println!("coffer listening on http://{address}");
-    let background = coffer.start_background();
+    let mut background = coffer.start_background();
+    background.push(tokio::spawn(reload_on_hangup(coffer.clone())));
     let app = api::app(
         coffer.clone(),
         config.max_value_bytes,
@@ -73,6 +78,38 @@ pub(super) fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+/// Reloads the plugins on every SIGHUP; the outcome goes to the log.
+async fn reload_on_hangup(coffer: Arc<Coffer>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP: reload plugins through the API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match coffer.reload_config().await {
+                Ok(reloaded) => {
+                    for plugin in reloaded {
+                        tracing::info!(
+                            kind = plugin.kind,
+                            plugin = %plugin.name,
+                            sha256 = %plugin.sha256,
+                            "SIGHUP: plugin reloaded"
+                        );
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "SIGHUP: reload refused; the running plugins keep serving");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(coffer);
 }
 
 async fn shutdown_signal() {

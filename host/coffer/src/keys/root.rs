@@ -124,18 +124,32 @@ impl RootKeys {
     /// Reads the root again (the keyset, the KMS key's description),
     /// without installing it.
     pub async fn read(&self) -> Result<Kek> {
-        match &self.source {
-            RootSource::Keyring(keyring) => {
+        self.read_from(&self.source).await
+    }
+
+    /// The KEK `source` (a replacement for this root's plugin) gives, once
+    /// checked to stand in for it: the same kind of root, the same KMS key,
+    /// the AAD bound. Whether it holds every key in use is the caller's to
+    /// check.
+    pub async fn replacement(&self, source: &RootSource) -> Result<Kek> {
+        let kek = self.read_from(source).await?;
+        if let Kek::Kms(kms) = &kek {
+            kms.check_binding().await?;
+        }
+        Ok(kek)
+    }
+
+    async fn read_from(&self, source: &RootSource) -> Result<Kek> {
+        match (source, self.current().as_ref()) {
+            (RootSource::Keyring(keyring), Kek::Keyset(_)) => {
                 let keyset = load_keyset(keyring.as_ref()).await?;
                 Ok(Kek::Keyset(KeysetKek::from_keyset(&keyset)?))
             }
-            RootSource::Kms(kms) => {
+            (RootSource::Kms(kms), Kek::Kms(current)) => {
                 let kek = KmsKek::new(kms.clone(), kms.describe().await?)?;
                 // An alias pointed at another key mid-flight would mix two
                 // keys' versions: refuse it rather than follow it.
-                if let Kek::Kms(current) = self.current().as_ref()
-                    && current.key_name() != kek.key_name()
-                {
+                if current.key_name() != kek.key_name() {
                     return Err(Error::Backend(format!(
                         "the KMS key is now {}, but this node started on {}: \
                          restart coffer if the change is meant",
@@ -145,6 +159,11 @@ impl RootKeys {
                 }
                 Ok(Kek::Kms(kek))
             }
+            _ => Err(Error::Invalid(
+                "the root changed between a keyring and a KMS: that needs a restart \
+                 (and the keys moved)"
+                    .to_owned(),
+            )),
         }
     }
 

@@ -3,6 +3,7 @@
 //! secret, so its cost grows with namespaces, not secrets.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -10,7 +11,7 @@ use serde::Serialize;
 use super::KeyAdmin;
 use super::LeaseGuard;
 use crate::error::Result;
-use crate::keys::{Kek, KekKeyInfo, SystemKeys};
+use crate::keys::{Kek, KekKeyInfo, RootKeys, SystemKeys};
 
 /// One KEK key (a keyset key, a KMS key version) and what it still wraps.
 #[derive(Clone, Debug, Serialize)]
@@ -47,6 +48,11 @@ pub struct KekReport {
 }
 
 impl KeyAdmin {
+    /// The root of the key hierarchy.
+    pub fn root(&self) -> &Arc<RootKeys> {
+        self.keys.root()
+    }
+
     /// The KEK's keys and how many data keys each still wraps; a key that
     /// still wraps something but is not among them (an older KMS key
     /// version, a key missing from the keyset) is listed too.

@@ -5,6 +5,10 @@
 
 mod grants;
 mod http;
+mod live;
+pub mod reload;
+
+pub use live::Live;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
