@@ -9,7 +9,7 @@
 
 use coffer_sdk::Error;
 use coffer_sdk::files;
-use coffer_sdk::http::{Value, json};
+use coffer_sdk::json::{self, Value, json};
 use coffer_sdk::keyring::{Algorithm, Key, KeyStatus, Keyring, Keyset, OutputPrefix};
 
 /// The granted file's name.
@@ -82,9 +82,17 @@ impl Keyring for FileKeyring {
 
     fn load(&self) -> Result<Option<Keyset>, Error> {
         let Some(bytes) = files::read(FILE)? else {
-            return Ok(None);
+            // None lets the host make a new root keyset: only when asked,
+            // never because a path was mistyped.
+            if coffer_sdk::config::flag("create_if_missing", false)? {
+                return Ok(None);
+            }
+            coffer_sdk::log::error(
+                "the keyset file does not exist: set create_if_missing = true to create one",
+            );
+            return Err(Error::NotFound);
         };
-        let doc: Value = coffer_sdk::http::from_slice(&bytes)
+        let doc: Value = json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("the keyset is not JSON: {e}")))?;
         let keys = doc["keys"]
             .as_array()
@@ -94,7 +102,7 @@ impl Keyring for FileKeyring {
             primary_key_id: doc["primary"]
                 .as_u64()
                 .and_then(|id| u32::try_from(id).ok())
-                .unwrap_or(0),
+                .ok_or_else(|| Error::Invalid("the keyset names no primary key".to_owned()))?,
             keys: keys.iter().map(key_of).collect::<Result<_, _>>()?,
         }))
     }

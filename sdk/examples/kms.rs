@@ -116,11 +116,16 @@ impl Kms for Transit {
         let body = json!({ "ciphertext": ciphertext, "associated_data": base64(aad) });
         let reply = http::post(self.url("decrypt")).json(&body).send()?;
         if reply.status() == 400 {
-            // Transit's answer to a forged blob or another AAD.
-            return Err(Error::Invalid(format!(
-                "the KMS refused the blob: {}",
-                reply.snippet()
-            )));
+            // `invalid` tells the host the blob was forged or bound to
+            // another AAD: only for the KMS's authentication failures, not
+            // for a missing key or a version its policy retired.
+            let why = reply.snippet();
+            let forged = ["message authentication failed", "invalid ciphertext"];
+            return Err(if forged.iter().any(|sign| why.contains(sign)) {
+                Error::Invalid(format!("the KMS refused the blob: {why}"))
+            } else {
+                Error::Denied(format!("the KMS would not decrypt: {why}"))
+            });
         }
         let answer = reply.ok_json()?;
         answer["data"]["plaintext"]

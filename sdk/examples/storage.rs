@@ -26,25 +26,9 @@ fn first_revision() -> Value {
     Value::Integer((coffer_sdk::random::u64() % (1 << 52) + 1) as i64)
 }
 
-impl SqlTable {
-    /// The revision of `key`, if it exists.
-    fn revision_of(&self, key: &str) -> Result<Option<u64>, Error> {
-        Ok(self.get(key)?.map(|entry| entry.revision))
-    }
-}
-
 impl Storage for SqlTable {
     fn open() -> Result<Self, Error> {
-        let table = coffer_sdk::config::get("table").unwrap_or_else(|| "kv".to_owned());
-        if table.is_empty()
-            || !table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(Error::Invalid(format!(
-                "config key `table`: `{table}` is not a plain identifier"
-            )));
-        }
+        let table = sql::identifier("table", "kv")?;
         // Keys must sort bytewise: PostgreSQL needs the "C" collation.
         let (key, blob) = match sql::database() {
             Dialect::Sqlite => ("TEXT", "BLOB"),
@@ -118,7 +102,7 @@ impl Storage for SqlTable {
         if deleted > 0 {
             return Ok(());
         }
-        match (self.revision_of(key)?, expected) {
+        match (self.get(key)?.map(|entry| entry.revision), expected) {
             (None, Expected::Absent) => Ok(()),
             (None, _) => Err(Error::NotFound),
             (Some(rev), _) => Err(Error::Conflict(format!("the key is at revision {rev}"))),

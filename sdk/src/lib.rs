@@ -41,6 +41,8 @@ extern crate self as coffer_sdk;
 pub use wit_bindgen;
 
 pub mod aws;
+/// JSON (`serde_json`), for plugins that keep or exchange it.
+pub use serde_json as json;
 #[doc(hidden)]
 pub mod bindings;
 pub mod config;

@@ -30,6 +30,26 @@ pub fn rows(statement: &str, params: &[Value]) -> Result<Vec<Columns>, Error> {
     Ok(query(statement, params)?.into_iter().map(Columns).collect())
 }
 
+/// The value of config `key` (or `default`) as a plain SQL identifier —
+/// letters, digits and `_`, not starting with a digit, at most 63 bytes —
+/// safe to put in a statement, such as a table name.
+pub fn identifier(key: &str, default: &str) -> Result<String, Error> {
+    let name = crate::config::get(key).unwrap_or_else(|| default.to_owned());
+    if is_identifier(&name) {
+        Ok(name)
+    } else {
+        Err(Error::Invalid(format!(
+            "config key `{key}`: `{name}` is not a plain SQL identifier (letters, digits, _)"
+        )))
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// A revision as a parameter (SQL integers are signed).
 pub fn revision(revision: u64) -> Result<Value, Error> {
     i64::try_from(revision)
@@ -107,5 +127,20 @@ impl From<Vec<u8>> for Value {
 impl From<i64> for Value {
     fn from(n: i64) -> Value {
         Value::Integer(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_plain_names() {
+        assert!(is_identifier("coffer_kv"));
+        assert!(is_identifier("_kv1"));
+        assert!(!is_identifier("kv; DROP TABLE x"));
+        assert!(!is_identifier("1kv"));
+        assert!(!is_identifier(""));
+        assert!(!is_identifier(&"k".repeat(64)));
     }
 }

@@ -179,15 +179,21 @@ async fn plugins_swap_under_load_without_a_failed_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_storage_holding_other_records_or_a_keyring_missing_a_key_is_refused() {
+async fn a_copy_of_the_store_or_another_keyset_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = plugin_dir().join("storage-sql.wasm");
     let server = Server::start(dir.path(), &sections(dir.path(), &wasm, true));
     server.put("app/db", "hunter2").await;
     let config = std::fs::read_to_string(&server.config_file).unwrap();
 
-    // Another database: not this server's records.
+    // A copy of this server's database: the same records, another store.
     let other = dir.path().join("other.db");
+    for suffix in ["", "-wal"] {
+        let from = dir.path().join(format!("coffer.db{suffix}"));
+        if from.exists() {
+            std::fs::copy(&from, dir.path().join(format!("other.db{suffix}"))).unwrap();
+        }
+    }
     std::fs::write(
         &server.config_file,
         config.replace(

@@ -90,7 +90,7 @@ async fn new_plugins_build_alone_pass_their_checks_and_serve() {
     let data = tempfile::tempdir().unwrap();
     let config = format!(
         "[storage]\nplugin = {:?}\n[storage.sql]\nurl = \"sqlite://{}\"\n\
-         [keyring]\nplugin = {:?}\n[keyring.files]\n\
+         [keyring]\nplugin = {:?}\n[keyring.config]\ncreate_if_missing = true\n[keyring.files]\n\
          keyset = {{ path = {:?}, writable = true }}\n",
         storage.display().to_string(),
         data.path().join("kv.db").display(),

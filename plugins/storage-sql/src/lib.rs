@@ -20,8 +20,8 @@ struct SqlStorage {
 
 impl Storage for SqlStorage {
     fn open() -> Result<Self, Error> {
-        let table = coffer_sdk::config::get("table").unwrap_or_else(|| "coffer_kv".to_owned());
-        let statements = Statements::new(&table, sql::database())?;
+        let table = sql::identifier("table", "coffer_kv")?;
+        let statements = Statements::new(&table, sql::database());
         sql::execute(&statements.create_table, &[])?;
         Ok(SqlStorage { statements })
     }

@@ -176,7 +176,9 @@ async fn check(args: CheckArgs) -> Result<Report, String> {
             (config, section, false)
         }
         _ => {
-            let config = Config::load(None, std::env::vars(), Some(scratch.path()))
+            // Not the environment: COFFER_* variables could name a real
+            // database or keyset, which the checks would write over.
+            let config = Config::load(None, std::iter::empty(), Some(scratch.path()))
                 .map_err(|e| e.to_string())?;
             let section = match kind {
                 PluginKind::Storage => config.storage_section(),
@@ -214,7 +216,7 @@ async fn check(args: CheckArgs) -> Result<Report, String> {
             let scope = if scratch_grants {
                 Scope::scratch()
             } else {
-                Scope::under(format!("coffer-plugin-check/{}/", run_id()))
+                Scope::under("coffer-plugin-check/")
             };
             conformance::storage(Arc::new(plugin), scope).await
         }
@@ -267,12 +269,4 @@ fn section_of(config: &Config, name: &str, kind: PluginKind) -> Result<PluginSec
 fn absolute(path: &Path) -> Result<String, String> {
     let path = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(path.display().to_string())
-}
-
-/// A prefix no other run uses, for checks on a store that holds other data.
-fn run_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!("{}-{nanos}", std::process::id())
 }

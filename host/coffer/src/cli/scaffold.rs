@@ -42,7 +42,9 @@ impl Kind {
                  [storage.config]\ntable = \"kv\"\n"
             ),
             Kind::Keyring => format!(
-                "[keyring]\nplugin = \"{wasm}\"\n[keyring.files]\n\
+                "[keyring]\nplugin = \"{wasm}\"\n[keyring.config]\n\
+                 create_if_missing = false         # true once, to create the keyset\n\
+                 [keyring.files]\n\
                  keyset = {{ path = \"/etc/coffer/keyset.json\", writable = true }}\n"
             ),
             Kind::Kms => format!(
@@ -97,7 +99,8 @@ pub fn files(name: &str, kind: Kind, sdk_path: Option<&Path>) -> Vec<(PathBuf, S
          cargo build --target wasm32-wasip2 --release\n\
          coffer plugin check target/wasm32-wasip2/release/{wasm}{check}\n```\n\n\
          `coffer plugin check` runs the contract's checks for its kind (each rule \
-         of `wit/{kind}.wit`, the concurrency ones included) and exits 1 if one fails. \
+         of `{kind}.wit` in coffer-sdk's `wit/`, the concurrency ones included) and \
+         exits 1 if one fails. \
          Then load it from `coffer.toml`:\n\n```toml\n{section}```\n\n\
          Pin the build you reviewed with `sha256 = \"…\"` (`sha256sum {wasm}`).\n",
         kind = kind.name(),
@@ -113,4 +116,17 @@ pub fn files(name: &str, kind: Kind, sdk_path: Option<&Path>) -> Vec<(PathBuf, S
         (PathBuf::from("README.md"), readme),
         (PathBuf::from(".gitignore"), "/target\n".to_owned()),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_crates_depend_on_the_sdk_version_this_coffer_was_built_with() {
+        let manifest = include_str!("../../../../sdk/Cargo.toml");
+        let version = manifest
+            .lines()
+            .find_map(|line| line.strip_prefix("version = "))
+            .map(|v| v.trim_matches('"'));
+        assert_eq!(version, Some(env!("CARGO_PKG_VERSION")));
+    }
 }

@@ -55,6 +55,19 @@ pub async fn system_key(
     )))
 }
 
+/// System key `name` as stored, unwrapped by `kek`; none when there is
+/// none yet (nothing is created).
+pub async fn read_system_key(
+    storage: &dyn Storage,
+    kek: &Kek,
+    name: &str,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    match storage.get(&layout::system_key(name)).await? {
+        Some(entry) => Ok(Some(unwrap(kek, name, &entry.value).await?)),
+        None => Ok(None),
+    }
+}
+
 async fn unwrap(kek: &Kek, name: &str, stored: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let record = SystemKeyRecord::decode(stored)
         .map_err(|e| Error::Integrity(format!("system key {name}: {e}")))?;

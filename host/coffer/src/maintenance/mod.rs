@@ -124,6 +124,12 @@ impl KeyAdmin {
         &self.secrets
     }
 
+    /// Runs `work` holding the lease, as key changes do, so it never
+    /// overlaps a rotation or a re-wrap on any node.
+    pub async fn exclusively<T>(&self, work: impl AsyncFnOnce() -> Result<T>) -> Result<T> {
+        self.leased(async |_| work().await).await
+    }
+
     /// Runs `work` holding the lease, and gives the lease back after. Keys
     /// it wraps go under the keyset's current primary.
     async fn leased<T>(

@@ -3,22 +3,31 @@
 //!
 //! Each plugin section is loaded again and checked before anything is
 //! swapped — its pin, kind and imports (loading), that it opens (a first
-//! call), that a new storage holds this server's records (not another
-//! store's: moving data is `coffer migrate`'s), and that a new keyring or
-//! KMS holds every KEK key in use (and a KMS still binds the AAD). Only
-//! when every section passes are the plugins swapped, all at once: calls
-//! started before finish on the old plugin, later ones go to the new, and
-//! the old one's instances go when its last call returns. A section that
-//! fails leaves everything as it was, and says why.
+//! call), that a new storage is the very store this server writes (a
+//! random probe written through the running plugin must read back through
+//! the new one: a copy or another database is refused, since moving data
+//! is `coffer migrate`'s), and that a new keyring or KMS is the same root:
+//! the engine's own keys, as stored, unwrap through it to the very keys in
+//! use, and it holds every KEK key that wraps a data key (a KMS must still
+//! bind the AAD). The root is checked and swapped holding the key lease,
+//! so no rotation or re-wrap runs across it. Only when every section
+//! passes are the plugins swapped, all at once: calls started before
+//! finish on the old plugin, later ones go to the new, and the old one's
+//! instances go when its last call returns. A section that fails leaves
+//! the running plugins serving, and says why (loading a plugin may still
+//! have run its `open`, such as creating a missing SQLite file or table).
 
 use std::sync::{Arc, RwLock};
 
-use coffer_runtime::{Keyring, Kms, Runtime, Storage};
+use coffer_runtime::{Expected, Keyring, Kms, Runtime, Storage};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 
 use super::{Live, PluginInfo, load_keyring, load_kms, load_storage};
 use crate::config::Config;
-use crate::keys::{RootSource, system};
+use crate::error::Error;
+use crate::keys::system::{self, read_system_key};
+use crate::keys::{Kek, RootSource};
 use crate::maintenance::KeyAdmin;
 use crate::store::layout;
 
@@ -97,6 +106,8 @@ impl LivePlugins {
         let _one_at_a_time = self.reloading.lock().await;
         let refuse = |section: &str, why: String| ReloadError(format!("{section}: {why}"));
 
+        // The pool the new plugin was lent is dropped with it; shredding
+        // keeps the first pool, on the same database.
         let (storage, _sql) = load_storage(&self.runtime, config)
             .await
             .map_err(|e| ReloadError(e.to_string()))?;
@@ -129,28 +140,29 @@ impl LivePlugins {
             }
         };
         let section = root_info.kind;
-        let kek = keys
-            .root()
-            .replacement(&root)
+        let storage = Arc::new(storage);
+        let swap_root = async || -> crate::error::Result<()> {
+            let kek = keys.root().replacement(&root).await?;
+            same_root(storage.as_ref(), &keys.root().current(), &kek).await?;
+            keys.check_keks(&kek).await?;
+            // Every check passed: swap all at once.
+            self.storage.replace(storage.clone());
+            match (&self.root, &root) {
+                (LiveRoot::Keyring(live), RootSource::Keyring(keyring)) => {
+                    live.replace(keyring.clone());
+                }
+                (LiveRoot::Kms(live), RootSource::Kms(kms)) => {
+                    live.replace(kms.clone());
+                }
+                _ => {}
+            }
+            // The KEK read through the new plugin, which the checks vouched for.
+            keys.root().install(kek);
+            Ok(())
+        };
+        keys.exclusively(swap_root)
             .await
             .map_err(|e| refuse(section, e.to_string()))?;
-        keys.check_keks(&kek)
-            .await
-            .map_err(|e| refuse(section, e.to_string()))?;
-
-        // Every check passed: swap all at once.
-        self.storage.replace(Arc::new(storage));
-        match (&self.root, root) {
-            (LiveRoot::Keyring(live), RootSource::Keyring(keyring)) => {
-                live.replace(keyring);
-            }
-            (LiveRoot::Kms(live), RootSource::Kms(kms)) => {
-                live.replace(kms);
-            }
-            _ => {}
-        }
-        // The KEK read through the new plugin, which the checks vouched for.
-        keys.root().install(kek);
         let before = self.infos();
         let after = vec![storage_info, root_info];
         let reloaded = after
@@ -183,28 +195,56 @@ fn info(kind: &'static str, name: &str, sha256: &str) -> PluginInfo {
     }
 }
 
-/// Checks that `new` opens and holds the records `old` holds (the record
-/// key, which every store of this server has and no other store has the
-/// same of).
+/// Checks that `new` opens and is the store `old` is: a random value
+/// written through `old` reads back through `new`. A copy of the store (a
+/// restored backup, a replica) holds the same records but not the probe.
 async fn same_store(old: &dyn Storage, new: &dyn Storage) -> Result<(), String> {
     new.get(layout::HEALTH_PROBE)
         .await
         .map_err(|e| format!("the new plugin does not answer: {e}"))?;
-    let marker = layout::system_key(system::RECORDS);
-    let theirs = new
-        .get(&marker)
+    let probe = coffer_crypto::KeyMaterial::generate(coffer_crypto::Algorithm::Aes256Gcm);
+    old.put(layout::RELOAD_PROBE, probe.as_bytes(), Expected::Any)
         .await
-        .map_err(|e| format!("the new plugin cannot read: {e}"))?;
-    let ours = old
-        .get(&marker)
+        .map_err(|e| format!("the running plugin cannot write the probe: {e}"))?;
+    let seen = new
+        .get(layout::RELOAD_PROBE)
         .await
-        .map_err(|e| format!("the running plugin cannot read: {e}"))?;
-    match (ours, theirs) {
-        (Some(ours), Some(theirs)) if ours.value == theirs.value => Ok(()),
+        .map_err(|e| format!("the new plugin cannot read: {e}"));
+    let _ = old.delete(layout::RELOAD_PROBE, Expected::Any).await;
+    match seen? {
+        Some(entry) if bool::from(entry.value.ct_eq(probe.as_bytes())) => Ok(()),
         _ => Err(
-            "the new plugin does not hold this server's records (moving data to another \
-             store is `coffer migrate`'s job)"
+            "the new plugin is not the store this server writes (a copy or another \
+             database; moving data to another store is `coffer migrate`'s job)"
                 .to_owned(),
         ),
     }
+}
+
+/// Checks that `candidate` is the root `current` is: each of the engine's
+/// own keys, as stored, unwraps through both to the same bytes.
+async fn same_root(
+    storage: &dyn Storage,
+    current: &Kek,
+    candidate: &Kek,
+) -> crate::error::Result<()> {
+    for name in [system::RECORDS, system::AUDIT] {
+        let ours = read_system_key(storage, current, name).await?;
+        let theirs = read_system_key(storage, candidate, name)
+            .await
+            .map_err(|e| {
+                Error::KeyUnavailable(format!("the new root cannot unwrap system key {name}: {e}"))
+            })?;
+        let same = match (&ours, &theirs) {
+            (Some(ours), Some(theirs)) => bool::from(ours.ct_eq(theirs)),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            return Err(Error::KeyUnavailable(format!(
+                "the new root unwraps system key {name} to another key: it is not this server's root"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -59,3 +59,7 @@ pub const FORMAT_MARKER: &str = "sys/format";
 
 /// What the health check reads (it need not exist).
 pub const HEALTH_PROBE: &str = "sys/health";
+
+/// A random value a plugin reload writes through the running storage and
+/// reads through the new one, then deletes: proof both are one store.
+pub const RELOAD_PROBE: &str = "sys/reload-probe";

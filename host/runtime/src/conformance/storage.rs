@@ -19,7 +19,8 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// A store made for the check, holding nothing else.
+    /// A store made for the check, holding nothing else (a database the
+    /// checks already ran on is not: run them on a fresh one).
     pub fn scratch() -> Scope {
         Scope {
             root: "conformance/".to_owned(),
@@ -28,11 +29,17 @@ impl Scope {
     }
 
     /// A store that may hold other keys: the checks write only under
-    /// `root` (which should be unique to this run) and delete what they
-    /// wrote at the end.
-    pub fn under(root: impl Into<String>) -> Scope {
+    /// `<prefix><a name unique to this run>/` and delete that at the end.
+    pub fn under(prefix: &str) -> Scope {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         Scope {
-            root: root.into(),
+            root: format!(
+                "{prefix}{}-{nanos}-{:x}/",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             alone: false,
         }
     }
