@@ -79,6 +79,19 @@ impl Foundation {
             .get(crate::store::layout::HEALTH_PROBE)
             .await
             .map_err(|e| StartError(format!("storage: {e}")))?;
+        // A store `coffer migrate` moved away from is history: its records
+        // live on (and change) in the target.
+        if let Some(moved) = storage
+            .get(crate::store::layout::MIGRATED)
+            .await
+            .map_err(|e| StartError(format!("storage: {e}")))?
+        {
+            return Err(StartError(format!(
+                "storage: {}; point [storage] at that store (the section `coffer migrate` \
+                 moved to)",
+                String::from_utf8_lossy(&moved.value)
+            )));
+        }
         let mut plugins = vec![PluginInfo {
             kind: "storage",
             name: storage.name().to_owned(),
@@ -302,6 +315,37 @@ impl Coffer {
         )
         .map_err(|e| plugins::reload::ReloadError(format!("the configuration: {e}")))?;
         self.reload_plugins(&config).await
+    }
+
+    /// Starts moving the records to storage section `to` of the config
+    /// this server was started from (see [`plugins::migrate`]).
+    pub fn start_migration(
+        &self,
+        to: String,
+    ) -> crate::error::Result<plugins::migrate::MigrationStatus> {
+        let live = self.foundation.live.as_ref().ok_or_else(|| {
+            crate::error::Error::Invalid(
+                "this engine's plugins were not loaded from a config".to_owned(),
+            )
+        })?;
+        let source = self.config_source.get().ok_or_else(|| {
+            crate::error::Error::Invalid("this engine was not started from a config".to_owned())
+        })?;
+        let config = Config::load(
+            source.file.as_deref(),
+            std::env::vars(),
+            source.data_dir.as_deref(),
+        )
+        .map_err(|e| crate::error::Error::Invalid(format!("the configuration: {e}")))?;
+        live.start_migration(config, to)
+    }
+
+    /// The last migration's status, if one ran.
+    pub fn migration(&self) -> Option<plugins::migrate::MigrationStatus> {
+        self.foundation
+            .live
+            .as_ref()
+            .and_then(|live| live.migration())
     }
 
     /// Loads the plugin sections of `config` again and swaps in what

@@ -97,6 +97,8 @@ fn classify(method: &Method, path: &str) -> Action {
         (&Method::POST, ["v1", "sys", "plugins", "reload"]) => {
             action("sys.plugins.reload", None, None, None)
         }
+        (&Method::POST, ["v1", "sys", "migrate"]) => action("sys.migrate", None, None, None),
+        (&Method::GET, ["v1", "sys", "migrate"]) => action("sys.migrate.status", None, None, None),
         (&Method::GET, ["v1", "audit"]) => action("audit.read", None, None, None),
         (&Method::GET, ["v1", "audit", "verify"]) => action("audit.verify", None, None, None),
         (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),

@@ -49,6 +49,10 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
             "/v1/sys/plugins/reload",
             axum::routing::post(sys::reload_plugins),
         )
+        .route(
+            "/v1/sys/migrate",
+            get(sys::migration).post(sys::start_migration),
+        )
         .route("/v1/audit", get(audit::read))
         .route("/v1/audit/verify", get(audit::verify))
         .route("/v1/audit/hash", axum::routing::post(audit::hash))

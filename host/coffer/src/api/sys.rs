@@ -1,6 +1,8 @@
 //! `/v1/sys`: health, plugins, and the answers for unknown routes and methods.
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde_json::{Value, json};
@@ -69,6 +71,39 @@ pub async fn reload_plugins(
             format!("{error}; the running plugins keep serving"),
         )),
     }
+}
+
+/// Body of `POST /v1/sys/migrate`.
+#[derive(serde::Deserialize)]
+pub struct MigrateRequest {
+    to: String,
+}
+
+/// Starts moving every record to another configured storage (`sys`);
+/// 202 with the status to poll.
+pub async fn start_migration(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    actor.require_admin(Admin::Sys)?;
+    let body = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let request: MigrateRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let status = state.start_migration(request.to)?;
+    Ok((StatusCode::ACCEPTED, Json(json!(status))))
+}
+
+/// Where the last migration stands (`sys`).
+pub async fn migration(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, ApiError> {
+    actor.require_admin(Admin::Sys)?;
+    let status = state
+        .migration()
+        .ok_or_else(|| ApiError::not_found("no migration has run since the server started"))?;
+    Ok(Json(json!(status)))
 }
 
 pub async fn no_route() -> ApiError {

@@ -11,6 +11,7 @@ mod audit;
 mod client;
 mod keys;
 mod keyset;
+mod migrate;
 mod plugin;
 mod scaffold;
 mod server;
@@ -104,6 +105,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Move every record to another configured storage (`[storage_next]`)
+    /// and switch the running server to it; resumable.
+    Migrate {
+        #[command(flatten)]
+        connection: client::Connection,
+        /// The storage section to move to.
+        #[arg(long)]
+        to: String,
+    },
     /// Check a plugin against the contract of its kind.
     Plugin {
         #[command(subcommand)]
@@ -161,6 +171,7 @@ pub fn main() -> ExitCode {
             } => audit::run(connection, command).await,
             Command::Keyset { command } => keyset::run(command),
             Command::Plugin { command } => plugin::run(command).await,
+            Command::Migrate { connection, to } => migrate::run(connection, to).await,
             Command::Keys {
                 connection,
                 command,

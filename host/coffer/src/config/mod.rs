@@ -47,6 +47,8 @@ pub struct Config {
     pub keyring: Option<PluginSection>,
     /// A remote KMS as the root of the key hierarchy, in place of `[keyring]`.
     pub kms: Option<PluginSection>,
+    /// A second storage, the target of `coffer migrate --to storage_next`.
+    pub storage_next: Option<PluginSection>,
     #[serde(default)]
     pub audit: AuditSection,
     #[serde(default)]
@@ -241,6 +243,7 @@ impl Config {
             ("storage", &self.storage),
             ("keyring", &self.keyring),
             ("kms", &self.kms),
+            ("storage_next", &self.storage_next),
         ];
         for (name, section) in sections {
             if let Some(section) = section {

@@ -93,7 +93,7 @@ impl PluginSection {
         if !(1..=256).contains(&limits.max_instances) {
             return fail("limits.max_instances", "must be between 1 and 256");
         }
-        if name != "storage" && self.sql.is_some() {
+        if !name.starts_with("storage") && self.sql.is_some() {
             return fail("sql", "only storage plugins can be granted a database");
         }
         if name != "keyring" && !self.files.is_empty() {

@@ -2,7 +2,9 @@
 //! sits behind a [`Live`] handle that every call goes through. A call
 //! takes the plugin current when it starts and finishes on it; a swap only
 //! changes which plugin later calls take, and the old one is dropped —
-//! its instances with it — when its last call returns.
+//! its instances with it — when its last call returns. A storage's writes
+//! can also be frozen for a moment (while `coffer migrate` switches
+//! stores): reads go on, writes wait.
 
 use std::sync::{Arc, RwLock};
 
@@ -15,13 +17,22 @@ use zeroize::Zeroizing;
 /// A plugin of trait `T` that can be swapped for another.
 pub struct Live<T: ?Sized> {
     current: RwLock<Arc<T>>,
+    /// Held shared by each storage write, exclusively by a freeze.
+    writes: tokio::sync::RwLock<()>,
 }
 
 impl<T: ?Sized> Live<T> {
     pub fn new(plugin: Arc<T>) -> Live<T> {
         Live {
             current: RwLock::new(plugin),
+            writes: tokio::sync::RwLock::new(()),
         }
+    }
+
+    /// Waits for the writes in flight, and holds later ones until the
+    /// guard is dropped.
+    pub async fn freeze(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.writes.write().await
     }
 
     /// The plugin calls starting now go to.
@@ -49,10 +60,12 @@ impl Storage for Live<dyn Storage> {
     }
 
     async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
+        let _unfrozen = self.writes.read().await;
         self.current().put(key, value, expected).await
     }
 
     async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
+        let _unfrozen = self.writes.read().await;
         self.current().delete(key, expected).await
     }
 

@@ -6,6 +6,7 @@
 mod grants;
 mod http;
 mod live;
+pub mod migrate;
 pub mod reload;
 
 pub use live::Live;
@@ -43,6 +44,19 @@ pub async fn load_storage(
         .await
         .map_err(|e| PluginStartError(format!("storage: {e}")))?;
     Ok((plugin, sql))
+}
+
+/// Loads the storage plugin of section `name` (such as `storage_next`).
+pub async fn load_storage_section(
+    runtime: &Runtime,
+    config: &Config,
+    name: &str,
+    section: &PluginSection,
+) -> Result<StoragePlugin, PluginStartError> {
+    let spec = spec(config, name, section).await?;
+    StoragePlugin::load(runtime, spec)
+        .await
+        .map_err(|e| PluginStartError(format!("{name}: {e}")))
 }
 
 /// Loads the keyring plugin of `config`, lending it exactly the files its

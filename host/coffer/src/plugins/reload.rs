@@ -64,12 +64,14 @@ impl LiveRoot {
 
 /// The running plugins, swappable.
 pub struct LivePlugins {
-    runtime: Runtime,
-    storage: Arc<Live<dyn Storage>>,
+    pub(super) runtime: Runtime,
+    pub(super) storage: Arc<Live<dyn Storage>>,
     root: LiveRoot,
     infos: RwLock<Vec<PluginInfo>>,
-    /// One reload at a time.
-    reloading: tokio::sync::Mutex<()>,
+    /// One reload or migration at a time.
+    pub(super) reloading: tokio::sync::Mutex<()>,
+    /// The last migration (`super::migrate`).
+    pub(super) migration: std::sync::Mutex<Option<super::migrate::MigrationStatus>>,
 }
 
 impl LivePlugins {
@@ -85,6 +87,7 @@ impl LivePlugins {
             root,
             infos: RwLock::new(infos),
             reloading: tokio::sync::Mutex::new(()),
+            migration: std::sync::Mutex::new(None),
         }
     }
 
@@ -94,6 +97,16 @@ impl LivePlugins {
             Ok(infos) => infos.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Records that storage is now `info`'s plugin.
+    pub(super) fn set_storage_info(&self, info: PluginInfo) {
+        let mut infos = match self.infos.write() {
+            Ok(infos) => infos,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        infos.retain(|plugin| plugin.kind != "storage");
+        infos.insert(0, info);
     }
 
     /// Loads and checks every plugin section of `config`, then swaps them

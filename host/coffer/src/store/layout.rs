@@ -60,6 +60,14 @@ pub const FORMAT_MARKER: &str = "sys/format";
 /// What the health check reads (it need not exist).
 pub const HEALTH_PROBE: &str = "sys/health";
 
+/// Where `coffer migrate` notes, in the target store, the last key it
+/// copied, to resume after a crash.
+pub const MIGRATE_CURSOR: &str = "sys/migrate/cursor";
+
+/// Written into a store `coffer migrate` moved away from: a server refuses
+/// to start on it (its data lives on in the target).
+pub const MIGRATED: &str = "sys/migrated";
+
 /// A random value a plugin reload writes through the running storage and
 /// reads through the new one, then deletes: proof both are one store.
 pub const RELOAD_PROBE: &str = "sys/reload-probe";
