@@ -32,6 +32,9 @@ use crate::error::{Error, Result};
 use crate::keys::system;
 use crate::store::{Scan, layout};
 
+/// Keys copied between two notes of the cursor.
+const CURSOR_EVERY: usize = 100;
+
 /// Where a migration stands, for `GET /v1/sys/migrate`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct MigrationStatus {
@@ -160,18 +163,19 @@ impl LivePlugins {
         });
         let mut scan = Scan::new(source.as_ref(), String::new()).after(resumed);
         while let Some(keys) = scan.next_page().await? {
-            let mut last = None;
-            for key in keys.iter().filter(|key| moved(key)) {
-                if let Some(entry) = source.get(key).await? {
-                    target.put(key, &entry.value, Expected::Any).await?;
+            let keys: Vec<&String> = keys.iter().filter(|key| moved(key)).collect();
+            for batch in keys.chunks(CURSOR_EVERY) {
+                for key in batch {
+                    if let Some(entry) = source.get(key).await? {
+                        target.put(key, &entry.value, Expected::Any).await?;
+                    }
                 }
-                last = Some(key);
-                self.update(|s| s.copied += 1);
-            }
-            if let Some(last) = last {
-                target
-                    .put(layout::MIGRATE_CURSOR, last.as_bytes(), Expected::Any)
-                    .await?;
+                self.update(|s| s.copied += batch.len() as u64);
+                if let Some(last) = batch.last() {
+                    target
+                        .put(layout::MIGRATE_CURSOR, last.as_bytes(), Expected::Any)
+                        .await?;
+                }
             }
         }
 
