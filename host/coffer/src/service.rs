@@ -337,7 +337,7 @@ impl Coffer {
             source.data_dir.as_deref(),
         )
         .map_err(|e| crate::error::Error::Invalid(format!("the configuration: {e}")))?;
-        live.start_migration(config, to)
+        live.start_migration(config, to, self.keys.clone())
     }
 
     /// The last migration's status, if one ran.

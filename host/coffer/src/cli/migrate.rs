@@ -66,14 +66,16 @@ fn draw(status: &Value) {
 }
 
 fn report(status: &Value, to: &str) {
-    if let Some(after) = status["resumed_after"].as_str() {
-        println!("resumed the copy after key {after}");
+    if status["resumed"] == json!(true) {
+        println!("resumed a copy an earlier run left unfinished");
     }
     let elapsed = status["elapsed_ms"].as_u64().unwrap_or(0);
     let records = status["records"].as_u64().unwrap_or(0);
     println!(
-        "moved {records} records in {elapsed} ms ({} records/s); writes waited {} ms at the switch",
+        "moved {records} records in {elapsed} ms ({} records/s); {} written meanwhile were copied \
+         again while writes waited {} ms at the switch",
         records * 1000 / elapsed.max(1),
+        status["rewritten"],
         status["freeze_ms"]
     );
     println!(

@@ -4,7 +4,8 @@
 //! changes which plugin later calls take, and the old one is dropped —
 //! its instances with it — when its last call returns. A storage's writes
 //! can also be frozen for a moment (while `coffer migrate` switches
-//! stores): reads go on, writes wait.
+//! stores): reads go on, writes wait. While a migration copies, the keys
+//! written are noted, so the freeze only re-copies what changed.
 
 use std::sync::{Arc, RwLock};
 
@@ -19,6 +20,8 @@ pub struct Live<T: ?Sized> {
     current: RwLock<Arc<T>>,
     /// Held shared by each storage write, exclusively by a freeze.
     writes: tokio::sync::RwLock<()>,
+    /// The keys written since tracking began, while it is on.
+    written: std::sync::Mutex<Option<std::collections::BTreeSet<String>>>,
 }
 
 impl<T: ?Sized> Live<T> {
@@ -26,13 +29,49 @@ impl<T: ?Sized> Live<T> {
         Live {
             current: RwLock::new(plugin),
             writes: tokio::sync::RwLock::new(()),
+            written: std::sync::Mutex::new(None),
         }
     }
 
     /// Waits for the writes in flight, and holds later ones until the
-    /// guard is dropped.
+    /// guard is dropped. Not re-entrant: a write through this handle while
+    /// holding the guard waits forever.
     pub async fn freeze(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
         self.writes.write().await
+    }
+
+    fn lock_written(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<std::collections::BTreeSet<String>>> {
+        match self.written.lock() {
+            Ok(written) => written,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Starts (or restarts) noting the keys written.
+    pub fn track_writes(&self) {
+        *self.lock_written() = Some(std::collections::BTreeSet::new());
+    }
+
+    /// The keys written since tracking began or was last taken from;
+    /// tracking goes on.
+    pub fn take_written(&self) -> std::collections::BTreeSet<String> {
+        self.lock_written()
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Stops noting the keys written.
+    pub fn stop_tracking(&self) {
+        *self.lock_written() = None;
+    }
+
+    fn note_write(&self, key: &str) {
+        if let Some(written) = self.lock_written().as_mut() {
+            written.insert(key.to_owned());
+        }
     }
 
     /// The plugin calls starting now go to.
@@ -61,11 +100,13 @@ impl Storage for Live<dyn Storage> {
 
     async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
         let _unfrozen = self.writes.read().await;
+        self.note_write(key);
         self.current().put(key, value, expected).await
     }
 
     async fn delete(&self, key: &str, expected: Expected) -> Result<(), PluginError> {
         let _unfrozen = self.writes.read().await;
+        self.note_write(key);
         self.current().delete(key, expected).await
     }
 

@@ -3,25 +3,29 @@
 //! the running storage to another configured one (`[storage_next]`), then
 //! switches the running server to it.
 //!
-//! 1. **Copy**, while the server serves: every key, page by page, in key
-//!    order; after each page the last key copied is noted in the target,
-//!    so a run killed midway resumes there.
-//! 2. **Switch**, with writes frozen (reads go on): the source is walked
-//!    again and whatever changed since it was copied is copied again,
-//!    keys the source no longer has are deleted, and both stores are read
-//!    whole — counts and a SHA-256 digest over every key and value must
-//!    agree. The source is then marked as moved (a server refuses to start
-//!    on it), and the server swaps to the target. The freeze's length is
-//!    reported.
+//! 1. **Copy**, while the server serves: every key, in key order; every
+//!    100 keys the last one copied is noted in the target, so a run killed
+//!    midway resumes there. From here on the keys written are noted.
+//! 2. **Verify**, still serving: both stores are read whole; what differs
+//!    (a key written meanwhile, or before a crash) is copied again, keys
+//!    the source no longer has are deleted, and the count and a SHA-256
+//!    over every key and value are taken.
+//! 3. **Switch**, holding the key lease and with writes frozen (reads go
+//!    on): only the keys written since step 1 began are copied again and
+//!    read back, the source is marked as moved (a server refuses to start
+//!    on it; the last step that can fail), and the server swaps to the
+//!    target. The hold grows with what was written during the migration,
+//!    not with the store.
 //!
 //! One node should serve while a migration runs: other nodes on the
 //! source would not see the switch (the marker stops them at their next
 //! start).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use coffer_runtime::{Expected, Storage};
+use coffer_runtime::{Expected, GuestError, Storage};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -30,6 +34,7 @@ use super::{PluginInfo, load_storage_section};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::keys::system;
+use crate::maintenance::KeyAdmin;
 use crate::store::{Scan, layout};
 
 /// Keys copied between two notes of the cursor.
@@ -40,27 +45,31 @@ const CURSOR_EVERY: usize = 100;
 pub struct MigrationStatus {
     /// The target section.
     pub to: String,
-    /// `counting`, `copying`, `switching`, `done` or `failed`.
+    /// `counting`, `copying`, `verifying`, `switching`, `done` or `failed`.
     pub phase: &'static str,
     /// Keys in the source when the copy started.
     pub total: u64,
     /// Keys copied so far.
     pub copied: u64,
-    /// The key a resumed copy started after.
-    pub resumed_after: Option<String>,
-    /// Records in both stores at the switch, and their digest.
+    /// Whether the copy resumed one a crash interrupted.
+    pub resumed: bool,
+    /// Records both stores were read whole for and found equal.
     pub records: u64,
+    /// SHA-256 over those records' keys and values, in key order.
     pub digest: Option<String>,
-    /// How long writes waited at the switch.
+    /// Keys written during the migration, copied again at the switch.
+    pub rewritten: u64,
+    /// How long writes were held at the switch.
     pub freeze_ms: Option<u64>,
     pub elapsed_ms: u64,
     pub error: Option<String>,
 }
 
-/// Keys a migration does not move: its own bookkeeping and probes.
-fn moved(key: &str) -> bool {
+/// Whether a migration moves `key`: not its own bookkeeping, nor probes.
+fn is_moved(key: &str) -> bool {
     ![
         layout::MIGRATE_CURSOR,
+        layout::MIGRATED,
         layout::RELOAD_PROBE,
         layout::HEALTH_PROBE,
     ]
@@ -74,6 +83,7 @@ impl LivePlugins {
         self: &Arc<Self>,
         config: Config,
         to: String,
+        keys: Arc<KeyAdmin>,
     ) -> Result<MigrationStatus> {
         let mut status = self.lock_migration();
         if status
@@ -97,7 +107,8 @@ impl LivePlugins {
         let live = self.clone();
         tokio::spawn(async move {
             let began = Instant::now();
-            let outcome = live.migrate(&config, &to, began).await;
+            let outcome = live.migrate(&config, &to, &keys, began).await;
+            live.storage.stop_tracking();
             live.update(|s| {
                 s.elapsed_ms = began.elapsed().as_millis() as u64;
                 match outcome {
@@ -131,8 +142,17 @@ impl LivePlugins {
         }
     }
 
-    async fn migrate(&self, config: &Config, to: &str, began: Instant) -> Result<()> {
-        let _no_reload = self.reloading.lock().await;
+    /// Copies, verifies and switches (see the module's docs).
+    async fn migrate(
+        &self,
+        config: &Config,
+        to: &str,
+        keys: &KeyAdmin,
+        began: Instant,
+    ) -> Result<()> {
+        let _no_reload = self.reloading.try_lock().map_err(|_| {
+            Error::Conflict("a plugin reload is running: migrate after it".to_owned())
+        })?;
         let section = config
             .storage_next
             .as_ref()
@@ -149,6 +169,7 @@ impl LivePlugins {
         let source = self.storage.current();
         check_target(source.as_ref(), target.as_ref(), to).await?;
 
+        // 1. Copy.
         let total = count(source.as_ref()).await?;
         let resumed = match target.get(layout::MIGRATE_CURSOR).await? {
             Some(entry) => Some(String::from_utf8(entry.value).map_err(|_| {
@@ -159,16 +180,15 @@ impl LivePlugins {
         self.update(|s| {
             s.total = total;
             s.phase = "copying";
-            s.resumed_after = resumed.clone();
+            s.resumed = resumed.is_some();
         });
+        self.storage.track_writes();
         let mut scan = Scan::new(source.as_ref(), String::new()).after(resumed);
-        while let Some(keys) = scan.next_page().await? {
-            let keys: Vec<&String> = keys.iter().filter(|key| moved(key)).collect();
-            for batch in keys.chunks(CURSOR_EVERY) {
+        while let Some(page) = scan.next_page().await? {
+            let page: Vec<&String> = page.iter().filter(|key| is_moved(key)).collect();
+            for batch in page.chunks(CURSOR_EVERY) {
                 for key in batch {
-                    if let Some(entry) = source.get(key).await? {
-                        target.put(key, &entry.value, Expected::Any).await?;
-                    }
+                    copy(source.as_ref(), target.as_ref(), key).await?;
                 }
                 self.update(|s| s.copied += batch.len() as u64);
                 if let Some(last) = batch.last() {
@@ -179,35 +199,78 @@ impl LivePlugins {
             }
         }
 
+        // 2. Verify, serving.
+        self.update(|s| s.phase = "verifying");
+        let (records, digest) = verify(source.as_ref(), target.as_ref()).await?;
+
+        // 3. Switch: no key work across it (the lease record is written
+        // before the freeze), and writes held.
         self.update(|s| s.phase = "switching");
-        let frozen = self.storage.freeze().await;
-        let freeze_started = Instant::now();
-        let (records, digest) = reconcile(source.as_ref(), target.as_ref()).await?;
-        source
-            .put(
-                layout::MIGRATED,
-                format!(
+        let (rewritten, freeze_ms) = keys
+            .exclusively(async || {
+                let held = Instant::now();
+                let frozen = self.storage.freeze().await;
+                let written = self.storage.take_written();
+                for key in written.iter().filter(|key| is_moved(key)) {
+                    copy(source.as_ref(), target.as_ref(), key).await?;
+                }
+                let marker = format!(
                     "coffer migrated this store to [{to}] ({}) after {} ms",
                     target_info.name,
                     began.elapsed().as_millis()
-                )
-                .as_bytes(),
-                Expected::Any,
-            )
+                );
+                if let Err(error) = source
+                    .put(layout::MIGRATED, marker.as_bytes(), Expected::Any)
+                    .await
+                {
+                    // It may have landed: the source must stay usable.
+                    let _ = source.delete(layout::MIGRATED, Expected::Any).await;
+                    return Err(error.into());
+                }
+                self.storage.replace(target.clone());
+                self.set_storage_info(target_info.clone());
+                drop(frozen);
+                Ok((written.len() as u64, held.elapsed().as_millis() as u64))
+            })
             .await?;
-        target.delete(layout::MIGRATE_CURSOR, Expected::Any).await?;
-        self.storage.replace(target);
-        self.set_storage_info(target_info);
-        drop(frozen);
-        let freeze_ms = freeze_started.elapsed().as_millis() as u64;
-        tracing::info!(records, %digest, freeze_ms, "migrated the store and switched to it");
+        // Bookkeeping only: a leftover cursor is never moved nor read again.
+        let _ = target.delete(layout::MIGRATE_CURSOR, Expected::Any).await;
+        tracing::info!(
+            records,
+            %digest,
+            rewritten,
+            freeze_ms,
+            "migrated the store and switched to it"
+        );
         self.update(|s| {
             s.records = records;
             s.digest = Some(digest);
+            s.rewritten = rewritten;
             s.freeze_ms = Some(freeze_ms);
         });
         Ok(())
     }
+}
+
+/// Makes `target` hold what `source` holds under `key` (or nothing), and
+/// reads it back.
+async fn copy(source: &dyn Storage, target: &dyn Storage, key: &str) -> Result<()> {
+    let value = source.get(key).await?.map(|entry| entry.value);
+    match &value {
+        Some(value) => target.put(key, value, Expected::Any).await.map(drop)?,
+        None => match target.delete(key, Expected::Any).await {
+            Err(error) if matches!(error.guest(), Some(GuestError::NotFound)) => {}
+            outcome => outcome?,
+        },
+    }
+    let copied = target.get(key).await?.map(|entry| entry.value);
+    if copied != value {
+        return Err(Error::Integrity(format!(
+            "the target did not keep what was copied to it (a key of {} bytes)",
+            key.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses a target that holds another server's records, or that is the
@@ -228,12 +291,13 @@ async fn check_target(source: &dyn Storage, target: &dyn Storage, to: &str) -> R
         )));
     }
     // The same store under two sections would "copy" onto itself.
+    let probe = coffer_crypto::KeyMaterial::generate(coffer_crypto::Algorithm::Aes256Gcm);
     source
-        .put(layout::RELOAD_PROBE, b"migrate", Expected::Any)
+        .put(layout::RELOAD_PROBE, probe.as_bytes(), Expected::Any)
         .await?;
-    let same = target.get(layout::RELOAD_PROBE).await?.is_some();
-    source.delete(layout::RELOAD_PROBE, Expected::Any).await?;
-    if same {
+    let seen = target.get(layout::RELOAD_PROBE).await;
+    let _ = source.delete(layout::RELOAD_PROBE, Expected::Any).await;
+    if seen?.is_some_and(|entry| entry.value == probe.as_bytes()) {
         return Err(Error::Conflict(format!(
             "[{to}] is the store the server already uses"
         )));
@@ -241,67 +305,52 @@ async fn check_target(source: &dyn Storage, target: &dyn Storage, to: &str) -> R
     Ok(())
 }
 
-/// The keys of `storage` a migration moves.
-async fn keys_of(storage: &dyn Storage) -> Result<Vec<String>> {
-    let mut keys = Vec::new();
+async fn count(storage: &dyn Storage) -> Result<u64> {
+    let mut count = 0;
     let mut scan = Scan::new(storage, String::new());
     while let Some(page) = scan.next_page().await? {
-        keys.extend(page.into_iter().filter(|key| moved(key)));
+        count += page.iter().filter(|key| is_moved(key)).count() as u64;
     }
-    Ok(keys)
+    Ok(count)
 }
 
-async fn count(storage: &dyn Storage) -> Result<u64> {
-    Ok(keys_of(storage).await?.len() as u64)
-}
-
-/// With writes frozen: makes `target` hold exactly what `source` holds,
-/// then checks it: every record is read from both (a record written again
-/// is read back from the target), the digests of both sides must agree,
-/// and the target must list no other key. Returns the records and their
-/// digest.
-async fn reconcile(source: &dyn Storage, target: &dyn Storage) -> Result<(u64, String)> {
-    let ours = keys_of(source).await?;
-    let (mut our_hash, mut their_hash) = (Sha256::new(), Sha256::new());
+/// Reads both stores whole: copies again what differs, deletes what the
+/// source no longer has, and returns the records found equal and their
+/// digest. Writes go on meanwhile; what they change is noted, and copied
+/// again at the switch.
+async fn verify(source: &dyn Storage, target: &dyn Storage) -> Result<(u64, String)> {
+    let mut hash = Sha256::new();
     let mut records = 0u64;
-    for key in &ours {
-        let value = source.get(key).await?.map(|entry| entry.value);
-        let mut copied = target.get(key).await?.map(|entry| entry.value);
-        if copied != value {
-            match &value {
-                Some(value) => target.put(key, value, Expected::Any).await.map(drop)?,
-                None => target.delete(key, Expected::Any).await?,
+    let mut ours = HashSet::new();
+    let mut scan = Scan::new(source, String::new());
+    while let Some(page) = scan.next_page().await? {
+        for key in page.into_iter().filter(|key| is_moved(key)) {
+            let value = source.get(&key).await?.map(|entry| entry.value);
+            let copied = target.get(&key).await?.map(|entry| entry.value);
+            if copied != value {
+                copy(source, target, &key).await?;
             }
-            copied = target.get(key).await?.map(|entry| entry.value);
-        }
-        if let Some(value) = &value {
-            add(&mut our_hash, key, value);
-            records += 1;
-        }
-        if let Some(copied) = &copied {
-            add(&mut their_hash, key, copied);
+            if let Some(value) = &value {
+                add(&mut hash, &key, value);
+                records += 1;
+            }
+            ours.insert(key);
         }
     }
-    let kept: std::collections::HashSet<&String> = ours.iter().collect();
-    for key in keys_of(target).await? {
-        if !kept.contains(&key) {
-            target.delete(&key, Expected::Any).await?;
-        }
+    let mut extra = Vec::new();
+    let mut scan = Scan::new(target, String::new());
+    while let Some(page) = scan.next_page().await? {
+        extra.extend(
+            page.into_iter()
+                .filter(|key| is_moved(key) && !ours.contains(key)),
+        );
     }
-    let theirs = keys_of(target).await?;
-    let (ours_digest, theirs_digest) = (
-        hex::encode(our_hash.finalize()),
-        hex::encode(their_hash.finalize()),
-    );
-    if ours_digest != theirs_digest || theirs.len() != ours.len() {
-        return Err(Error::Integrity(format!(
-            "after the copy, the source holds {} keys (digest {ours_digest}) and the target \
-             {} (digest {theirs_digest}): nothing was switched",
-            ours.len(),
-            theirs.len()
-        )));
+    for key in extra {
+        // Gone from the source since (or before a crash); one that came
+        // back meanwhile is copied again, as the switch would.
+        copy(source, target, &key).await?;
     }
-    Ok((records, ours_digest))
+    Ok((records, hex::encode(hash.finalize())))
 }
 
 /// Adds one record to a digest: its key and value, each after its length.

@@ -116,7 +116,9 @@ impl LivePlugins {
         config: &Config,
         keys: &KeyAdmin,
     ) -> Result<Vec<Reloaded>, ReloadError> {
-        let _one_at_a_time = self.reloading.lock().await;
+        let _one_at_a_time = self.reloading.try_lock().map_err(|_| {
+            ReloadError("another reload or a migration is running: try again after it".to_owned())
+        })?;
         let refuse = |section: &str, why: String| ReloadError(format!("{section}: {why}"));
 
         // The pool the new plugin was lent is dropped with it; shredding
