@@ -107,7 +107,7 @@ impl Keyring for FileKeyring {
         }))
     }
 
-    fn store(&self, keyset: Keyset) -> Result<(), Error> {
+    fn store(&self, keyset: &Keyset) -> Result<(), Error> {
         let keys: Vec<Value> = keyset
             .keys
             .iter()

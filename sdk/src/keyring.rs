@@ -16,7 +16,9 @@ pub trait Keyring: Sized + 'static {
     /// The keyset, or none when there is none yet and one may be created.
     fn load(&self) -> Result<Option<Keyset>, Error>;
     /// Replaces the stored keyset atomically.
-    fn store(&self, keyset: Keyset) -> Result<(), Error>;
+    /// The keyset is the SDK's: its key material is zeroized when this
+    /// returns (copy what must outlive the call into zeroizing memory).
+    fn store(&self, keyset: &Keyset) -> Result<(), Error>;
 }
 
 /// Connects a [`Keyring`] type to the generated export. Used by [`export_keyring!`].
@@ -28,8 +30,12 @@ impl<T: Keyring> wit::Guest for Adapter<T> {
         instance::with(T::open, |k: &T| k.load())
     }
 
-    fn store(keyset: Keyset) -> Result<(), Error> {
-        instance::with(T::open, |k: &T| k.store(keyset))
+    fn store(mut keyset: Keyset) -> Result<(), Error> {
+        let stored = instance::with(T::open, |k: &T| k.store(&keyset));
+        for key in &mut keyset.keys {
+            zeroize::Zeroize::zeroize(&mut key.material);
+        }
+        stored
     }
 }
 

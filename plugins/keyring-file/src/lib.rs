@@ -60,10 +60,10 @@ impl Keyring for FileKeyring {
         }
     }
 
-    fn store(&self, keyset: Keyset) -> Result<(), Error> {
+    fn store(&self, keyset: &Keyset) -> Result<(), Error> {
         match self {
             FileKeyring::Tink(file) => file.store(keyset),
-            FileKeyring::Raw(_) => Err(raw::refuse_store(keyset)),
+            FileKeyring::Raw(_) => Err(raw::refuse_store()),
         }
     }
 }

@@ -12,7 +12,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, Engine, GeneralPurpose, GeneralPurposeConfig};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use coffer_sdk::Error;
 use coffer_sdk::keyring::{Algorithm, Key, KeyStatus, Keyset, OutputPrefix};
@@ -95,10 +95,8 @@ fn warn_if_inline() {
 
 /// Refuses to persist a keyset (wiping the material it was handed): the
 /// keys come from the configuration, which coffer does not write.
-pub fn refuse_store(mut keyset: Keyset) -> Error {
-    for key in &mut keyset.keys {
-        key.material.zeroize();
-    }
+/// Why a raw key cannot be stored (the SDK zeroizes what was offered).
+pub fn refuse_store() -> Error {
     Error::Denied(
         "the KEK is a raw key from the configuration (`key`/`key_env`) and cannot be rewritten by \
          coffer: rotate it by setting a new `key` and moving the old one to `rotation_key`"

@@ -45,7 +45,7 @@ impl TinkFile {
     }
 
     /// Replaces the file (the host does it atomically).
-    pub fn store(&self, keyset: Keyset) -> Result<(), Error> {
+    pub fn store(&self, keyset: &Keyset) -> Result<(), Error> {
         let keyset = from_wire(keyset)?;
         let json = Zeroizing::new(tink::keyset_to_json(&keyset));
         coffer_sdk::files::write(GRANT, json.as_bytes())
@@ -81,14 +81,14 @@ fn to_wire(keyset: &TinkKeyset) -> Keyset {
     }
 }
 
-fn from_wire(keyset: Keyset) -> Result<TinkKeyset, Error> {
+fn from_wire(keyset: &Keyset) -> Result<TinkKeyset, Error> {
     let mut keys = Vec::with_capacity(keyset.keys.len());
-    for key in keyset.keys {
+    for key in &keyset.keys {
         let algorithm = match key.algorithm {
             wit::Algorithm::Aes128Gcm => Algorithm::Aes128Gcm,
             wit::Algorithm::Aes256Gcm => Algorithm::Aes256Gcm,
         };
-        let material = KeyMaterial::new(algorithm, key.material)
+        let material = KeyMaterial::new(algorithm, key.material.clone())
             .map_err(|e| Error::Invalid(format!("key {}: {e}", key.id)))?;
         keys.push(TinkKey {
             id: key.id,

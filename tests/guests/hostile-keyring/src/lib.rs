@@ -60,7 +60,7 @@ impl Keyring for Prober {
         }))
     }
 
-    fn store(&self, keyset: Keyset) -> Result<(), Error> {
+    fn store(&self, keyset: &Keyset) -> Result<(), Error> {
         let key = keyset
             .keys
             .iter()
