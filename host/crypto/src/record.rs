@@ -23,11 +23,22 @@
 //! | version count    | u32   | ≤ 10,000; then that many entries:          |
 //! | ↳ version        | u32   | entries are written in ascending order     |
 //! | ↳ created_at_ms  | i64   | Unix epoch milliseconds                    |
-//! | ↳ deleted flag   | u8    | `0` live, `1` deleted (anything else is refused) |
-//! | ↳ deleted_at_ms  | i64   | present only when the flag is `1`          |
+//! | ↳ state flags    | u8    | bit 0 deleted, bit 1 destroyed (other bits are refused) |
+//! | ↳ deleted_at_ms  | i64   | present only when bit 0 is set             |
+//! | ↳ destroyed_at_ms| i64   | present only when bit 1 is set             |
 //! | ↳ data_key_id    | u32   | data key the secret key is wrapped under   |
-//! | ↳ wrapped_key    | bytes | output prefix ‖ nonce ‖ ciphertext ‖ tag   |
-//! | ↳ ciphertext     | bytes | nonce ‖ ciphertext ‖ tag                   |
+//! | ↳ wrapped_key    | bytes | output prefix ‖ nonce ‖ ciphertext ‖ tag; empty once destroyed |
+//! | ↳ ciphertext     | bytes | nonce ‖ ciphertext ‖ tag; empty once destroyed |
+//! | metadata         |       | optional, only when not all defaults:      |
+//! | ↳ tag            | u8    | `'M'`                                      |
+//! | ↳ max_versions   | u32   | `0`: the server's setting                  |
+//! | ↳ cas_required   | u8    | `0` or `1`                                 |
+//! | ↳ updated_at_ms  | i64   | when the metadata last changed             |
+//! | ↳ custom count   | u32   | ≤ 10,000; then that many pairs:            |
+//! | ↳ ↳ key, value   | string, string | ascending by key, keys unique     |
+//!
+//! Records written before versions could be destroyed and secrets carried
+//! metadata have flags `0` or `1` and no metadata: they decode unchanged.
 //!
 //! A **data key set** body (kind `'D'`):
 //!
@@ -56,6 +67,7 @@
 //! Encoding does not check the limits; writers must keep values below 16 MiB
 //! and entry counts below 10,000 or the record will not decode.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -75,6 +87,13 @@ pub const MAX_FIELD_LEN: usize = 16 * 1024 * 1024;
 /// Largest number of versions or keys accepted when decoding.
 pub const MAX_ENTRIES: usize = 10_000;
 
+/// Tag of the optional metadata section of a secret record.
+const SECRET_META_TAG: u8 = b'M';
+/// State flag: the version is soft-deleted.
+const FLAG_DELETED: u8 = 1;
+/// State flag: the version's key and ciphertext are gone.
+const FLAG_DESTROYED: u8 = 2;
+
 /// Smallest encoded size of one version entry, used to bound preallocation.
 const MIN_VERSION_ENTRY: usize = 4 + 8 + 1 + 4 + 4 + 4;
 /// Smallest encoded size of one data key entry.
@@ -85,6 +104,20 @@ const MIN_DATA_KEY_ENTRY: usize = 4 + 1 + 1 + 8 + 8 + 8 + 4 + 4;
 pub struct SecretRecord {
     /// Ascending by `version`.
     pub versions: Vec<VersionEntry>,
+    pub meta: SecretMeta,
+}
+
+/// What a secret's owner set about it, beside its versions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretMeta {
+    /// Versions to keep; `0` leaves it to the server's setting.
+    pub max_versions: u32,
+    /// Writes must say which version they replace.
+    pub cas_required: bool,
+    /// When this metadata last changed (`0`: never set).
+    pub updated_at_ms: i64,
+    /// The owner's own labels.
+    pub custom: BTreeMap<String, String>,
 }
 
 /// One version of a secret.
@@ -93,9 +126,25 @@ pub struct VersionEntry {
     pub version: u32,
     pub created_at_ms: i64,
     pub deleted_at_ms: Option<i64>,
+    /// Set once the version's key and ciphertext were thrown away.
+    pub destroyed_at_ms: Option<i64>,
     pub data_key_id: u32,
     pub wrapped_key: Vec<u8>,
     pub ciphertext: Vec<u8>,
+}
+
+impl VersionEntry {
+    /// Still holds a key and a ciphertext.
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed_at_ms.is_some()
+    }
+
+    /// Throws the version's key and ciphertext away, for good.
+    pub fn destroy(&mut self, at_ms: i64) {
+        self.wrapped_key = Vec::new();
+        self.ciphertext = Vec::new();
+        self.destroyed_at_ms.get_or_insert(at_ms);
+    }
 }
 
 impl SecretRecord {
@@ -120,16 +169,26 @@ impl SecretRecord {
         for v in &self.versions {
             w.u32(v.version);
             w.i64(v.created_at_ms);
-            match v.deleted_at_ms {
-                None => w.u8(0),
-                Some(at) => {
-                    w.u8(1);
-                    w.i64(at);
-                }
+            let deleted = v.deleted_at_ms.map_or(0, |_| FLAG_DELETED);
+            let destroyed = v.destroyed_at_ms.map_or(0, |_| FLAG_DESTROYED);
+            w.u8(deleted | destroyed);
+            for at in [v.deleted_at_ms, v.destroyed_at_ms].into_iter().flatten() {
+                w.i64(at);
             }
             w.u32(v.data_key_id);
             w.bytes(&v.wrapped_key);
             w.bytes(&v.ciphertext);
+        }
+        if self.meta != SecretMeta::default() {
+            w.u8(SECRET_META_TAG);
+            w.u32(self.meta.max_versions);
+            w.u8(u8::from(self.meta.cas_required));
+            w.i64(self.meta.updated_at_ms);
+            w.count(self.meta.custom.len());
+            for (key, value) in &self.meta.custom {
+                w.bytes(key.as_bytes());
+                w.bytes(value.as_bytes());
+            }
         }
         w.0
     }
@@ -142,28 +201,75 @@ impl SecretRecord {
         for _ in 0..count {
             let version = r.u32()?;
             let created_at_ms = r.i64()?;
-            let deleted_at_ms = match r.u8()? {
-                0 => None,
-                1 => Some(r.i64()?),
-                _ => return Err(CryptoError::Malformed("bad deleted flag")),
+            let flags = r.u8()?;
+            if flags & !(FLAG_DELETED | FLAG_DESTROYED) != 0 {
+                return Err(CryptoError::Malformed("bad version state flags"));
+            }
+            let mut at = |flag: u8| -> Result<Option<i64>> {
+                if flags & flag == 0 {
+                    Ok(None)
+                } else {
+                    r.i64().map(Some)
+                }
             };
+            let deleted_at_ms = at(FLAG_DELETED)?;
+            let destroyed_at_ms = at(FLAG_DESTROYED)?;
             versions.push(VersionEntry {
                 version,
                 created_at_ms,
                 deleted_at_ms,
+                destroyed_at_ms,
                 data_key_id: r.u32()?,
                 wrapped_key: r.bytes()?,
                 ciphertext: r.bytes()?,
             });
         }
+        let meta = if r.remaining() == 0 {
+            SecretMeta::default()
+        } else {
+            decode_secret_meta(&mut r)?
+        };
         r.finish()?;
-        Ok(SecretRecord { versions })
+        Ok(SecretRecord { versions, meta })
     }
 
     /// Reads a format 1 record (`0x01 ‖ 'S' ‖ body`), which carried no tag.
     pub fn decode_legacy(input: &[u8]) -> Result<SecretRecord> {
         SecretRecord::decode(legacy_body(input, KIND_SECRET, "not a secret record")?)
     }
+}
+
+/// The metadata section of a secret record, after its versions.
+fn decode_secret_meta(r: &mut Reader<'_>) -> Result<SecretMeta> {
+    if r.u8()? != SECRET_META_TAG {
+        return Err(CryptoError::Malformed("trailing bytes after the versions"));
+    }
+    let max_versions = r.u32()?;
+    let cas_required = match r.u8()? {
+        0 => false,
+        1 => true,
+        _ => return Err(CryptoError::Malformed("bad cas_required flag")),
+    };
+    let updated_at_ms = r.i64()?;
+    let count = r.count()?;
+    let mut custom = BTreeMap::new();
+    for _ in 0..count {
+        let key = r.string()?;
+        let value = r.string()?;
+        if custom
+            .last_key_value()
+            .is_some_and(|(last, _)| *last >= key)
+        {
+            return Err(CryptoError::Malformed("custom metadata keys out of order"));
+        }
+        custom.insert(key, value);
+    }
+    Ok(SecretMeta {
+        max_versions,
+        cas_required,
+        updated_at_ms,
+        custom,
+    })
 }
 
 /// Lifecycle of a data key. Only `Active` encrypts; `Deprecated` and `Inactive`
@@ -470,6 +576,10 @@ impl<'a> Reader<'a> {
         Ok(self.take(len)?.to_vec())
     }
 
+    fn string(&mut self) -> Result<String> {
+        String::from_utf8(self.bytes()?).map_err(|_| CryptoError::Malformed("text is not UTF-8"))
+    }
+
     fn finish(self) -> Result<()> {
         if self.input.is_empty() {
             Ok(())
@@ -496,10 +606,12 @@ mod tests {
                 version: 1,
                 created_at_ms: 2,
                 deleted_at_ms: Some(3),
+                destroyed_at_ms: None,
                 data_key_id: 4,
                 wrapped_key: vec![5],
                 ciphertext: vec![6, 7],
             }],
+            meta: SecretMeta::default(),
         };
         let expected: Vec<u8> = [
             &[0, 0, 0, 1][..],
@@ -515,6 +627,65 @@ mod tests {
         assert_eq!(SecretRecord::decode(&expected).unwrap(), record);
         let legacy = [&[1, b'S'][..], &expected].concat();
         assert_eq!(SecretRecord::decode_legacy(&legacy).unwrap(), record);
+    }
+
+    #[test]
+    fn destroyed_versions_and_metadata_layout() {
+        let record = SecretRecord {
+            versions: vec![VersionEntry {
+                version: 1,
+                created_at_ms: 2,
+                deleted_at_ms: Some(3),
+                destroyed_at_ms: Some(4),
+                data_key_id: 5,
+                wrapped_key: vec![],
+                ciphertext: vec![],
+            }],
+            meta: SecretMeta {
+                max_versions: 6,
+                cas_required: true,
+                updated_at_ms: 7,
+                custom: BTreeMap::from([("a".to_owned(), "b".to_owned())]),
+            },
+        };
+        let expected: Vec<u8> = [
+            &[0, 0, 0, 1][..],
+            &[0, 0, 0, 1],
+            &[0, 0, 0, 0, 0, 0, 0, 2],
+            &[3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4],
+            &[0, 0, 0, 5],
+            &[0, 0, 0, 0],
+            &[0, 0, 0, 0],
+            &[b'M', 0, 0, 0, 6, 1, 0, 0, 0, 0, 0, 0, 0, 7],
+            &[0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 1, b'b'],
+        ]
+        .concat();
+        assert_eq!(record.encode(), expected);
+        assert_eq!(SecretRecord::decode(&expected).unwrap(), record);
+    }
+
+    #[test]
+    fn unknown_state_flags_and_unordered_metadata_are_refused() {
+        let flags = [&[0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 8], &[4]].concat();
+        assert_eq!(
+            SecretRecord::decode(&flags),
+            Err(CryptoError::Malformed("bad version state flags"))
+        );
+        let meta = |pairs: &[u8]| [&[0, 0, 0, 0, b'M', 0, 0, 0, 0, 0][..], &[0; 8], pairs].concat();
+        let twice = [
+            &[0, 0, 0, 2][..],
+            &[0, 0, 0, 1, b'a', 0, 0, 0, 0],
+            &[0, 0, 0, 1, b'a', 0, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(
+            SecretRecord::decode(&meta(&twice)),
+            Err(CryptoError::Malformed("custom metadata keys out of order"))
+        );
+        assert_eq!(
+            SecretRecord::decode(&[0, 0, 0, 0, b'X']),
+            Err(CryptoError::Malformed("trailing bytes after the versions"))
+        );
     }
 
     #[test]

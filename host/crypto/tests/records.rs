@@ -2,7 +2,9 @@
 //! decoding arbitrary bytes never panics.
 #![allow(clippy::unwrap_used)]
 
-use coffer_crypto::record::{DataKeyEntry, DataKeySet, DataKeyStatus, SecretRecord, VersionEntry};
+use coffer_crypto::record::{
+    DataKeyEntry, DataKeySet, DataKeyStatus, SecretMeta, SecretRecord, VersionEntry,
+};
 use coffer_crypto::{Algorithm, CryptoError};
 use proptest::prelude::*;
 
@@ -13,6 +15,7 @@ fn sample_secret() -> SecretRecord {
                 version: 1,
                 created_at_ms: 1_700_000_000_000,
                 deleted_at_ms: Some(1_700_000_100_000),
+                destroyed_at_ms: None,
                 data_key_id: 9,
                 wrapped_key: vec![1; 65],
                 ciphertext: vec![2; 40],
@@ -21,11 +24,21 @@ fn sample_secret() -> SecretRecord {
                 version: 2,
                 created_at_ms: -5,
                 deleted_at_ms: None,
+                destroyed_at_ms: Some(1_700_000_200_000),
                 data_key_id: u32::MAX,
                 wrapped_key: vec![],
-                ciphertext: vec![3; 3],
+                ciphertext: vec![],
             },
         ],
+        meta: SecretMeta {
+            max_versions: 3,
+            cas_required: true,
+            updated_at_ms: 1_700_000_300_000,
+            custom: [("owner", "payments"), ("ünï", "")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        },
     }
 }
 
@@ -90,10 +103,24 @@ fn data_key_set_round_trips_and_helpers_work() {
 
 #[test]
 fn every_truncation_and_any_trailing_byte_is_refused() {
+    // A secret record cut exactly where its optional metadata starts is a
+    // record without metadata; the sealed envelope around every stored
+    // record is what refuses such a cut.
+    let versions_only = SecretRecord {
+        meta: SecretMeta::default(),
+        ..sample_secret()
+    }
+    .encode()
+    .len();
     for encoded in [sample_secret().encode(), sample_keys().encode()] {
         for len in 0..encoded.len() {
             let cut = &encoded[..len];
-            assert!(SecretRecord::decode(cut).is_err(), "cut at {len}");
+            match SecretRecord::decode(cut) {
+                Ok(record) if len == versions_only => {
+                    assert_eq!(record.meta, SecretMeta::default());
+                }
+                decoded => assert!(decoded.is_err(), "cut at {len}"),
+            }
             assert!(DataKeySet::decode(cut).is_err(), "cut at {len}");
         }
     }
@@ -130,10 +157,10 @@ fn bad_enum_bytes_are_refused() {
 
     let mut secret = sample_secret().encode();
     // Count (4) + version (4) + created (8) = deleted flag.
-    secret[4 + 4 + 8] = 2;
+    secret[4 + 4 + 8] = 4;
     assert_eq!(
         SecretRecord::decode(&secret),
-        Err(CryptoError::Malformed("bad deleted flag"))
+        Err(CryptoError::Malformed("bad version state flags"))
     );
 }
 
@@ -150,17 +177,25 @@ fn version_entry() -> impl Strategy<Value = VersionEntry> {
     (
         any::<u32>(),
         any::<i64>(),
-        any::<Option<i64>>(),
+        (any::<Option<i64>>(), any::<Option<i64>>()),
         any::<u32>(),
         proptest::collection::vec(any::<u8>(), 0..80),
         proptest::collection::vec(any::<u8>(), 0..200),
     )
         .prop_map(
-            |(version, created_at_ms, deleted_at_ms, data_key_id, wrapped_key, ciphertext)| {
+            |(
+                version,
+                created_at_ms,
+                (deleted_at_ms, destroyed_at_ms),
+                data_key_id,
+                wrapped_key,
+                ciphertext,
+            )| {
                 VersionEntry {
                     version,
                     created_at_ms,
                     deleted_at_ms,
+                    destroyed_at_ms,
                     data_key_id,
                     wrapped_key,
                     ciphertext,
@@ -169,11 +204,32 @@ fn version_entry() -> impl Strategy<Value = VersionEntry> {
         )
 }
 
+fn secret_meta() -> impl Strategy<Value = SecretMeta> {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        any::<i64>(),
+        proptest::collection::btree_map(".{0,12}", ".{0,24}", 0..4),
+    )
+        .prop_map(
+            |(max_versions, cas_required, updated_at_ms, custom)| SecretMeta {
+                max_versions,
+                cas_required,
+                updated_at_ms,
+                custom,
+            },
+        )
+}
+
 fn secret_record() -> impl Strategy<Value = SecretRecord> {
-    proptest::collection::vec(version_entry(), 0..8).prop_map(|mut versions| {
-        versions.sort_by_key(|v| v.version);
-        SecretRecord { versions }
-    })
+    (
+        proptest::collection::vec(version_entry(), 0..8),
+        secret_meta(),
+    )
+        .prop_map(|(mut versions, meta)| {
+            versions.sort_by_key(|v| v.version);
+            SecretRecord { versions, meta }
+        })
 }
 
 fn data_key_entry() -> impl Strategy<Value = DataKeyEntry> {

@@ -23,7 +23,7 @@ use super::{ApiError, AppState, bearer};
 use crate::audit::record::{Entry, Record};
 use crate::auth::{Actor, Admin};
 use crate::clock::{now_ms, rfc3339};
-use crate::secrets::check_namespace;
+use crate::secrets::{SecretOperation, check_namespace, split_operation};
 
 /// What a handler adds to its request's audit record (the versions a write
 /// pruned, a record refused as tampered): a response extension.
@@ -49,7 +49,14 @@ impl Action {
     fn changes_state(&self) -> bool {
         matches!(
             self.name,
-            "secret.write" | "secret.delete" | "token.create" | "token.revoke"
+            "secret.write"
+                | "secret.delete"
+                | "secret.metadata.write"
+                | "secret.purge"
+                | "secret.undelete"
+                | "secret.destroy"
+                | "token.create"
+                | "token.revoke"
         ) || self.name.starts_with("keys.") && self.name != "keys.list" && self.name != "keys.show"
             || self.name.starts_with("kek.") && self.name != "kek.status"
             || self.name == "janitor.run"
@@ -67,14 +74,15 @@ fn classify(method: &Method, path: &str) -> Action {
         };
     match (method, segments.as_slice()) {
         (&Method::GET, ["v1", "secrets", ns]) => action("secret.list", Some(ns), None, None),
-        (&Method::GET, ["v1", "secrets", ns, name]) => {
-            action("secret.read", Some(ns), Some(name), None)
-        }
-        (&Method::PUT | &Method::POST, ["v1", "secrets", ns, name]) => {
-            action("secret.write", Some(ns), Some(name), None)
-        }
-        (&Method::DELETE, ["v1", "secrets", ns, name]) => {
-            action("secret.delete", Some(ns), Some(name), None)
+        (method, ["v1", "secrets", ns, path]) => {
+            let path = percent_decode(path);
+            let (name, operation) = split_operation(&path);
+            Action {
+                name: secret_action(method, operation),
+                namespace: Some(percent_decode(ns)),
+                secret: Some(name.to_owned()),
+                public: None,
+            }
         }
         (&Method::GET, ["v1", "auth", "tokens"]) => action("token.list", None, None, None),
         (&Method::POST, ["v1", "auth", "tokens"]) => action("token.create", None, None, None),
@@ -103,6 +111,20 @@ fn classify(method: &Method, path: &str) -> Action {
         (&Method::GET, ["v1", "audit", "verify"]) => action("audit.verify", None, None, None),
         (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),
         _ => action("unknown", None, Some(path), None),
+    }
+}
+
+fn secret_action(method: &Method, operation: SecretOperation) -> &'static str {
+    match (method, operation) {
+        (&Method::GET, SecretOperation::Value) => "secret.read",
+        (&Method::PUT | &Method::POST, SecretOperation::Value) => "secret.write",
+        (&Method::DELETE, SecretOperation::Value) => "secret.delete",
+        (&Method::GET, SecretOperation::Metadata) => "secret.metadata.read",
+        (&Method::PUT | &Method::POST, SecretOperation::Metadata) => "secret.metadata.write",
+        (&Method::DELETE, SecretOperation::Metadata) => "secret.purge",
+        (&Method::POST, SecretOperation::Undelete) => "secret.undelete",
+        (&Method::POST, SecretOperation::Destroy) => "secret.destroy",
+        _ => "secret.unknown",
     }
 }
 
@@ -434,6 +456,38 @@ mod tests {
         );
         let a = classify(&Method::GET, "/v1/secrets/pay/a/b/c");
         assert_eq!(a.secret.as_deref(), Some("a/b/c"));
+        for (method, path, name) in [
+            (
+                Method::GET,
+                "/v1/secrets/pay/db%2Fmetadata",
+                "secret.metadata.read",
+            ),
+            (
+                Method::PUT,
+                "/v1/secrets/pay/db/metadata",
+                "secret.metadata.write",
+            ),
+            (
+                Method::DELETE,
+                "/v1/secrets/pay/db/metadata",
+                "secret.purge",
+            ),
+            (
+                Method::POST,
+                "/v1/secrets/pay/db/undelete",
+                "secret.undelete",
+            ),
+            (Method::POST, "/v1/secrets/pay/db/destroy", "secret.destroy"),
+            (Method::GET, "/v1/secrets/pay/db/destroy", "secret.unknown"),
+        ] {
+            let a = classify(&method, path);
+            assert_eq!((a.name, a.secret.as_deref()), (name, Some("db")), "{path}");
+            assert_eq!(
+                a.changes_state(),
+                !name.ends_with("read") && !name.ends_with("unknown"),
+                "{path}"
+            );
+        }
         assert_eq!(
             classify(&Method::GET, "/v1/secrets/pay").name,
             "secret.list"

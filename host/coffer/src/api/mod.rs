@@ -4,6 +4,7 @@
 mod audit;
 mod error;
 mod keys;
+mod lifecycle;
 mod secrets;
 pub mod serve;
 mod sys;
@@ -83,9 +84,9 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .route("/v1/secrets/{namespace}", get(secrets::list))
         .route(
             "/v1/secrets/{namespace}/{*name}",
-            get(secrets::read)
-                .put(secrets::write)
-                .post(secrets::write)
+            get(secrets::get)
+                .put(secrets::put)
+                .post(secrets::post)
                 .delete(secrets::delete),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));

@@ -1,4 +1,6 @@
-//! `/v1/secrets/{namespace}[/{name…}]`: write, read, list and delete.
+//! `/v1/secrets/{namespace}[/{name…}]`: write, read, list and delete; a
+//! path ending in `/metadata`, `/undelete` or `/destroy` goes to
+//! [`super::lifecycle`] (see [`split_operation`]).
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -9,9 +11,10 @@ use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, lifecycle};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
+use crate::secrets::{SecretOperation, split_operation};
 
 /// The body of a write.
 #[derive(Deserialize)]
@@ -65,11 +68,86 @@ struct Listed {
 /// Default page size of a listing.
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
-type SecretPath = Result<Path<(String, String)>, PathRejection>;
+pub(super) type SecretPath = Result<Path<(String, String)>, PathRejection>;
 
-fn path(path: SecretPath) -> Result<(String, String), ApiError> {
-    path.map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+/// The namespace, the secret's name and what the path addresses.
+fn target(path: SecretPath) -> Result<(String, String, SecretOperation), ApiError> {
+    let Path((namespace, path)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let (name, operation) = split_operation(&path);
+    Ok((namespace, name.to_owned(), operation))
+}
+
+type Body = Result<Bytes, BytesRejection>;
+type ReadQueryResult = Result<Query<ReadQuery>, QueryRejection>;
+
+/// `GET`: the value, or the secret's metadata.
+pub async fn get(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    secret: SecretPath,
+    query: ReadQueryResult,
+) -> Result<Response, ApiError> {
+    let (namespace, name, operation) = target(secret)?;
+    match operation {
+        SecretOperation::Value => read(state, actor, namespace, name, query).await,
+        SecretOperation::Metadata => {
+            let Query(query) = query.map_err(query_error)?;
+            if query.version.is_some() {
+                return Err(ApiError::bad_request("metadata takes no version"));
+            }
+            lifecycle::metadata(state, actor, namespace, name).await
+        }
+        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `PUT`: a new version, or the secret's metadata.
+pub async fn put(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    secret: SecretPath,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (namespace, name, operation) = target(secret)?;
+    match operation {
+        SecretOperation::Value => write(state, actor, namespace, name, body).await,
+        SecretOperation::Metadata => {
+            lifecycle::set_metadata(state, actor, namespace, name, body).await
+        }
+        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `POST`: as `PUT`, and undelete or destroy versions.
+pub async fn post(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    secret: SecretPath,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (namespace, name, operation) = target(secret)?;
+    match operation {
+        SecretOperation::Value => write(state, actor, namespace, name, body).await,
+        SecretOperation::Metadata => {
+            lifecycle::set_metadata(state, actor, namespace, name, body).await
+        }
+        SecretOperation::Undelete => lifecycle::undelete(state, actor, namespace, name, body).await,
+        SecretOperation::Destroy => lifecycle::destroy(state, actor, namespace, name, body).await,
+    }
+}
+
+/// `DELETE`: the latest version (soft), or the whole secret.
+pub async fn delete(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    secret: SecretPath,
+) -> Result<Response, ApiError> {
+    let (namespace, name, operation) = target(secret)?;
+    match operation {
+        SecretOperation::Value => delete_latest(state, actor, namespace, name).await,
+        SecretOperation::Metadata => lifecycle::purge(state, actor, namespace, name).await,
+        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
+    }
 }
 
 pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
@@ -88,13 +166,13 @@ pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }
 
-pub async fn write(
+async fn write(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    secret: SecretPath,
-    body: Result<Bytes, BytesRejection>,
+    namespace: String,
+    name: String,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let (namespace, name) = path(secret)?;
     actor.require(Capability::Write, &namespace)?;
     let body = body.map_err(body_error)?;
     let body: WriteBody = serde_json::from_slice(&body)
@@ -122,13 +200,13 @@ pub async fn write(
     Ok(response)
 }
 
-pub async fn read(
+async fn read(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    secret: SecretPath,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    namespace: String,
+    name: String,
+    query: ReadQueryResult,
 ) -> Result<Response, ApiError> {
-    let (namespace, name) = path(secret)?;
     actor.require(Capability::Read, &namespace)?;
     let Query(query) = query.map_err(query_error)?;
     let secret = state.secrets.get(&namespace, &name, query.version).await?;
@@ -176,13 +254,13 @@ pub async fn list(
     .into_response())
 }
 
-pub async fn delete(
+async fn delete_latest(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    secret: SecretPath,
-) -> Result<StatusCode, ApiError> {
-    let (namespace, name) = path(secret)?;
+    namespace: String,
+    name: String,
+) -> Result<Response, ApiError> {
     actor.require(Capability::Delete, &namespace)?;
     state.secrets.delete(&namespace, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -111,9 +111,5 @@ pub async fn no_route() -> ApiError {
 }
 
 pub async fn no_method() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed on this endpoint",
-    )
+    ApiError::method_not_allowed()
 }

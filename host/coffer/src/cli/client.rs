@@ -1,5 +1,6 @@
-//! `coffer secret put|get|list|delete`: a small client of the HTTP API, and
-//! the request plumbing the other client commands share.
+//! `coffer secret put|get|list|delete` (and, through [`super::lifecycle`],
+//! `undelete|destroy|metadata`): a small client of the HTTP API, and the
+//! request plumbing the other client commands share.
 //!
 //! The server address comes from `--addr` / `COFFER_ADDR`, the token from
 //! `COFFER_TOKEN` or else the root-token file in the default data dir.
@@ -56,6 +57,30 @@ pub enum SecretCommand {
     },
     /// Soft-delete the latest version.
     Delete { namespace: String, name: String },
+    /// Bring soft-deleted versions back.
+    Undelete {
+        namespace: String,
+        name: String,
+        /// Versions to undelete, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        versions: Vec<u32>,
+    },
+    /// Throw versions' keys and ciphertext away, for good (needs `destroy`).
+    Destroy {
+        namespace: String,
+        name: String,
+        /// Versions to destroy, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        versions: Vec<u32>,
+    },
+    /// Show a secret's versions and metadata, change the metadata, or
+    /// delete the secret with every version (--delete, needs `destroy`).
+    Metadata {
+        namespace: String,
+        name: String,
+        #[command(flatten)]
+        change: super::lifecycle::MetadataArgs,
+    },
 }
 
 pub async fn run(connection: Connection, command: SecretCommand) -> ExitCode {
@@ -202,6 +227,21 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             );
             request(Method::DELETE, &url, None).await?;
         }
+        SecretCommand::Undelete {
+            namespace,
+            name,
+            versions,
+        } => super::lifecycle::versions(base, "undelete", &namespace, &name, &versions).await?,
+        SecretCommand::Destroy {
+            namespace,
+            name,
+            versions,
+        } => super::lifecycle::versions(base, "destroy", &namespace, &name, &versions).await?,
+        SecretCommand::Metadata {
+            namespace,
+            name,
+            change,
+        } => super::lifecycle::metadata(base, &namespace, &name, change).await?,
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod audit;
 mod client;
 mod keys;
 mod keyset;
+mod lifecycle;
 mod migrate;
 mod plugin;
 mod scaffold;

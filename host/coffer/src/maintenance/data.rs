@@ -307,12 +307,13 @@ impl KeyAdmin {
         .await
     }
 
-    /// Makes the destroyed key's old bytes unrecoverable from the storage's
-    /// own files where the host owns them (the embedded SQLite: deleted
-    /// content is zeroed as it is freed, and the WAL holding the old pages
-    /// is checkpointed and truncated). A checkpoint that cannot finish now
-    /// (readers in the way) is retried by the janitor.
-    async fn shred(&self) {
+    /// Makes destroyed keys' old bytes (a data key's, or secret versions')
+    /// unrecoverable from the storage's own files where the host owns them
+    /// (the embedded SQLite: deleted content is zeroed as it is freed, and
+    /// the WAL holding the old pages is checkpointed and truncated). A
+    /// checkpoint that cannot finish now (readers in the way) is retried by
+    /// the janitor.
+    pub async fn shred(&self) {
         self.shred_pending.store(true, Ordering::Relaxed);
         self.shred_if_pending().await;
     }

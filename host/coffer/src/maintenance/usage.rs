@@ -28,9 +28,9 @@ pub struct KeyUsage {
 /// The usage of every data key of a namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NamespaceUsage {
-    /// Secrets (records) in the namespace.
+    /// Secrets in the namespace with at least one kept version.
     pub secrets: u64,
-    /// Retained versions, live or soft-deleted.
+    /// Retained versions, live or soft-deleted (destroyed ones need no key).
     pub versions: u64,
     pub by_key: BTreeMap<u32, KeyUsage>,
     /// Records that could not be decoded (damaged storage): which keys
@@ -45,8 +45,12 @@ impl NamespaceUsage {
     }
 
     fn add(&mut self, name: &str, record: &SecretRecord) {
+        if record.versions.is_empty() {
+            return;
+        }
         self.secrets += 1;
-        for version in &record.versions {
+        // A destroyed version needs no key any more.
+        for version in record.versions.iter().filter(|v| !v.is_destroyed()) {
             self.versions += 1;
             let usage = self.by_key.entry(version.data_key_id).or_default();
             usage.versions += 1;

@@ -5,6 +5,7 @@
 //! to the secret's name ([`crate::store`]), so storage can neither edit a
 //! version's metadata nor roll the secret back unnoticed.
 
+mod lifecycle;
 mod names;
 mod rewrap;
 
@@ -14,7 +15,14 @@ use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
 use coffer_crypto::record::{SecretRecord, VersionEntry};
 use zeroize::Zeroizing;
 
-pub use names::{MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, check_name, check_namespace, check_prefix};
+pub use lifecycle::{
+    MAX_CUSTOM_ENTRIES, MAX_CUSTOM_KEY_BYTES, MAX_CUSTOM_VALUE_BYTES, MAX_VERSIONS_PER_REQUEST,
+    Metadata, MetadataChange, Purged, VersionState,
+};
+pub use names::{
+    MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, SecretOperation, check_name, check_namespace,
+    check_prefix, split_operation,
+};
 pub use rewrap::{Mode, Moved};
 
 use crate::clock::now_ms;
@@ -96,6 +104,13 @@ impl Secrets {
             let data_key = active.clone();
             async move {
                 let latest = record.versions.last().map_or(0, |v| v.version);
+                if cas.is_none() && record.meta.cas_required {
+                    return Err(Error::Invalid(
+                        "this secret requires check-and-set: give `cas`, the version the write \
+                         replaces (0 for none)"
+                            .to_owned(),
+                    ));
+                }
                 if let Some(cas) = cas
                     && cas != latest
                 {
@@ -112,11 +127,14 @@ impl Secrets {
                     version,
                     created_at_ms,
                     deleted_at_ms: None,
+                    destroyed_at_ms: None,
                     data_key_id: data_key.id,
                     wrapped_key: sealed.wrapped_key,
                     ciphertext: sealed.ciphertext,
                 });
-                let keep = self.settings.max_versions as usize;
+                let keep =
+                    lifecycle::effective_max_versions(&record.meta, self.settings.max_versions)
+                        as usize;
                 let excess = record.versions.len().saturating_sub(keep);
                 let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
                 // Older versions still under a retired data key move onto the
@@ -158,6 +176,12 @@ impl Secrets {
             })?,
             None => record.latest().ok_or_else(not_found)?,
         };
+        if entry.is_destroyed() {
+            return Err(Error::KeyDestroyed(format!(
+                "version {} of secret {namespace}/{name} was destroyed",
+                entry.version
+            )));
+        }
         if entry.deleted_at_ms.is_some() {
             return Err(Error::NotFound(format!(
                 "version {} of secret {namespace}/{name} is deleted",
@@ -195,7 +219,9 @@ impl Secrets {
         .await
     }
 
-    /// Names in `namespace` starting with `prefix`, after the cursor `after`.
+    /// Names in `namespace` starting with `prefix`, after the cursor
+    /// `after`. Purged secrets are left out, so a page may hold fewer
+    /// names than `limit` with more to come.
     pub async fn list(
         &self,
         namespace: &str,
@@ -218,11 +244,28 @@ impl Secrets {
                 limit.clamp(1, MAX_LIST_LIMIT),
             )
             .await?;
-        let strip = |key: String| key.strip_prefix(&base).map(str::to_owned);
+        let strip = |key: &str| key.strip_prefix(&base).map(str::to_owned);
+        let mut names = Vec::with_capacity(page.keys.len());
+        for key in &page.keys {
+            if !self.is_purged(key).await
+                && let Some(name) = strip(key)
+            {
+                names.push(name);
+            }
+        }
         Ok(NamePage {
-            names: page.keys.into_iter().filter_map(strip).collect(),
-            next: page.next.and_then(strip),
+            names,
+            next: page.next.as_deref().and_then(strip),
         })
+    }
+
+    /// Whether the record at `key` is a purged secret. One that cannot be
+    /// read is listed: the listing is not the place to report it.
+    async fn is_purged(&self, key: &str) -> bool {
+        matches!(
+            self.store.read::<SecretRecord>(key).await,
+            Ok(Some(stored)) if lifecycle::is_empty(&stored.record)
+        )
     }
 
     /// Lets `change` edit the record of `namespace/name` (one without

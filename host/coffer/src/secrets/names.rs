@@ -29,8 +29,43 @@ pub fn check_namespace(namespace: &str) -> Result<()> {
     Ok(())
 }
 
+/// What a path under a secret addresses: the secret's value, or, when its
+/// last segment is one of these words, an operation on the secret the rest
+/// of the path names (`/v1/secrets/ns/db/password/metadata`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretOperation {
+    Value,
+    Metadata,
+    Undelete,
+    Destroy,
+}
+
+impl SecretOperation {
+    /// The last segments that address an operation, never a name.
+    pub const RESERVED: [(&'static str, SecretOperation); 3] = [
+        ("metadata", SecretOperation::Metadata),
+        ("undelete", SecretOperation::Undelete),
+        ("destroy", SecretOperation::Destroy),
+    ];
+}
+
+/// Splits a path under a namespace into the secret's name and what it
+/// addresses. A reserved word alone leaves an empty name, which
+/// [`check_name`] refuses.
+pub fn split_operation(path: &str) -> (&str, SecretOperation) {
+    let (name, last) = path.rsplit_once('/').unwrap_or(("", path));
+    SecretOperation::RESERVED
+        .iter()
+        .find(|(word, _)| *word == last)
+        .map_or((path, SecretOperation::Value), |(_, operation)| {
+            (name, *operation)
+        })
+}
+
 /// A secret name: 1–512 bytes of `/`-separated segments, none empty, `.`
-/// or `..`, and no control or invisible formatting characters.
+/// or `..`, and no control or invisible formatting characters. Its last
+/// segment is not a word that addresses an operation
+/// ([`SecretOperation::RESERVED`]).
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(Error::Invalid(format!(
@@ -46,6 +81,16 @@ pub fn check_name(name: &str) -> Result<()> {
             "name segments must not be empty, . or .. (no leading, trailing or double /)"
                 .to_owned(),
         ));
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if SecretOperation::RESERVED
+        .iter()
+        .any(|(word, _)| *word == last)
+    {
+        return Err(Error::Invalid(format!(
+            "a name's last segment may not be `{last}`: metadata, undelete and destroy address \
+             operations on the secret before them"
+        )));
     }
     Ok(())
 }
@@ -141,5 +186,30 @@ mod tests {
         ] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_reserved_last_segment_addresses_an_operation_not_a_name() {
+        assert_eq!(
+            split_operation("db/pass"),
+            ("db/pass", SecretOperation::Value)
+        );
+        assert_eq!(
+            split_operation("db/pass/metadata"),
+            ("db/pass", SecretOperation::Metadata)
+        );
+        assert_eq!(
+            split_operation("a/undelete"),
+            ("a", SecretOperation::Undelete)
+        );
+        assert_eq!(split_operation("destroy"), ("", SecretOperation::Destroy));
+        assert_eq!(
+            split_operation("metadata/x"),
+            ("metadata/x", SecretOperation::Value)
+        );
+        assert!(check_name("app/metadata").is_err());
+        assert!(check_name("destroy").is_err());
+        assert!(check_name("metadata/app").is_ok());
+        assert!(check_name("app/destroyed").is_ok());
     }
 }

@@ -83,7 +83,7 @@ impl Secrets {
     ) -> Result<Moved> {
         let mut moved = Moved::default();
         for entry in &mut record.versions {
-            if mode == Mode::Rewrap && entry.data_key_id == active.id {
+            if entry.is_destroyed() || mode == Mode::Rewrap && entry.data_key_id == active.id {
                 continue;
             }
             let from = match self.keys.by_id(namespace, entry.data_key_id).await {
