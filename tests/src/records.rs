@@ -26,6 +26,13 @@ pub async fn read(database: &Path, key: &str) -> Option<Vec<u8>> {
     value.map(|(v,)| v)
 }
 
+/// Whether `file` holds `needle` anywhere (false when there is no file).
+pub fn file_holds(file: &Path, needle: &[u8]) -> bool {
+    std::fs::read(file)
+        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
+        .unwrap_or(false)
+}
+
 /// The body inside the sealed record at `key` (unverified: for looking).
 pub async fn body(database: &Path, key: &str) -> Vec<u8> {
     let sealed = read(database, key).await.unwrap();

@@ -234,12 +234,6 @@ async fn a_kek_of_every_output_prefix_type_serves_across_a_restart() {
 }
 
 /// Whether `needle` appears anywhere in `file`.
-fn file_holds(file: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read(file)
-        .map(|bytes| bytes.windows(needle.len()).any(|w| w == needle))
-        .unwrap_or(false)
-}
-
 #[tokio::test]
 async fn a_destroyed_data_key_leaves_no_bytes_in_the_database_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,8 +248,8 @@ async fn a_destroyed_data_key_leaves_no_bytes_in_the_database_files() {
     let set = DataKeySet::decode(&records::body(&db, "datakeys/shred").await).unwrap();
     let old = set.keys[0].clone();
     assert!(
-        file_holds(&db, &old.wrapped)
-            || file_holds(&dir.path().join("coffer.db-wal"), &old.wrapped)
+        records::file_holds(&db, &old.wrapped)
+            || records::file_holds(&dir.path().join("coffer.db-wal"), &old.wrapped)
     );
 
     let (status, _) = server
@@ -278,7 +272,7 @@ async fn a_destroyed_data_key_leaves_no_bytes_in_the_database_files() {
     assert_eq!(set.by_id(old.id).unwrap().status, DataKeyStatus::Destroyed);
     for file in ["coffer.db", "coffer.db-wal"] {
         assert!(
-            !file_holds(&dir.path().join(file), &old.wrapped),
+            !records::file_holds(&dir.path().join(file), &old.wrapped),
             "{file} still holds the destroyed key's wrapped bytes"
         );
     }

@@ -4,7 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use coffer_e2e::Server;
+use coffer_crypto::record::SecretRecord;
+use coffer_e2e::{Server, records};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -159,6 +160,46 @@ async fn versions_are_deleted_undeleted_and_destroyed_for_good() {
         let (status, answer) = call(&server, method.clone(), path, body).await;
         assert_eq!(status, code, "{method} {path}: {answer}");
     }
+}
+
+#[tokio::test]
+async fn destroyed_versions_and_purged_secrets_leave_no_bytes_in_the_database_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "[janitor]\nenabled = false\n");
+    let db = dir.path().join("coffer.db");
+    let files = [db.clone(), dir.path().join("coffer.db-wal")];
+    let held = |needle: &[u8]| files.iter().any(|file| records::file_holds(file, needle));
+    for value in ["one", "two", "three"] {
+        server.put("shred/db", value).await;
+    }
+    server.put("shred/other", "x").await;
+    let record = SecretRecord::decode(&records::body(&db, "secrets/shred/db").await).unwrap();
+    let second = record.get(2).unwrap().clone();
+    assert!(held(&second.ciphertext) && held(&second.wrapped_key));
+
+    call(
+        &server,
+        Method::POST,
+        "shred/db/destroy",
+        Some(json!({ "versions": [2] })),
+    )
+    .await;
+    let record = SecretRecord::decode(&records::body(&db, "secrets/shred/db").await).unwrap();
+    let destroyed = record.get(2).unwrap();
+    assert!(
+        destroyed.is_destroyed()
+            && destroyed.ciphertext.is_empty()
+            && destroyed.wrapped_key.is_empty()
+    );
+    assert!(
+        !held(&second.ciphertext) && !held(&second.wrapped_key),
+        "the database files still hold the destroyed version"
+    );
+
+    let third = record.get(3).unwrap().clone();
+    call(&server, Method::DELETE, "shred/db/metadata", None).await;
+    assert!(!held(&third.ciphertext) && !held(&third.wrapped_key));
+    server.assert_reads("shred/other", "x").await;
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@
 //! | version count    | u32   | ≤ 10,000; then that many entries:          |
 //! | ↳ version        | u32   | entries are written in ascending order     |
 //! | ↳ created_at_ms  | i64   | Unix epoch milliseconds                    |
-//! | ↳ state flags    | u8    | bit 0 deleted, bit 1 destroyed (other bits are refused) |
+//! | ↳ state flags    | u8    | bit 0 deleted, bit 1 destroyed, bit 2 the value is a JSON object (other bits are refused) |
 //! | ↳ deleted_at_ms  | i64   | present only when bit 0 is set             |
 //! | ↳ destroyed_at_ms| i64   | present only when bit 1 is set             |
 //! | ↳ data_key_id    | u32   | data key the secret key is wrapped under   |
@@ -93,6 +93,8 @@ const SECRET_META_TAG: u8 = b'M';
 const FLAG_DELETED: u8 = 1;
 /// State flag: the version's key and ciphertext are gone.
 const FLAG_DESTROYED: u8 = 2;
+/// State flag: the value is a JSON object's canonical text.
+const FLAG_JSON: u8 = 4;
 
 /// Smallest encoded size of one version entry, used to bound preallocation.
 const MIN_VERSION_ENTRY: usize = 4 + 8 + 1 + 4 + 4 + 4;
@@ -128,9 +130,21 @@ pub struct VersionEntry {
     pub deleted_at_ms: Option<i64>,
     /// Set once the version's key and ciphertext were thrown away.
     pub destroyed_at_ms: Option<i64>,
+    pub format: ValueFormat,
     pub data_key_id: u32,
     pub wrapped_key: Vec<u8>,
     pub ciphertext: Vec<u8>,
+}
+
+/// What a version's value is, for APIs that show values other than as text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// Text, as written.
+    #[default]
+    Text,
+    /// A JSON object's canonical text (keys sorted, no spaces), written as
+    /// an object (the Vault KV v2 API's `data`).
+    Json,
 }
 
 impl VersionEntry {
@@ -171,7 +185,11 @@ impl SecretRecord {
             w.i64(v.created_at_ms);
             let deleted = v.deleted_at_ms.map_or(0, |_| FLAG_DELETED);
             let destroyed = v.destroyed_at_ms.map_or(0, |_| FLAG_DESTROYED);
-            w.u8(deleted | destroyed);
+            let json = match v.format {
+                ValueFormat::Text => 0,
+                ValueFormat::Json => FLAG_JSON,
+            };
+            w.u8(deleted | destroyed | json);
             for at in [v.deleted_at_ms, v.destroyed_at_ms].into_iter().flatten() {
                 w.i64(at);
             }
@@ -202,7 +220,7 @@ impl SecretRecord {
             let version = r.u32()?;
             let created_at_ms = r.i64()?;
             let flags = r.u8()?;
-            if flags & !(FLAG_DELETED | FLAG_DESTROYED) != 0 {
+            if flags & !(FLAG_DELETED | FLAG_DESTROYED | FLAG_JSON) != 0 {
                 return Err(CryptoError::Malformed("bad version state flags"));
             }
             let mut at = |flag: u8| -> Result<Option<i64>> {
@@ -214,11 +232,17 @@ impl SecretRecord {
             };
             let deleted_at_ms = at(FLAG_DELETED)?;
             let destroyed_at_ms = at(FLAG_DESTROYED)?;
+            let format = if flags & FLAG_JSON == 0 {
+                ValueFormat::Text
+            } else {
+                ValueFormat::Json
+            };
             versions.push(VersionEntry {
                 version,
                 created_at_ms,
                 deleted_at_ms,
                 destroyed_at_ms,
+                format,
                 data_key_id: r.u32()?,
                 wrapped_key: r.bytes()?,
                 ciphertext: r.bytes()?,
@@ -607,6 +631,7 @@ mod tests {
                 created_at_ms: 2,
                 deleted_at_ms: Some(3),
                 destroyed_at_ms: None,
+                format: ValueFormat::Text,
                 data_key_id: 4,
                 wrapped_key: vec![5],
                 ciphertext: vec![6, 7],
@@ -637,6 +662,7 @@ mod tests {
                 created_at_ms: 2,
                 deleted_at_ms: Some(3),
                 destroyed_at_ms: Some(4),
+                format: ValueFormat::Json,
                 data_key_id: 5,
                 wrapped_key: vec![],
                 ciphertext: vec![],
@@ -652,7 +678,7 @@ mod tests {
             &[0, 0, 0, 1][..],
             &[0, 0, 0, 1],
             &[0, 0, 0, 0, 0, 0, 0, 2],
-            &[3, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4],
+            &[7, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4],
             &[0, 0, 0, 5],
             &[0, 0, 0, 0],
             &[0, 0, 0, 0],
@@ -666,7 +692,7 @@ mod tests {
 
     #[test]
     fn unknown_state_flags_and_unordered_metadata_are_refused() {
-        let flags = [&[0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 8], &[4]].concat();
+        let flags = [&[0, 0, 0, 1, 0, 0, 0, 1][..], &[0; 8], &[8]].concat();
         assert_eq!(
             SecretRecord::decode(&flags),
             Err(CryptoError::Malformed("bad version state flags"))

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use coffer_crypto::record::{
-    DataKeyEntry, DataKeySet, DataKeyStatus, SecretMeta, SecretRecord, VersionEntry,
+    DataKeyEntry, DataKeySet, DataKeyStatus, SecretMeta, SecretRecord, ValueFormat, VersionEntry,
 };
 use coffer_crypto::{Algorithm, CryptoError};
 use proptest::prelude::*;
@@ -16,6 +16,7 @@ fn sample_secret() -> SecretRecord {
                 created_at_ms: 1_700_000_000_000,
                 deleted_at_ms: Some(1_700_000_100_000),
                 destroyed_at_ms: None,
+                format: ValueFormat::Json,
                 data_key_id: 9,
                 wrapped_key: vec![1; 65],
                 ciphertext: vec![2; 40],
@@ -25,6 +26,7 @@ fn sample_secret() -> SecretRecord {
                 created_at_ms: -5,
                 deleted_at_ms: None,
                 destroyed_at_ms: Some(1_700_000_200_000),
+                format: ValueFormat::Text,
                 data_key_id: u32::MAX,
                 wrapped_key: vec![],
                 ciphertext: vec![],
@@ -157,7 +159,7 @@ fn bad_enum_bytes_are_refused() {
 
     let mut secret = sample_secret().encode();
     // Count (4) + version (4) + created (8) = deleted flag.
-    secret[4 + 4 + 8] = 4;
+    secret[4 + 4 + 8] = 8;
     assert_eq!(
         SecretRecord::decode(&secret),
         Err(CryptoError::Malformed("bad version state flags"))
@@ -177,7 +179,7 @@ fn version_entry() -> impl Strategy<Value = VersionEntry> {
     (
         any::<u32>(),
         any::<i64>(),
-        (any::<Option<i64>>(), any::<Option<i64>>()),
+        (any::<Option<i64>>(), any::<Option<i64>>(), any::<bool>()),
         any::<u32>(),
         proptest::collection::vec(any::<u8>(), 0..80),
         proptest::collection::vec(any::<u8>(), 0..200),
@@ -186,7 +188,7 @@ fn version_entry() -> impl Strategy<Value = VersionEntry> {
             |(
                 version,
                 created_at_ms,
-                (deleted_at_ms, destroyed_at_ms),
+                (deleted_at_ms, destroyed_at_ms, json),
                 data_key_id,
                 wrapped_key,
                 ciphertext,
@@ -196,6 +198,11 @@ fn version_entry() -> impl Strategy<Value = VersionEntry> {
                     created_at_ms,
                     deleted_at_ms,
                     destroyed_at_ms,
+                    format: if json {
+                        ValueFormat::Json
+                    } else {
+                        ValueFormat::Text
+                    },
                     data_key_id,
                     wrapped_key,
                     ciphertext,

@@ -30,6 +30,10 @@ use crate::secrets::{SecretOperation, check_namespace, split_operation};
 #[derive(Clone, Debug)]
 pub struct AuditNote(pub String);
 
+/// The id the audit trail gives a request, for answers that carry it.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
 /// Longest public path part (a token id) recorded as it is.
 const MAX_PUBLIC_LEN: usize = 64;
 
@@ -63,7 +67,9 @@ impl Action {
     }
 }
 
-fn classify(method: &Method, path: &str) -> Action {
+/// What the request for `target` (a path, maybe with its query) is.
+fn classify(method: &Method, target: &str) -> Action {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').splitn(4, '/').collect();
     let action =
         |name, namespace: Option<&str>, secret: Option<&str>, public: Option<&str>| Action {
@@ -110,6 +116,22 @@ fn classify(method: &Method, path: &str) -> Action {
         (&Method::GET, ["v1", "audit"]) => action("audit.read", None, None, None),
         (&Method::GET, ["v1", "audit", "verify"]) => action("audit.verify", None, None, None),
         (&Method::POST, ["v1", "audit", "hash"]) => action("audit.hash", None, None, None),
+        (&Method::GET, ["v1", "sys", "internal", _]) => {
+            action("sys.mounts.lookup", None, None, None)
+        }
+        (&Method::GET, ["v1", "sys", "mounts"]) => action("sys.mounts", None, None, None),
+        (&Method::GET, ["v1", "auth", "token", "lookup-self"]) => {
+            action("token.lookup_self", None, None, None)
+        }
+        (_, ["v1", ns, "config"]) => action("kv.config", Some(ns), None, None),
+        (_, ["v1", ns, "metadata"]) => action("secret.list", Some(ns), None, None),
+        (method, ["v1", ns, operation, path]) => {
+            let listing = query.split('&').any(|pair| pair == "list=true");
+            match kv_action(method, operation, path, listing) {
+                Some(name) => action(name, Some(ns), Some(path), None),
+                None => action("unknown", None, Some(path), None),
+            }
+        }
         _ => action("unknown", None, Some(path), None),
     }
 }
@@ -126,6 +148,25 @@ fn secret_action(method: &Method, operation: SecretOperation) -> &'static str {
         (&Method::POST, SecretOperation::Destroy) => "secret.destroy",
         _ => "secret.unknown",
     }
+}
+
+/// A request on a KV v2 mount, named as the native operation it is.
+fn kv_action(method: &Method, operation: &str, path: &str, listing: bool) -> Option<&'static str> {
+    Some(match (operation, method.as_str()) {
+        ("data", "GET") => "secret.read",
+        ("data", "PUT" | "POST" | "PATCH") => "secret.write",
+        ("data", "DELETE") => "secret.delete",
+        ("metadata", "LIST") => "secret.list",
+        ("metadata", "GET") if listing || path.is_empty() => "secret.list",
+        ("metadata", "GET") => "secret.metadata.read",
+        ("metadata", "PUT" | "POST") => "secret.metadata.write",
+        ("metadata", "DELETE") => "secret.purge",
+        ("delete", "PUT" | "POST") => "secret.delete",
+        ("undelete", "PUT" | "POST") => "secret.undelete",
+        ("destroy", "PUT" | "POST") => "secret.destroy",
+        ("subkeys", "GET") => "secret.subkeys",
+        _ => return None,
+    })
 }
 
 fn keys_operation(operation: &str) -> &'static str {
@@ -220,9 +261,14 @@ fn unavailable() -> ApiError {
 /// Writes one record per request before its answer leaves (and, for
 /// requests that change state, one more before they run); refuses to
 /// answer (503) when no audit sink can take a record.
-pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let id = request_id();
-    let action = classify(request.method(), request.uri().path());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let action = classify(request.method(), target);
     let address: Option<IpAddr> = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -499,6 +545,29 @@ mod tests {
             Some("abc")
         );
         assert_eq!(classify(&Method::PATCH, "/v1/x").name, "unknown");
+        for (method, target, name) in [
+            (Method::GET, "/v1/pay/data/db/pass?version=2", "secret.read"),
+            (Method::PATCH, "/v1/pay/data/db/pass", "secret.write"),
+            (
+                Method::GET,
+                "/v1/pay/metadata/db/pass",
+                "secret.metadata.read",
+            ),
+            (Method::GET, "/v1/pay/metadata/db?list=true", "secret.list"),
+            (
+                Method::from_bytes(b"LIST").unwrap(),
+                "/v1/pay/metadata/db/",
+                "secret.list",
+            ),
+            (Method::PUT, "/v1/pay/destroy/db/pass", "secret.destroy"),
+        ] {
+            let a = classify(&method, target);
+            assert_eq!(
+                (a.name, a.namespace.as_deref()),
+                (name, Some("pay")),
+                "{target}"
+            );
+        }
         assert_eq!(percent_decode("%zz%41"), "%zzA");
     }
 }

@@ -9,6 +9,7 @@ mod secrets;
 pub mod serve;
 mod sys;
 mod tokens;
+mod vault;
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-pub use audit::AuditNote;
+pub use audit::{AuditNote, RequestId};
 pub use error::ApiError;
 
 use crate::auth::Actor;
@@ -93,6 +94,7 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
     Router::new()
         .route("/v1/sys/health", get(sys::health))
         .merge(protected)
+        .merge(vault::routes(state.clone()))
         .fallback(sys::no_route)
         .method_not_allowed_fallback(sys::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
@@ -104,13 +106,15 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .with_state(state)
 }
 
-/// The bearer token a request presents, if any.
+/// The token a request presents, if any: a bearer, or (for Vault
+/// clients) `X-Vault-Token`.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let vault = || headers.get("x-vault-token").and_then(|v| v.to_str().ok());
+    bearer.or_else(vault).map(str::trim)
 }
 
 /// Checks the bearer token and records the actor for handlers. A failed

@@ -15,6 +15,7 @@ use super::{ApiError, AppState, lifecycle};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
 use crate::secrets::{SecretOperation, split_operation};
+use coffer_crypto::record::ValueFormat;
 
 /// The body of a write.
 #[derive(Deserialize)]
@@ -40,6 +41,9 @@ struct Read<'a> {
     namespace: &'a str,
     name: &'a str,
     value: &'a str,
+    /// `json` for an object written through the KV v2 API; text otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
     version: u32,
     created_at: String,
 }
@@ -162,6 +166,18 @@ pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
     }
 }
 
+/// Notes in the audit trail the versions a write dropped: writing erases
+/// history beyond max_versions, and the trail says so.
+pub(super) fn note_pruned(response: &mut Response, pruned: &[u32]) {
+    if !pruned.is_empty() {
+        let versions: Vec<String> = pruned.iter().map(u32::to_string).collect();
+        response.extensions_mut().insert(super::AuditNote(format!(
+            "pruned versions {} (max_versions)",
+            versions.join(",")
+        )));
+    }
+}
+
 pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
 }
@@ -189,14 +205,7 @@ async fn write(
         pruned: &written.pruned,
     };
     let mut response = Json(answer).into_response();
-    if !written.pruned.is_empty() {
-        // Writing erases history beyond max_versions: the trail says so.
-        let versions: Vec<String> = written.pruned.iter().map(u32::to_string).collect();
-        response.extensions_mut().insert(super::AuditNote(format!(
-            "pruned versions {} (max_versions)",
-            versions.join(",")
-        )));
-    }
+    note_pruned(&mut response, &written.pruned);
     Ok(response)
 }
 
@@ -221,6 +230,10 @@ async fn read(
         namespace: &namespace,
         name: &name,
         value,
+        format: match secret.format {
+            ValueFormat::Text => None,
+            ValueFormat::Json => Some("json"),
+        },
         version: secret.version,
         created_at: rfc3339(secret.created_at_ms),
     };

@@ -1,9 +1,10 @@
 //! `/v1/sys`: health, plugins, and the answers for unknown routes and methods.
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 
@@ -12,9 +13,30 @@ use crate::auth::{Actor, Admin};
 use crate::store::layout;
 
 /// Health: whether storage (and a KMS root) answers and the audit trail
-/// can be written.
-/// Unauthenticated, reveals no data.
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// can be written. Unauthenticated, reveals no data. A Vault client
+/// (`X-Vault-Request`, or Vault's health parameters) gets Vault's shape.
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: RawQuery,
+) -> Response {
+    let (ok, body) = check_health(&state).await;
+    let vault_style = headers.contains_key("x-vault-request")
+        || query
+            .0
+            .is_some_and(|q| q.contains("standbyok") || q.contains("sealedcode"));
+    if vault_style {
+        return super::vault::health(ok);
+    }
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn check_health(state: &AppState) -> (bool, Value) {
     let storage_ok = match state.storage.get(layout::HEALTH_PROBE).await {
         Ok(_) => true,
         Err(error) => {
@@ -39,12 +61,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     if let Some(answers) = kms {
         body["kms"] = json!(if answers { "ok" } else { "unavailable" });
     }
-    let status = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (status, Json(body))
+    (ok, body)
 }
 
 /// The loaded plugins with their SHA-256 (authenticated).

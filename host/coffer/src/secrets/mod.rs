@@ -12,7 +12,7 @@ mod rewrap;
 use std::sync::Arc;
 
 use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
-use coffer_crypto::record::{SecretRecord, VersionEntry};
+use coffer_crypto::record::{SecretRecord, ValueFormat, VersionEntry};
 use zeroize::Zeroizing;
 
 pub use lifecycle::{
@@ -36,6 +36,7 @@ pub const MAX_LIST_LIMIT: u32 = 1000;
 /// A decrypted secret version. The value is wiped when dropped.
 pub struct SecretValue {
     pub value: Zeroizing<Vec<u8>>,
+    pub format: ValueFormat,
     pub version: u32,
     pub created_at_ms: i64,
 }
@@ -78,13 +79,31 @@ impl Secrets {
         }
     }
 
-    /// Stores a new version. With `cas`, the write happens only if the
-    /// latest version is exactly `cas` (0: the secret must not exist).
+    /// The versions a secret keeps unless its metadata says fewer.
+    pub fn max_versions(&self) -> u32 {
+        self.settings.max_versions
+    }
+
+    /// Stores a new version of text. With `cas`, the write happens only if
+    /// the latest version is exactly `cas` (0: the secret must not exist).
     pub async fn put(
         &self,
         namespace: &str,
         name: &str,
         value: &[u8],
+        cas: Option<u32>,
+    ) -> Result<Written> {
+        self.put_as(namespace, name, value, ValueFormat::Text, cas)
+            .await
+    }
+
+    /// Stores a new version whose value is in `format`; see [`Secrets::put`].
+    pub async fn put_as(
+        &self,
+        namespace: &str,
+        name: &str,
+        value: &[u8],
+        format: ValueFormat,
         cas: Option<u32>,
     ) -> Result<Written> {
         check_namespace(namespace)?;
@@ -128,6 +147,7 @@ impl Secrets {
                     created_at_ms,
                     deleted_at_ms: None,
                     destroyed_at_ms: None,
+                    format,
                     data_key_id: data_key.id,
                     wrapped_key: sealed.wrapped_key,
                     ciphertext: sealed.ciphertext,
@@ -196,6 +216,7 @@ impl Secrets {
         let value = open_value(&data_key, namespace, name, entry.version, &sealed)?;
         Ok(SecretValue {
             value,
+            format: entry.format,
             version: entry.version,
             created_at_ms: entry.created_at_ms,
         })
