@@ -230,36 +230,39 @@ async fn hvac_works_unchanged() {
 async fn data_written_through_either_api_reads_sensibly_through_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), "");
-    let call = |method: Method, path: &str, body: Option<Value>| server.call(method, path, body);
 
     // Native text reads over KV v2 as {"value": …}, and back.
     server.put("mix/plain", "hunter2").await;
-    let (_, read) = call(Method::GET, "/v1/mix/data/plain", None).await;
+    let (_, read) = server.call(Method::GET, "/v1/mix/data/plain", None).await;
     assert_eq!(
         read["data"]["data"],
         json!({ "value": "hunter2" }),
         "{read}"
     );
-    let (status, _) = call(
-        Method::POST,
-        "/v1/mix/data/plain",
-        Some(json!({ "data": { "value": "hunter3" } })),
-    )
-    .await;
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/v1/mix/data/plain",
+            Some(json!({ "data": { "value": "hunter3" } })),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     server.assert_reads("mix/plain", "hunter3").await;
 
     // An object reads natively as its canonical JSON, marked as such.
-    call(
-        Method::PUT,
-        "/v1/mix/data/object",
-        Some(json!({ "data": { "b": [1, 2], "a": { "c": true } } })),
-    )
-    .await;
+    server
+        .call(
+            Method::PUT,
+            "/v1/mix/data/object",
+            Some(json!({ "data": { "b": [1, 2], "a": { "c": true } } })),
+        )
+        .await;
     let (_, native) = server.get("mix/object").await;
     assert_eq!(native["value"], r#"{"a":{"c":true},"b":[1,2]}"#, "{native}");
     assert_eq!(native["format"], "json");
-    let (_, subkeys) = call(Method::GET, "/v1/mix/subkeys/object", None).await;
+    let (_, subkeys) = server
+        .call(Method::GET, "/v1/mix/subkeys/object", None)
+        .await;
     assert_eq!(
         subkeys["data"]["subkeys"],
         json!({ "a": { "c": null }, "b": null })
@@ -289,18 +292,21 @@ async fn data_written_through_either_api_reads_sensibly_through_the_other() {
         answer.json::<Value>().await.unwrap(),
         json!({ "errors": ["permission denied"] })
     );
-    let (status, body) = call(
-        Method::PATCH,
-        "/v1/mix/data/object",
-        Some(json!({ "data": { "b": null } })),
-    )
-    .await;
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            "/v1/mix/data/object",
+            Some(json!({ "data": { "b": null } })),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
     assert!(
         body["errors"][0].as_str().unwrap().contains("merge-patch"),
         "{body}"
     );
-    let (_, mounts) = call(Method::GET, "/v1/sys/internal/ui/mounts/mix/object", None).await;
+    let (_, mounts) = server
+        .call(Method::GET, "/v1/sys/internal/ui/mounts/mix/object", None)
+        .await;
     assert_eq!(
         (
             &mounts["data"]["path"],
@@ -308,11 +314,13 @@ async fn data_written_through_either_api_reads_sensibly_through_the_other() {
         ),
         (&json!("mix/"), &json!("2"))
     );
-    let (_, table) = call(Method::GET, "/v1/sys/mounts", None).await;
+    let (_, table) = server.call(Method::GET, "/v1/sys/mounts", None).await;
     assert_eq!(table["data"]["mix/"]["type"], "kv", "{table}");
-    let (_, config) = call(Method::GET, "/v1/mix/config", None).await;
+    let (_, config) = server.call(Method::GET, "/v1/mix/config", None).await;
     assert_eq!(config["data"]["max_versions"], 10);
-    let (_, me) = call(Method::GET, "/v1/auth/token/lookup-self", None).await;
+    let (_, me) = server
+        .call(Method::GET, "/v1/auth/token/lookup-self", None)
+        .await;
     assert_eq!(me["data"]["display_name"], "root", "{me}");
     assert!(
         !me.to_string().contains(&server.token),
