@@ -25,9 +25,11 @@ fn bao(server: &Server, token: &str, args: &[&str]) -> Output {
 }
 
 /// Runs `bao … -format=json` as root, expecting success; its JSON answer.
+/// The flag goes before `-mount`, after the (sub)command's words.
 fn bao_json(server: &Server, args: &[&str]) -> Value {
     let mut all = args.to_vec();
-    all.insert(2, "-format=json");
+    let flags = all.iter().position(|a| a.starts_with("-mount")).unwrap();
+    all.insert(flags, "-format=json");
     let output = bao(server, &server.token, &all);
     assert!(
         output.status.success(),
