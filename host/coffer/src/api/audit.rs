@@ -490,6 +490,7 @@ pub async fn hash(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
