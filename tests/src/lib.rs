@@ -14,7 +14,7 @@ pub mod python;
 pub mod records;
 pub mod server;
 
-pub use server::Server;
+pub use server::{Server, TlsClient};
 
 /// A `[keyring]` section on keyring-file with its Tink keyset at `keyset`,
 /// granted writable when `writable`, created when missing if `create`.

@@ -65,6 +65,27 @@ pub fn config_text(data_dir: &Path, port: u16, extra: &str) -> String {
     )
 }
 
+/// How a test client reaches a server that serves HTTPS: the CA it
+/// trusts, and for mutual TLS the client's certificate and key (PEM).
+#[derive(Clone)]
+pub struct TlsClient {
+    pub ca_pem: Vec<u8>,
+    pub identity_pem: Option<Vec<u8>>,
+}
+
+impl TlsClient {
+    pub fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap());
+        if let Some(identity) = &self.identity_pem {
+            builder = builder.identity(reqwest::Identity::from_pem(identity).unwrap());
+        }
+        builder.build().unwrap()
+    }
+}
+
 impl Server {
     /// Starts a server on `data_dir` with `extra` configuration and waits
     /// until it is healthy. The root token is read from its file.
@@ -74,6 +95,21 @@ impl Server {
 
     /// Like [`Server::start`], with `env` added to the server's environment.
     pub fn start_with_env(data_dir: &Path, extra: &str, env: &[(&str, &str)]) -> Server {
+        Server::launch(data_dir, extra, env, None)
+    }
+
+    /// Like [`Server::start`] for a server whose `extra` configuration
+    /// has a `[tls]` table; `tls` is how clients reach it.
+    pub fn start_tls(data_dir: &Path, extra: &str, tls: TlsClient) -> Server {
+        Server::launch(data_dir, extra, &[], Some(tls))
+    }
+
+    fn launch(
+        data_dir: &Path,
+        extra: &str,
+        env: &[(&str, &str)],
+        tls: Option<TlsClient>,
+    ) -> Server {
         let port = free_port();
         let config_file = data_dir.join("coffer.toml");
         std::fs::create_dir_all(data_dir).unwrap();
@@ -99,22 +135,25 @@ impl Server {
             .stderr(open("server.log"))
             .spawn()
             .unwrap();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let mut server = Server {
             child: Some(child),
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             config_file,
             token: String::new(),
-            client: reqwest::Client::new(),
+            client: tls
+                .as_ref()
+                .map_or_else(reqwest::Client::new, TlsClient::client),
         };
-        server.wait_healthy();
+        server.wait_healthy(tls.as_ref());
         server.token = std::fs::read_to_string(data_dir.join("root-token"))
             .map(|t| t.trim().to_owned())
             .unwrap_or_default();
         server
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self, tls: Option<&TlsClient>) {
         let started = Instant::now();
         let url = format!("{}/v1/sys/health", self.addr);
         loop {
@@ -126,13 +165,16 @@ impl Server {
             }
             let healthy = std::thread::spawn({
                 let url = url.clone();
+                let client = tls.map_or_else(reqwest::Client::new, TlsClient::client);
                 move || {
                     tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                         .unwrap()
                         .block_on(async {
-                            reqwest::get(&url)
+                            client
+                                .get(&url)
+                                .send()
                                 .await
                                 .is_ok_and(|r| r.status().is_success())
                         })

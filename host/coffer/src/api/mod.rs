@@ -8,6 +8,7 @@ mod lifecycle;
 mod secrets;
 pub mod serve;
 mod sys;
+pub mod tls;
 mod tokens;
 mod vault;
 

@@ -42,6 +42,16 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
             return ExitCode::FAILURE;
         }
     }
+    let tls = match &config.tls {
+        None => None,
+        Some(section) => match api::tls::Tls::load(section) {
+            Ok(tls) => Some(tls),
+            Err(error) => {
+                eprintln!("coffer: [tls]: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -53,15 +63,19 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
         .local_addr()
         .map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(%address, data_dir = %config.data_dir.display(), "coffer is serving");
-    println!("coffer listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("coffer listening on {scheme}://{address}");
     let mut background = coffer.start_background();
     background.push(tokio::spawn(reload_on_hangup(coffer.clone())));
+    if let (Some(tls), Some(section)) = (&tls, &config.tls) {
+        background.push(tokio::spawn(tls.clone().watch(section.clone())));
+    }
     let app = api::app(
         coffer.clone(),
         config.max_value_bytes,
         std::time::Duration::from_millis(config.http.request_timeout_ms),
     );
-    api::serve::serve(listener, app, config.http_limits(), shutdown_signal()).await;
+    api::serve::serve(listener, app, config.http_limits(), tls, shutdown_signal()).await;
     for task in background {
         task.abort();
     }

@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 pub use http_grant::{HttpAuthKind, HttpGrantSection};
 pub use plugin::{FileGrantSection, LimitsSection, PluginSection, SqlGrant};
-pub use sections::{AuditSection, HttpSection, JanitorSection, KeysSection};
+pub use sections::{AuditSection, HttpSection, JanitorSection, KeysSection, TlsSection};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -57,6 +57,8 @@ pub struct Config {
     pub janitor: JanitorSection,
     #[serde(default)]
     pub http: HttpSection,
+    /// HTTPS; plain HTTP when absent.
+    pub tls: Option<TlsSection>,
 }
 
 fn default_listen() -> SocketAddr {

@@ -1,4 +1,4 @@
-//! The server's own tables of `coffer.toml`: `[http]`, `[keys]`,
+//! The server's own tables of `coffer.toml`: `[http]`, `[tls]`, `[keys]`,
 //! `[janitor]` and `[audit]`, with their defaults.
 
 use std::path::PathBuf;
@@ -41,6 +41,21 @@ fn default_header_timeout_ms() -> u64 {
 
 fn default_request_timeout_ms() -> u64 {
     60_000
+}
+
+/// The `[tls]` table: serve HTTPS (TLS 1.2 or 1.3) with this certificate,
+/// re-read when the files change, and with `client_ca_file`, ask every
+/// client for a certificate that CA issued (mutual TLS).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// PEM: the server's certificate, then its chain.
+    pub cert_file: PathBuf,
+    /// PEM: the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM: the CAs whose client certificates are accepted; none asks for
+    /// no client certificate.
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// The `[keys]` table: data keys and key management.
