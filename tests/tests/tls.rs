@@ -165,6 +165,18 @@ async fn clients_verify_the_server_and_a_renewed_certificate_is_served_without_a
     assert!(!ok, "plain HTTP is not served");
     server.put("tls/db", "hunter2").await;
     server.assert_reads("tls/db", "hunter2").await;
+    let output = Command::new(coffer_e2e::server::coffer_binary())
+        .args(["secret", "get", "tls", "db"])
+        .env("COFFER_ADDR", &server.addr)
+        .env("COFFER_TOKEN", &server.token)
+        .env("COFFER_CACERT", &ca_file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "hunter2",
+        "the CLI trusts COFFER_CACERT"
+    );
 
     let hvac = format!(
         "import hvac, sys; c = hvac.Client(url=sys.argv[1], token=sys.argv[2], verify=sys.argv[3]); \

@@ -3,7 +3,9 @@
 //! request plumbing the other client commands share.
 //!
 //! The server address comes from `--addr` / `COFFER_ADDR`, the token from
-//! `COFFER_TOKEN` or else the root-token file in the default data dir.
+//! `COFFER_TOKEN` or else the root-token file in the default data dir; an
+//! HTTPS server is verified against `COFFER_CACERT` (a PEM file) when set,
+//! else against the system's roots.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -269,13 +271,39 @@ pub(super) async fn each_page(
     }
 }
 
+/// The HTTP client, trusting `COFFER_CACERT` when it is set.
+fn http_client() -> Result<reqwest::Client, Failure> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(file) = std::env::var_os("COFFER_CACERT") {
+        let file = std::path::PathBuf::from(file);
+        let pem = std::fs::read(&file).map_err(|e| {
+            Failure::usage(format!(
+                "COFFER_CACERT: cannot read {}: {e}",
+                file.display()
+            ))
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            Failure::usage(format!(
+                "COFFER_CACERT: {} holds no PEM certificate: {e}",
+                file.display()
+            ))
+        })?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| Failure::other(format!("cannot set up the HTTP client: {e}")))
+}
+
 pub(super) async fn request(
     method: Method,
     url: &str,
     body: Option<Zeroizing<String>>,
 ) -> Result<Value, Failure> {
     let token = token()?;
-    let client = reqwest::Client::new();
+    let client = http_client()?;
     let mut builder = client.request(method, url).bearer_auth(token.as_str());
     if let Some(body) = body {
         builder = builder
