@@ -34,6 +34,15 @@ async fn coffer_and_tink_agree_on(template: &str) {
     assert_eq!(status, StatusCode::OK);
     let (_, body) = server.get("interop/greeting").await;
     assert_eq!(body["value"], "hello tink");
+    let (status, body) = server
+        .call(reqwest::Method::POST, "/v1/sys/kek/rotate", None)
+        .await;
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        message.contains("read-only") && message.contains("coffer kek reload"),
+        "a read-only keyset says what to do: {message}"
+    );
     server.stop();
     assert_eq!(
         std::fs::read(&keyset).unwrap(),

@@ -11,7 +11,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use coffer_runtime::{Keyring, Kms};
+use coffer_runtime::{GuestError, Keyring, Kms, PluginError};
 
 use super::kek::Kek;
 use super::keyset::{KeysetKek, add_primary_key};
@@ -241,7 +241,7 @@ impl RootKeys {
                 let mut keyset = load_keyset(keyring.as_ref()).await?;
                 let id = add_primary_key(&mut keyset);
                 let kek = KeysetKek::from_keyset(&keyset)?;
-                keyring.store(&keyset).await?;
+                keyring.store(&keyset).await.map_err(read_only_keyset)?;
                 Ok((Kek::Keyset(kek), id))
             }
             RootSource::Kms(kms) => {
@@ -265,4 +265,20 @@ async fn load_keyset(keyring: &dyn Keyring) -> Result<coffer_crypto::tink::TinkK
         .load()
         .await?
         .ok_or_else(|| Error::KeyUnavailable("the keyring no longer holds a keyset".to_owned()))
+}
+
+/// A keyring refused to write the keyset (`denied`): the operator needs
+/// what to change, not which plugin answered.
+fn read_only_keyset(error: PluginError) -> Error {
+    if matches!(error.guest(), Some(GuestError::Denied(_))) {
+        Error::Conflict(
+            "the keyset is read-only, so coffer cannot add a key to it: allow writing it \
+             (`writable = true` on its [keyring.files] grant), or add and promote a key \
+             yourself (`tinkey add-key` and `tinkey promote-key`, or `coffer keyset add-key` \
+             and `coffer keyset promote`), then run `coffer kek reload` and `coffer kek rewrap`"
+                .to_owned(),
+        )
+    } else {
+        error.into()
+    }
 }
