@@ -104,8 +104,12 @@ async fn a_new_key_with_the_old_one_as_rotation_key_keeps_old_secrets_readable()
     let (status, body) = server
         .call(Method::POST, "/v1/sys/kek/rotate", Some(json!({})))
         .await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(server.log().contains("cannot be rewritten by coffer"));
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot be rewritten by coffer") && message.contains("rotation_key"),
+        "{message}"
+    );
     let (status, report) = server
         .call(Method::POST, "/v1/sys/kek/rewrap", Some(json!({})))
         .await;

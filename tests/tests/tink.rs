@@ -40,7 +40,7 @@ async fn coffer_and_tink_agree_on(template: &str) {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
-        message.contains("read-only") && message.contains("coffer kek reload"),
+        message.contains("writable = true") && message.contains("coffer kek reload"),
         "a read-only keyset says what to do: {message}"
     );
     server.stop();

@@ -178,14 +178,12 @@ async fn clients_verify_the_server_and_a_renewed_certificate_is_served_without_a
         "the CLI trusts COFFER_CACERT"
     );
 
-    let hvac = format!(
-        "import hvac, sys; c = hvac.Client(url=sys.argv[1], token=sys.argv[2], verify=sys.argv[3]); \
-         print(c.secrets.kv.v2.read_secret_version(path='db', mount_point='tls', raise_on_deleted_version=True)['data']['data']['value'])"
-    );
+    let hvac = "import hvac, sys; c = hvac.Client(url=sys.argv[1], token=sys.argv[2], verify=sys.argv[3]); \
+         print(c.secrets.kv.v2.read_secret_version(path='db', mount_point='tls', raise_on_deleted_version=True)['data']['data']['value'])";
     let output = Command::new(python())
         .args([
             "-c",
-            &hvac,
+            hvac,
             &server.addr,
             &server.token,
             ca_file.to_str().unwrap(),

@@ -270,15 +270,15 @@ async fn load_keyset(keyring: &dyn Keyring) -> Result<coffer_crypto::tink::TinkK
 /// A keyring refused to write the keyset (`denied`): the operator needs
 /// what to change, not which plugin answered.
 fn read_only_keyset(error: PluginError) -> Error {
-    if matches!(error.guest(), Some(GuestError::Denied(_))) {
-        Error::Conflict(
-            "the keyset is read-only, so coffer cannot add a key to it: allow writing it \
-             (`writable = true` on its [keyring.files] grant), or add and promote a key \
-             yourself (`tinkey add-key` and `tinkey promote-key`, or `coffer keyset add-key` \
-             and `coffer keyset promote`), then run `coffer kek reload` and `coffer kek rewrap`"
-                .to_owned(),
-        )
-    } else {
-        error.into()
+    match error.guest() {
+        Some(GuestError::Denied(why)) => Error::Conflict(format!(
+            "the keyring cannot take a new key ({why}). A Tink keyset file: allow writing it \
+             (`writable = true` on its [keyring.files] grant), or add and promote a key yourself \
+             (`tinkey add-key` and `tinkey promote-key`, or `coffer keyset add-key` and \
+             `coffer keyset promote`), then run `coffer kek reload` and `coffer kek rewrap`. \
+             A raw key: configure the new `key` with the old one as `rotation_key`, restart, \
+             and run `coffer kek rewrap`"
+        )),
+        _ => error.into(),
     }
 }
