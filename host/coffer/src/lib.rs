@@ -18,6 +18,7 @@ pub mod error;
 pub mod keys;
 pub mod maintenance;
 pub mod memory;
+pub mod metrics;
 pub mod plugins;
 pub mod pseudonyms;
 pub mod secrets;

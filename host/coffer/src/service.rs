@@ -195,6 +195,7 @@ pub struct Coffer {
     pub audit: Arc<Audit>,
     pub auth: Auth,
     pub storage: Arc<dyn Storage>,
+    pub metrics: Arc<crate::metrics::Metrics>,
     foundation: Foundation,
     /// Where the config was read from, to read it again on a reload.
     config_source: std::sync::OnceLock<ConfigSource>,
@@ -282,6 +283,10 @@ impl Coffer {
             audit: Arc::new(audit),
             auth: Auth::new(store),
             storage: foundation.storage.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new(
+                foundation.live.as_ref().map(|live| live.call_metrics()),
+                config.metrics.unauthenticated,
+            )),
             foundation,
             config_source: std::sync::OnceLock::new(),
         })

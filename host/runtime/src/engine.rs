@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::metrics::CallMetrics;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ pub struct Runtime {
 pub(crate) struct Core {
     pub(crate) engine: Engine,
     pub(crate) cache: ComponentCache,
+    /// What every plugin's calls did.
+    pub(crate) calls: Arc<CallMetrics>,
     ticker: Ticker,
 }
 
@@ -55,9 +59,15 @@ impl Runtime {
             core: Arc::new(Core {
                 engine,
                 cache,
+                calls: Arc::new(CallMetrics::default()),
                 ticker,
             }),
         })
+    }
+
+    /// The calls plugins of this runtime answered, for metrics.
+    pub fn call_metrics(&self) -> Arc<CallMetrics> {
+        self.core.calls.clone()
     }
 }
 

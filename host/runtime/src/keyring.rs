@@ -66,7 +66,9 @@ impl Keyring for KeyringPlugin {
     async fn load(&self) -> Result<Option<TinkKeyset>, PluginError> {
         let loaded = self
             .pool
-            .call_guest(|w| Box::pin(async move { w.guest.call_load(&mut w.store).await }))
+            .call_guest("load", |w| {
+                Box::pin(async move { w.guest.call_load(&mut w.store).await })
+            })
             .await?;
         let Some(keyset) = loaded else {
             return Ok(None);
@@ -111,7 +113,7 @@ impl Keyring for KeyringPlugin {
                 .collect(),
         });
         self.pool
-            .call_guest(move |w| {
+            .call_guest("store", move |w| {
                 Box::pin(async move { w.guest.call_store(&mut w.store, &wire.0).await })
             })
             .await

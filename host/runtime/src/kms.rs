@@ -89,7 +89,9 @@ impl Kms for KmsPlugin {
     async fn describe(&self) -> Result<KmsKey, PluginError> {
         let description = self
             .pool
-            .call_guest(|w| Box::pin(async move { w.guest.call_describe(&mut w.store).await }))
+            .call_guest("describe", |w| {
+                Box::pin(async move { w.guest.call_describe(&mut w.store).await })
+            })
             .await?;
         Ok(description.into())
     }
@@ -99,7 +101,7 @@ impl Kms for KmsPlugin {
         let aad = aad.to_vec();
         let wrapped = self
             .pool
-            .call_guest(move |w| {
+            .call_guest("wrap", move |w| {
                 Box::pin(async move { w.guest.call_wrap(&mut w.store, &plaintext, &aad).await })
             })
             .await?;
@@ -114,7 +116,7 @@ impl Kms for KmsPlugin {
         let aad = aad.to_vec();
         let plaintext = self
             .pool
-            .call_guest(move |w| {
+            .call_guest("unwrap", move |w| {
                 Box::pin(async move { w.guest.call_unwrap(&mut w.store, &blob, &aad).await })
             })
             .await?;
@@ -125,7 +127,9 @@ impl Kms for KmsPlugin {
     async fn rotate(&self) -> Result<KmsKey, PluginError> {
         let description = self
             .pool
-            .call_guest(|w| Box::pin(async move { w.guest.call_rotate(&mut w.store).await }))
+            .call_guest("rotate", |w| {
+                Box::pin(async move { w.guest.call_rotate(&mut w.store).await })
+            })
             .await?;
         Ok(description.into())
     }

@@ -22,6 +22,7 @@ mod error;
 pub mod keyring;
 pub mod kms;
 mod limits;
+pub mod metrics;
 mod plugin;
 mod pool;
 mod state;

@@ -78,7 +78,7 @@ pub(crate) struct Prepared {
     config: Arc<BTreeMap<String, String>>,
     grants: Arc<Grants>,
     log_budget: Arc<LogBudget>,
-    _core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
 }
 
 impl PluginKind {
@@ -197,7 +197,7 @@ impl Runtime {
             config: Arc::new(spec.config),
             grants: Arc::new(spec.grants),
             log_budget: Arc::new(LogBudget::default()),
-            _core: self.core.clone(),
+            core: self.core.clone(),
         })
     }
 }

@@ -16,6 +16,7 @@ use wasmtime::component::{Instance, InstancePre};
 
 use crate::bindings::types::Error as WitError;
 use crate::error::{LoadError, PluginError, PluginFailure};
+use crate::metrics::outcome;
 use crate::plugin::Prepared;
 use crate::state::PluginState;
 use crate::text;
@@ -77,8 +78,24 @@ impl<G: Send + 'static> Pool<G> {
         Ok(pool)
     }
 
-    /// Runs `call` and names the plugin in whatever error comes back.
-    pub async fn call_guest<R, F>(&self, call: F) -> Result<R, PluginError>
+    /// Runs `call` (of the export's `function`), names the plugin in
+    /// whatever error comes back, and counts the call in the runtime's
+    /// metrics.
+    pub async fn call_guest<R, F>(&self, function: &'static str, call: F) -> Result<R, PluginError>
+    where
+        F: for<'a> FnOnce(&'a mut Warm<G>) -> CallFuture<'a, Result<R, WitError>>,
+    {
+        let metrics = &self.prepared.core.calls;
+        let name = &self.prepared.name;
+        let started = std::time::Instant::now();
+        metrics.enter(name);
+        let result = self.answer(call).await;
+        metrics.leave(name);
+        metrics.record(name, function, outcome(&result), started.elapsed());
+        result
+    }
+
+    async fn answer<R, F>(&self, call: F) -> Result<R, PluginError>
     where
         F: for<'a> FnOnce(&'a mut Warm<G>) -> CallFuture<'a, Result<R, WitError>>,
     {

@@ -93,7 +93,7 @@ impl Storage for StoragePlugin {
         let key = key.to_owned();
         let entry = self
             .pool
-            .call_guest(move |w| {
+            .call_guest("get", move |w| {
                 Box::pin(async move { w.guest.call_get(&mut w.store, &key).await })
             })
             .await?;
@@ -108,7 +108,7 @@ impl Storage for StoragePlugin {
         let value = value.to_vec();
         let expected = wit::Expected::from(expected);
         self.pool
-            .call_guest(move |w| {
+            .call_guest("put", move |w| {
                 Box::pin(
                     async move { w.guest.call_put(&mut w.store, &key, &value, expected).await },
                 )
@@ -120,7 +120,7 @@ impl Storage for StoragePlugin {
         let key = key.to_owned();
         let expected = wit::Expected::from(expected);
         self.pool
-            .call_guest(move |w| {
+            .call_guest("delete", move |w| {
                 Box::pin(async move { w.guest.call_delete(&mut w.store, &key, expected).await })
             })
             .await
@@ -136,7 +136,7 @@ impl Storage for StoragePlugin {
         let after = after.map(str::to_owned);
         let page = self
             .pool
-            .call_guest(move |w| {
+            .call_guest("list", move |w| {
                 Box::pin(async move {
                     w.guest
                         .call_list(&mut w.store, &prefix, after.as_deref(), limit)

@@ -108,6 +108,7 @@ fn classify(method: &Method, target: &str) -> Action {
         (&Method::POST, ["v1", "sys", "janitor", "run"]) => action("janitor.run", None, None, None),
         (&Method::GET, ["v1", "sys", "health"]) => action("sys.health", None, None, None),
         (&Method::GET, ["v1", "sys", "plugins"]) => action("sys.plugins", None, None, None),
+        (&Method::GET, ["v1", "sys", "metrics"]) => action("sys.metrics", None, None, None),
         (&Method::POST, ["v1", "sys", "plugins", "reload"]) => {
             action("sys.plugins.reload", None, None, None)
         }
@@ -262,6 +263,7 @@ fn unavailable() -> ApiError {
 /// requests that change state, one more before they run); refuses to
 /// answer (503) when no audit sink can take a record.
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
     let id = request_id();
     request.extensions_mut().insert(RequestId(id.clone()));
     let target = request
@@ -371,6 +373,9 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    state
+        .metrics
+        .observe_request(action.name, response.status().as_u16(), started.elapsed());
     response
 }
 

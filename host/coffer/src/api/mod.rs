@@ -46,7 +46,14 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
     let body_limit = max_value_bytes
         .saturating_mul(6)
         .saturating_add(BODY_OVERHEAD);
+    let metrics = Router::new().route("/v1/sys/metrics", get(sys::metrics));
+    let (open_metrics, protected_metrics) = if state.metrics.unauthenticated() {
+        (metrics, Router::new())
+    } else {
+        (Router::new(), metrics)
+    };
     let protected = Router::new()
+        .merge(protected_metrics)
         .route("/v1/sys/plugins", get(sys::plugins))
         .route(
             "/v1/sys/plugins/reload",
@@ -94,6 +101,7 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .merge(open_metrics)
         .merge(protected)
         .merge(vault::routes(state.clone()))
         .fallback(sys::no_route)

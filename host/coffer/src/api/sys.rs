@@ -130,3 +130,26 @@ pub async fn no_route() -> ApiError {
 pub async fn no_method() -> ApiError {
     ApiError::method_not_allowed()
 }
+
+/// Prometheus metrics: needs `sys`, unless `[metrics] unauthenticated`
+/// (then the route sits outside authentication and `actor` is none).
+pub async fn metrics(
+    State(state): State<AppState>,
+    actor: Option<Extension<Actor>>,
+) -> Result<Response, ApiError> {
+    if !state.metrics.unauthenticated() {
+        let Some(Extension(actor)) = actor else {
+            return Err(ApiError::unauthorized());
+        };
+        actor.require_admin(Admin::Sys)?;
+    }
+    let body = state.metrics.render(&state);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response())
+}

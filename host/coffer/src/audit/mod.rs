@@ -174,6 +174,12 @@ impl Audit {
         !self.settings.enabled || self.healthy.load(Ordering::Relaxed)
     }
 
+    /// The sequence number of the last record this node's chain holds:
+    /// how many records it has written, across restarts.
+    pub fn sequence(&self) -> u64 {
+        self.chain.lock().unwrap_or_else(|p| p.into_inner()).seq
+    }
+
     /// Whether retention stopped at a file that does not verify.
     pub fn retention_blocked(&self) -> bool {
         self.retention_blocked.load(Ordering::Relaxed)

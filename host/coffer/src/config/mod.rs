@@ -21,7 +21,9 @@ use serde::Deserialize;
 
 pub use http_grant::{HttpAuthKind, HttpGrantSection};
 pub use plugin::{FileGrantSection, LimitsSection, PluginSection, SqlGrant};
-pub use sections::{AuditSection, HttpSection, JanitorSection, KeysSection, TlsSection};
+pub use sections::{
+    AuditSection, HttpSection, JanitorSection, KeysSection, MetricsSection, TlsSection,
+};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize)]
@@ -59,6 +61,8 @@ pub struct Config {
     pub http: HttpSection,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsSection>,
+    #[serde(default)]
+    pub metrics: MetricsSection,
 }
 
 fn default_listen() -> SocketAddr {

@@ -58,6 +58,16 @@ pub struct TlsSection {
     pub client_ca_file: Option<PathBuf>,
 }
 
+/// The `[metrics]` table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Serve `/v1/sys/metrics` without a token (for a scraper on a trusted
+    /// network); otherwise it needs the `sys` capability.
+    #[serde(default)]
+    pub unauthenticated: bool,
+}
+
 /// The `[keys]` table: data keys and key management.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,5 +204,5 @@ fn default_checkpoint_ms() -> u64 {
 }
 
 fn default_audit_exclude() -> Vec<String> {
-    vec!["sys.health".to_owned()]
+    vec!["sys.health".to_owned(), "sys.metrics".to_owned()]
 }

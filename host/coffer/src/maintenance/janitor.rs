@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use coffer_crypto::record::DataKeyStatus;
@@ -62,6 +63,31 @@ pub struct Janitor {
     lease: Arc<Lease>,
     settings: JanitorSettings,
     cursors: tokio::sync::Mutex<HashMap<String, Cursor>>,
+    counts: Counts,
+}
+
+/// What the janitor did since this node started, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JanitorCounts {
+    /// Cycles that ran under the lease.
+    pub cycles: u64,
+    /// Cycles left to another node holding the lease.
+    pub skipped: u64,
+    pub failed: u64,
+    pub data_keys_rewrapped: u64,
+    pub versions_moved: u64,
+    /// Versions or records that could not be moved (left for later).
+    pub left_behind: u64,
+}
+
+#[derive(Default)]
+struct Counts {
+    cycles: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    data_keys_rewrapped: AtomicU64,
+    versions_moved: AtomicU64,
+    left_behind: AtomicU64,
 }
 
 impl Janitor {
@@ -71,6 +97,21 @@ impl Janitor {
             lease,
             settings,
             cursors: tokio::sync::Mutex::new(HashMap::new()),
+            counts: Counts::default(),
+        }
+    }
+
+    /// What the janitor did since this node started.
+    pub fn counts(&self) -> JanitorCounts {
+        let c = &self.counts;
+        let get = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        JanitorCounts {
+            cycles: get(&c.cycles),
+            skipped: get(&c.skipped),
+            failed: get(&c.failed),
+            data_keys_rewrapped: get(&c.data_keys_rewrapped),
+            versions_moved: get(&c.versions_moved),
+            left_behind: get(&c.left_behind),
         }
     }
 
@@ -105,11 +146,31 @@ impl Janitor {
 
     /// One cycle, if this node can take the lease now.
     pub async fn cycle(&self) -> Result<CycleReport> {
-        let Some(mut guard) = self.lease.try_acquire().await? else {
+        let c = &self.counts;
+        let add = |n: &AtomicU64, by: u64| n.fetch_add(by, Ordering::Relaxed);
+        let Some(mut guard) = self.lease.try_acquire().await.inspect_err(|_| {
+            add(&c.failed, 1);
+        })?
+        else {
+            add(&c.skipped, 1);
             return Ok(CycleReport::default());
         };
         let result = self.cycle_leased(&mut guard).await;
         guard.release().await;
+        match &result {
+            Ok(report) => {
+                add(&c.cycles, 1);
+                add(&c.data_keys_rewrapped, report.data_keys_rewrapped);
+                add(&c.versions_moved, report.moved.versions);
+                add(
+                    &c.left_behind,
+                    report.moved.unreadable + report.moved.failed,
+                );
+            }
+            Err(_) => {
+                add(&c.failed, 1);
+            }
+        }
         result
     }
 

@@ -75,6 +75,11 @@ pub struct LivePlugins {
 }
 
 impl LivePlugins {
+    /// What the plugins' calls did, for metrics.
+    pub fn call_metrics(&self) -> Arc<coffer_runtime::metrics::CallMetrics> {
+        self.runtime.call_metrics()
+    }
+
     pub fn new(
         runtime: Runtime,
         storage: Arc<Live<dyn Storage>>,
