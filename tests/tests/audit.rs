@@ -482,6 +482,18 @@ async fn nothing_is_served_when_no_audit_sink_can_write() {
         (status, health["audit"].as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, Some("failing"))
     );
+    let (status, _) = server.call(Method::GET, "/v1/sys/ready", None).await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not ready without an audit trail"
+    );
+    let (status, _) = server.call(Method::GET, "/v1/sys/live", None).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "but alive: a restart would not help"
+    );
     assert!(server.log().contains("audit sink failed"));
     server.stop();
 

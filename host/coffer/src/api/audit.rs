@@ -18,6 +18,7 @@ use axum::{Extension, Json};
 use rand::RngCore;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::{ApiError, AppState, bearer};
 use crate::audit::record::{Entry, Record};
@@ -106,7 +107,9 @@ fn classify(method: &Method, target: &str) -> Action {
             action(kek_operation(operation), None, None, None)
         }
         (&Method::POST, ["v1", "sys", "janitor", "run"]) => action("janitor.run", None, None, None),
-        (&Method::GET, ["v1", "sys", "health"]) => action("sys.health", None, None, None),
+        (&Method::GET, ["v1", "sys", "health" | "live" | "ready"]) => {
+            action("sys.health", None, None, None)
+        }
         (&Method::GET, ["v1", "sys", "plugins"]) => action("sys.plugins", None, None, None),
         (&Method::GET, ["v1", "sys", "metrics"]) => action("sys.metrics", None, None, None),
         (&Method::POST, ["v1", "sys", "plugins", "reload"]) => {
@@ -353,7 +356,9 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         // written, nothing changes.
         unavailable().into_response()
     } else {
-        let response = next.run(request).await;
+        // Every line logged while the request runs carries its id.
+        let span = tracing::info_span!("request", id = %id);
+        let response = next.run(request).instrument(span).await;
         let status = response.status();
         let answered = entry(
             status,

@@ -101,6 +101,8 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/v1/sys/health", get(sys::health))
+        .route("/v1/sys/live", get(sys::live))
+        .route("/v1/sys/ready", get(sys::ready))
         .merge(open_metrics)
         .merge(protected)
         .merge(vault::routes(state.clone()))

@@ -36,6 +36,25 @@ pub async fn health(
     (status, Json(body)).into_response()
 }
 
+/// Liveness: the process answers. Touches nothing, so a storage or KMS
+/// outage does not get a healthy node restarted.
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// Readiness: plugins loaded and keys unwrapped (a serving node has
+/// both), storage and a KMS root answering, the audit trail writable.
+/// 503 while any of them is not, with the same details as health.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let (ok, body) = check_health(&state).await;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
 async fn check_health(state: &AppState) -> (bool, Value) {
     let storage_ok = match state.storage.get(layout::HEALTH_PROBE).await {
         Ok(_) => true,

@@ -45,6 +45,9 @@ enum Command {
         /// The data directory (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// How log lines look: `text`, or `json` (one object per line).
+        #[arg(long, env = "COFFER_LOG_FORMAT", value_enum, default_value_t = server::LogFormat::Text)]
+        log_format: server::LogFormat,
     },
     /// Read and write secrets on a running server.
     Secret {
@@ -156,7 +159,11 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Server { config, data_dir } => server::run(config, data_dir).await,
+            Command::Server {
+                config,
+                data_dir,
+                log_format,
+            } => server::run(config, data_dir, log_format).await,
             Command::Upgrade { config, data_dir } => upgrade::run(config, data_dir).await,
             Command::Secret {
                 connection,

@@ -1,5 +1,7 @@
 //! `coffer server`: load the configuration, start the engine, serve the API
-//! until SIGINT or SIGTERM; SIGHUP reloads the plugins.
+//! until SIGINT or SIGTERM; SIGHUP reloads the plugins. Logs go to stderr,
+//! as text or JSON lines, filtered by `COFFER_LOG` (else `RUST_LOG`, else
+//! `info`); a request's lines carry its id (the audit trail's).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +12,19 @@ use tracing_subscriber::EnvFilter;
 use crate::api;
 use crate::service::{Coffer, ConfigSource};
 
-pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
-    init_logging();
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub async fn run(
+    config_file: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    log_format: LogFormat,
+) -> ExitCode {
+    init_logging(log_format);
     let config = match super::load_config(config_file.as_deref(), data_dir.as_deref()) {
         Ok(config) => config,
         Err(exit) => return exit,
@@ -83,15 +96,21 @@ pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> Exi
     ExitCode::SUCCESS
 }
 
-pub(super) fn init_logging() {
-    let filter = EnvFilter::try_from_env("COFFER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a terminal: in a file, escape sequences are noise,
-    // and would hide any a plugin slipped in.
-    let _ = tracing_subscriber::fmt()
+pub(super) fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("COFFER_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => logger.json().with_current_span(true).try_init(),
+        // Colours only for a terminal: in a file, escape sequences are
+        // noise, and would hide any a plugin slipped in.
+        LogFormat::Text => logger
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 /// Reloads the plugins on every SIGHUP; the outcome goes to the log.

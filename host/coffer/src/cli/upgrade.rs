@@ -9,7 +9,7 @@ use crate::service::Foundation;
 use crate::store::format;
 
 pub async fn run(config_file: Option<PathBuf>, data_dir: Option<PathBuf>) -> ExitCode {
-    super::server::init_logging();
+    super::server::init_logging(super::server::LogFormat::Text);
     let config = match super::load_config(config_file.as_deref(), data_dir.as_deref()) {
         Ok(config) => config,
         Err(exit) => return exit,
