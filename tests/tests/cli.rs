@@ -215,3 +215,25 @@ fn a_missing_plugin_or_wrong_pin_stops_the_server_with_a_clear_message() {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
 }
+
+#[test]
+fn completions_cover_every_command_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_coffer()"),
+        ("zsh", "#compdef coffer"),
+        ("fish", "complete -c coffer"),
+    ] {
+        let output = std::process::Command::new(coffer_e2e::server::coffer_binary())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success() && script.contains(marker),
+            "{shell}: {script}"
+        );
+        for command in ["secret", "kek", "migrate", "undelete", "completions"] {
+            assert!(script.contains(command), "{shell} completes {command}");
+        }
+    }
+}

@@ -123,6 +123,9 @@ enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Print a shell completion script: `coffer completions bash >
+    /// /etc/bash_completion.d/coffer` (or zsh, fish).
+    Completions { shell: clap_complete::Shell },
     /// Create, list and revoke tokens on a running server.
     Token {
         #[command(flatten)]
@@ -147,6 +150,11 @@ fn load_config(
 /// Parses the command line and runs it.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(shell, &mut command, "coffer", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -178,6 +186,7 @@ pub fn main() -> ExitCode {
                 command,
             } => audit::run(connection, command).await,
             Command::Keyset { command } => keyset::run(command),
+            Command::Completions { .. } => ExitCode::SUCCESS,
             Command::Plugin { command } => plugin::run(command).await,
             Command::Migrate { connection, to } => migrate::run(connection, to).await,
             Command::Keys {
