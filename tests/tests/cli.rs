@@ -223,7 +223,7 @@ fn completions_cover_every_command_for_each_shell() {
         ("zsh", "#compdef coffer"),
         ("fish", "complete -c coffer"),
     ] {
-        let output = std::process::Command::new(coffer_e2e::server::coffer_binary())
+        let output = Command::new(coffer_binary())
             .args(["completions", shell])
             .output()
             .unwrap();
@@ -236,4 +236,53 @@ fn completions_cover_every_command_for_each_shell() {
             assert!(script.contains(command), "{shell} completes {command}");
         }
     }
+}
+
+#[test]
+fn config_check_shows_the_effective_configuration_without_its_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("coffer.toml");
+    std::fs::write(
+        &file,
+        "[storage]\nplugin = \"storage-sql\"\n[storage.sql]\nurl = \"postgres://coffer:hunter2@db.internal/coffer\"\n\
+         [keyring]\nplugin = \"keyring-file\"\nenv = [\"COFFER_KEK\"]\n[keyring.config]\nkey_env = \"COFFER_KEK\"\n\
+         rotation_key = \"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\"\n",
+    )
+    .unwrap();
+    let check = |file: &std::path::Path| {
+        Command::new(coffer_binary())
+            .args(["config", "check"])
+            .arg(file)
+            .env_remove("COFFER_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let output = check(&file);
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("AAECAwQF"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("postgres://coffer:<redacted>@db.internal/coffer"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("key_env = \"COFFER_KEK\""),
+        "a variable's name is no secret: {shown}"
+    );
+    assert!(
+        shown.contains("max_versions = 10"),
+        "defaults are filled in: {shown}"
+    );
+
+    std::fs::write(&file, "max_versions = 0\n").unwrap();
+    let output = check(&file);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_versions"));
 }

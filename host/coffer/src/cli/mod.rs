@@ -9,6 +9,7 @@
 
 mod audit;
 mod client;
+mod config;
 mod keys;
 mod keyset;
 mod lifecycle;
@@ -123,6 +124,11 @@ enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Validate a configuration file and show it as it takes effect.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
     /// Print a shell completion script: `coffer completions bash >
     /// /etc/bash_completion.d/coffer` (or zsh, fish).
     Completions { shell: clap_complete::Shell },
@@ -187,6 +193,7 @@ pub fn main() -> ExitCode {
             } => audit::run(connection, command).await,
             Command::Keyset { command } => keyset::run(command),
             Command::Completions { .. } => ExitCode::SUCCESS,
+            Command::Config { command } => config::run(command),
             Command::Plugin { command } => plugin::run(command).await,
             Command::Migrate { connection, to } => migrate::run(connection, to).await,
             Command::Keys {

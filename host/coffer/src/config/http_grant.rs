@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// How the host authenticates a plugin's requests.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum HttpAuthKind {
     /// Nothing added.
@@ -34,7 +34,7 @@ impl HttpAuthKind {
 }
 
 /// One `[<section>.http]` table.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpGrantSection {
     /// `https://host[:port]`: where every request of the plugin goes.

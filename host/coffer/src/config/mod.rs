@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use http_grant::{HttpAuthKind, HttpGrantSection};
 pub use plugin::{FileGrantSection, LimitsSection, PluginSection, SqlGrant};
@@ -26,7 +26,7 @@ pub use sections::{
 };
 
 /// The whole configuration.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP API listens on.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use coffer_runtime::Limits;
 
@@ -15,7 +15,7 @@ use super::http_grant::HttpGrantSection;
 
 /// A `[storage]`, `[keyring]` or `[kms]` section: which plugin and what it
 /// may use.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSection {
     /// A name from the plugin directory, or a path to a `.wasm` file.
@@ -23,7 +23,7 @@ pub struct PluginSection {
     /// SHA-256 (hex) the `.wasm` must have.
     pub sha256: Option<String>,
     /// Passed to the plugin; every scalar becomes its string form.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redacted_settings")]
     pub config: BTreeMap<String, toml::Value>,
     /// A database the host opens and lends the plugin (storage only).
     pub sql: Option<SqlGrant>,
@@ -121,7 +121,7 @@ impl PluginSection {
 }
 
 /// One `[<section>.files]` entry: `name = { path = "…", writable = false }`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileGrantSection {
     pub path: PathBuf,
@@ -148,10 +148,11 @@ impl std::fmt::Debug for PluginSection {
 }
 
 /// The `[<section>.sql]` grant.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SqlGrant {
     /// `sqlite://path` or `postgres://user:password@host/db`.
+    #[serde(serialize_with = "redacted_url")]
     pub url: String,
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
@@ -167,7 +168,7 @@ impl std::fmt::Debug for SqlGrant {
 }
 
 /// The `[<section>.limits]` table.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSection {
     #[serde(default = "default_memory_mb")]
@@ -220,4 +221,51 @@ fn default_timeout_ms() -> u64 {
 
 fn default_max_instances() -> usize {
     32
+}
+
+/// What `coffer config check` shows in place of a secret.
+const REDACTED: &str = "<redacted>";
+
+/// A plugin's settings with the values of those that may hold a secret
+/// (`key`, `secret`, `token`, `password`, … — not the `_env` and `_file`
+/// settings, which only name where one is) replaced.
+fn redacted_settings<S: serde::Serializer>(
+    settings: &BTreeMap<String, toml::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        !name.ends_with("_env")
+            && !name.ends_with("_file")
+            && ["key", "secret", "token", "pass", "credential"]
+                .iter()
+                .any(|word| name.contains(word))
+    };
+    let shown: BTreeMap<&String, toml::Value> = settings
+        .iter()
+        .map(|(name, value)| {
+            let value = if secret(name) {
+                toml::Value::String(REDACTED.to_owned())
+            } else {
+                value.clone()
+            };
+            (name, value)
+        })
+        .collect();
+    serde::Serialize::serialize(&shown, serializer)
+}
+
+/// A database URL without the password it may carry.
+fn redacted_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    let shown = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((credentials, host)) => {
+                let user = credentials.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:{REDACTED}@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    };
+    serializer.serialize_str(&shown)
 }

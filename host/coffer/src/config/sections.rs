@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[http]` table: what one client can make the server hold.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSection {
     /// Connections served at once; more wait in the listen backlog.
@@ -46,7 +46,7 @@ fn default_request_timeout_ms() -> u64 {
 /// The `[tls]` table: serve HTTPS (TLS 1.2 or 1.3) with this certificate,
 /// re-read when the files change, and with `client_ca_file`, ask every
 /// client for a certificate that CA issued (mutual TLS).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsSection {
     /// PEM: the server's certificate, then its chain.
@@ -59,7 +59,7 @@ pub struct TlsSection {
 }
 
 /// The `[metrics]` table.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsSection {
     /// Serve `/v1/sys/metrics` without a token (for a scraper on a trusted
@@ -69,7 +69,7 @@ pub struct MetricsSection {
 }
 
 /// The `[keys]` table: data keys and key management.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeysSection {
     /// Algorithm of new data keys: `AES256_GCM` (default) or `AES128_GCM`.
@@ -103,7 +103,7 @@ impl Default for KeysSection {
 }
 
 /// The `[janitor]` table: background re-wrapping onto Active keys.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JanitorSection {
     #[serde(default = "enabled")]
@@ -147,7 +147,7 @@ fn default_janitor_limit() -> u32 {
 }
 
 /// The `[audit]` table.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditSection {
     /// Turning the audit trail off is possible, and loudly reported.
