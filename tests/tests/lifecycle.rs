@@ -360,6 +360,16 @@ async fn each_change_needs_its_right_and_is_audited() {
         StatusCode::OK
     );
     assert_eq!(
+        as_app(
+            Method::PUT,
+            "app/db/metadata",
+            Some(json!({ "max_versions": 1 }))
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "shortening history below what is kept takes destroy"
+    );
+    assert_eq!(
         as_app(Method::DELETE, "app/db", None).await,
         StatusCode::NO_CONTENT
     );
@@ -407,7 +417,7 @@ async fn each_change_needs_its_right_and_is_audited() {
         done("secret.undelete"),
         [(200, "undeleted versions [2]".to_owned())]
     );
-    assert_eq!(done("secret.metadata.write").len(), 1);
+    assert_eq!(done("secret.metadata.write").len(), 2);
     assert_eq!(done("secret.metadata.read").len(), 1);
     let purges = done("secret.purge");
     assert_eq!(purges[0].0, 403);

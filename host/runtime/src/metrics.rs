@@ -72,18 +72,38 @@ impl CallMetrics {
         running.iter().map(|(p, n)| (p.clone(), *n)).collect()
     }
 
-    pub(crate) fn enter(&self, plugin: &Arc<str>) {
+    /// Counts a call of `plugin` as running until the guard is dropped
+    /// (also when the call's future is, cancelled mid-way).
+    pub(crate) fn enter<'a>(&'a self, plugin: &'a Arc<str>) -> Running<'a> {
         let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         *running.entry(plugin.clone()).or_default() += 1;
+        Running {
+            metrics: self,
+            plugin,
+        }
     }
+}
 
-    pub(crate) fn leave(&self, plugin: &Arc<str>) {
-        let mut running = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = running.get_mut(plugin) {
+/// A call counted as running.
+pub(crate) struct Running<'a> {
+    metrics: &'a CallMetrics,
+    plugin: &'a Arc<str>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self
+            .metrics
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(self.plugin) {
             *n = n.saturating_sub(1);
         }
     }
+}
 
+impl CallMetrics {
     pub(crate) fn record(
         &self,
         plugin: &Arc<str>,

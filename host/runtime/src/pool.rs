@@ -88,9 +88,9 @@ impl<G: Send + 'static> Pool<G> {
         let metrics = &self.prepared.core.calls;
         let name = &self.prepared.name;
         let started = std::time::Instant::now();
-        metrics.enter(name);
+        let running = metrics.enter(name);
         let result = self.answer(call).await;
-        metrics.leave(name);
+        drop(running);
         metrics.record(name, function, outcome(&result), started.elapsed());
         result
     }

@@ -149,9 +149,12 @@ pub async fn set_metadata(
         cas_required: body.cas_required,
         custom: body.custom_metadata,
     };
+    // Lowering max_versions below what is kept erases history on the next
+    // write: that takes `destroy`.
+    let may_shorten = actor.require(Capability::Destroy, &namespace).is_ok();
     let metadata = state
         .secrets
-        .set_metadata(&namespace, &name, change)
+        .set_metadata(&namespace, &name, change, may_shorten)
         .await?;
     Ok(metadata_view(&namespace, &name, &metadata))
 }

@@ -45,25 +45,33 @@ impl Tls {
     /// Watches `section`'s files and loads them again when one changes.
     pub async fn watch(self, section: TlsSection) {
         let mut seen = stamps(&section);
+        let mut reported = None;
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
             let now = stamps(&section);
             if now == seen {
                 continue;
             }
-            seen = now;
             match acceptor(&section) {
                 Ok(acceptor) => {
+                    // Only a load that worked is settled: a half-written
+                    // file is tried again until it loads.
+                    seen = now;
                     match self.current.write() {
                         Ok(mut current) => *current = acceptor,
                         Err(poisoned) => *poisoned.into_inner() = acceptor,
                     }
                     tracing::info!("TLS certificate files changed; new connections use them");
                 }
-                Err(error) => tracing::error!(
-                    %error,
-                    "TLS certificate files changed but do not load; still serving the previous ones"
-                ),
+                // Reported once per change of the files, tried every time.
+                Err(error) if reported.as_ref() != Some(&now) => {
+                    tracing::error!(
+                        %error,
+                        "TLS certificate files changed but do not load; still serving the previous ones"
+                    );
+                    reported = Some(now);
+                }
+                Err(_) => {}
             }
         }
     }

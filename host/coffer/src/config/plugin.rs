@@ -226,28 +226,21 @@ fn default_max_instances() -> usize {
 /// What `coffer config check` shows in place of a secret.
 const REDACTED: &str = "<redacted>";
 
-/// A plugin's settings with the values of those that may hold a secret
-/// (`key`, `secret`, `token`, `password`, … — not the `_env` and `_file`
-/// settings, which only name where one is) replaced.
+/// A plugin's settings with every value replaced but those of `_env` and
+/// `_file` settings, which only name where a secret is: what a setting
+/// holds is the plugin's business, so none is assumed harmless.
 fn redacted_settings<S: serde::Serializer>(
     settings: &BTreeMap<String, toml::Value>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let secret = |name: &str| {
-        let name = name.to_ascii_lowercase();
-        !name.ends_with("_env")
-            && !name.ends_with("_file")
-            && ["key", "secret", "token", "pass", "credential"]
-                .iter()
-                .any(|word| name.contains(word))
-    };
     let shown: BTreeMap<&String, toml::Value> = settings
         .iter()
         .map(|(name, value)| {
-            let value = if secret(name) {
-                toml::Value::String(REDACTED.to_owned())
-            } else {
+            let names_a_place = name.ends_with("_env") || name.ends_with("_file");
+            let value = if names_a_place {
                 value.clone()
+            } else {
+                toml::Value::String(REDACTED.to_owned())
             };
             (name, value)
         })
@@ -255,17 +248,58 @@ fn redacted_settings<S: serde::Serializer>(
     serde::Serialize::serialize(&shown, serializer)
 }
 
-/// A database URL without the password it may carry.
+/// A database URL without the password it may carry, in its user part
+/// (up to the authority's last `@`) or its query (`password`,
+/// `sslpassword`).
 fn redacted_url<S: serde::Serializer>(url: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    let shown = match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((credentials, host)) => {
-                let user = credentials.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:{REDACTED}@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+    serializer.serialize_str(&redact_url(url))
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
     };
-    serializer.serialize_str(&shown)
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rfind('@') {
+        Some(at) => {
+            let user = authority[..at].split(':').next().unwrap_or_default();
+            format!("{user}:{REDACTED}@{}", &authority[at + 1..])
+        }
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}={REDACTED}")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn no_part_of_a_password_survives() {
+        assert_eq!(
+            redact_url("postgres://u:p@ss@host:5432/db?sslmode=require&password=x&sslpassword=y"),
+            "postgres://u:<redacted>@host:5432/db?sslmode=require&password=<redacted>&sslpassword=<redacted>"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/coffer/coffer.db"),
+            "sqlite:///var/lib/coffer/coffer.db"
+        );
+        assert_eq!(redact_url("postgres://host/db"), "postgres://host/db");
+    }
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use coffer_crypto::record::{SecretMeta, SecretRecord, VersionEntry};
 
-use super::{Secrets, check_name, check_namespace};
+use super::{Secrets, check_name, check_namespace, check_new_name};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::{Change, layout};
@@ -183,15 +183,17 @@ impl Secrets {
 
     /// Changes the secret's metadata, creating the secret (without
     /// versions) when there is none. A lower `max_versions` drops older
-    /// versions on the next write.
+    /// versions on the next write: unless `may_shorten` (the caller holds
+    /// `destroy`), it may not go below the versions kept now.
     pub async fn set_metadata(
         &self,
         namespace: &str,
         name: &str,
         change: MetadataChange,
+        may_shorten: bool,
     ) -> Result<Metadata> {
         check_namespace(namespace)?;
-        check_name(name)?;
+        check_new_name(name)?;
         let server = self.settings.max_versions;
         if let Some(max) = change.max_versions
             && max > server
@@ -211,8 +213,19 @@ impl Secrets {
                 |mut record: SecretRecord, _| {
                     let change = change.clone();
                     async move {
+                        let kept = record.versions.len();
                         let meta = &mut record.meta;
                         if let Some(max) = change.max_versions {
+                            let after = effective_max_versions(
+                                &SecretMeta {
+                                    max_versions: max,
+                                    ..SecretMeta::default()
+                                },
+                                server,
+                            );
+                            if !may_shorten && (after as usize) < kept {
+                                return Err(Error::Forbidden);
+                            }
                             meta.max_versions = max;
                         }
                         if let Some(required) = change.cas_required {

@@ -21,7 +21,7 @@ pub use lifecycle::{
 };
 pub use names::{
     MAX_NAME_BYTES, MAX_NAMESPACE_BYTES, SecretOperation, check_name, check_namespace,
-    check_prefix, split_operation,
+    check_new_name, check_prefix, split_operation,
 };
 pub use rewrap::{Mode, Moved};
 
@@ -55,6 +55,8 @@ pub struct Written {
 pub struct NamePage {
     pub names: Vec<String>,
     pub next: Option<String>,
+    /// Records looked at for this page, purged ones included.
+    pub scanned: usize,
 }
 
 /// Settings of the secrets service.
@@ -107,7 +109,7 @@ impl Secrets {
         cas: Option<u32>,
     ) -> Result<Written> {
         check_namespace(namespace)?;
-        check_name(name)?;
+        check_new_name(name)?;
         if value.len() > self.settings.max_value_bytes {
             return Err(Error::Invalid(format!(
                 "value is {} bytes; the limit is {}",
@@ -277,6 +279,7 @@ impl Secrets {
         Ok(NamePage {
             names,
             next: page.next.as_deref().and_then(strip),
+            scanned: page.keys.len(),
         })
     }
 

@@ -63,9 +63,7 @@ pub fn split_operation(path: &str) -> (&str, SecretOperation) {
 }
 
 /// A secret name: 1–512 bytes of `/`-separated segments, none empty, `.`
-/// or `..`, and no control or invisible formatting characters. Its last
-/// segment is not a word that addresses an operation
-/// ([`SecretOperation::RESERVED`]).
+/// or `..`, and no control or invisible formatting characters.
 pub fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(Error::Invalid(format!(
@@ -82,6 +80,15 @@ pub fn check_name(name: &str) -> Result<()> {
                 .to_owned(),
         ));
     }
+    Ok(())
+}
+
+/// A name a new secret may take: [`check_name`], and its last segment not a
+/// word that addresses an operation ([`SecretOperation::RESERVED`]), so
+/// the native API can always reach it. (Names stored before the words
+/// were reserved stay readable, and reachable through the KV v2 API.)
+pub fn check_new_name(name: &str) -> Result<()> {
+    check_name(name)?;
     let last = name.rsplit('/').next().unwrap_or(name);
     if SecretOperation::RESERVED
         .iter()
@@ -207,9 +214,13 @@ mod tests {
             split_operation("metadata/x"),
             ("metadata/x", SecretOperation::Value)
         );
-        assert!(check_name("app/metadata").is_err());
-        assert!(check_name("destroy").is_err());
-        assert!(check_name("metadata/app").is_ok());
-        assert!(check_name("app/destroyed").is_ok());
+        assert!(check_new_name("app/metadata").is_err());
+        assert!(check_new_name("destroy").is_err());
+        assert!(
+            check_name("app/metadata").is_ok(),
+            "an older secret stays reachable"
+        );
+        assert!(check_new_name("metadata/app").is_ok());
+        assert!(check_new_name("app/destroyed").is_ok());
     }
 }

@@ -20,7 +20,7 @@ use super::{envelope, value, versions};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
 use crate::error::Error;
-use crate::secrets::{MAX_LIST_LIMIT, MetadataChange, VersionState, Written};
+use crate::secrets::{MAX_LIST_LIMIT, MAX_NAME_BYTES, MetadataChange, VersionState, Written};
 
 /// How often a patch re-reads and merges after losing a race to a writer.
 const PATCH_ATTEMPTS: usize = 5;
@@ -258,6 +258,18 @@ pub async fn patch(
         body.data
             .ok_or_else(|| ApiError::bad_request("no data provided"))?,
     );
+    if body.options.cas.is_none()
+        && state
+            .secrets
+            .metadata(&mount, &path)
+            .await?
+            .meta
+            .cas_required
+    {
+        return Err(ApiError::bad_request(
+            "check-and-set parameter required for this call",
+        ));
+    }
     for _ in 0..PATCH_ATTEMPTS {
         let (data, metadata) = match version_data(&state, &request_id, &mount, &path, 0).await? {
             Ok(found) => found,
@@ -296,8 +308,18 @@ pub async fn delete_latest(
 ) -> Result<Response, ApiError> {
     let (mount, path) = kv_path(path)?;
     actor.require(Capability::Delete, &mount)?;
-    state.secrets.delete(&mount, &path).await?;
+    // Vault answers 204 whether or not there was a version to delete.
+    absent_is_fine(state.secrets.delete(&mount, &path).await)?;
     Ok(no_content(None))
+}
+
+/// Vault answers a change of a missing secret as done: nothing to change.
+fn absent_is_fine<T>(result: Result<T, Error>) -> Result<Option<T>, ApiError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn versions_of(body: Body) -> Result<Vec<u32>, ApiError> {
@@ -322,7 +344,8 @@ pub async fn delete_versions(
     let (mount, path) = kv_path(path)?;
     actor.require(Capability::Delete, &mount)?;
     let asked = versions_of(body)?;
-    let changed = state.secrets.delete_versions(&mount, &path, &asked).await?;
+    let changed = absent_is_fine(state.secrets.delete_versions(&mount, &path, &asked).await)?
+        .unwrap_or_default();
     Ok(no_content(list_note("deleted", &changed)))
 }
 
@@ -335,7 +358,8 @@ pub async fn undelete(
     let (mount, path) = kv_path(path)?;
     actor.require(Capability::Delete, &mount)?;
     let asked = versions_of(body)?;
-    let changed = state.secrets.undelete(&mount, &path, &asked).await?;
+    let changed =
+        absent_is_fine(state.secrets.undelete(&mount, &path, &asked).await)?.unwrap_or_default();
     Ok(no_content(list_note("undeleted", &changed)))
 }
 
@@ -348,7 +372,8 @@ pub async fn destroy(
     let (mount, path) = kv_path(path)?;
     actor.require(Capability::Destroy, &mount)?;
     let asked = versions_of(body)?;
-    let changed = state.secrets.destroy(&mount, &path, &asked).await?;
+    let changed =
+        absent_is_fine(state.secrets.destroy(&mount, &path, &asked).await)?.unwrap_or_default();
     if !changed.is_empty() {
         state.keys.shred().await;
     }
@@ -454,7 +479,7 @@ async fn list(
             .secrets
             .list(mount, &prefix, after.as_deref(), MAX_LIST_LIMIT)
             .await?;
-        looked_at += page.names.len();
+        looked_at += page.scanned;
         let mut last_folder = None;
         for name in &page.names {
             let Some(rest) = name.strip_prefix(&prefix) else {
@@ -475,10 +500,11 @@ async fn list(
                 "more than {MAX_LISTED_NAMES} names under this path: list a narrower one"
             )));
         }
-        // A page that ends inside a folder: go on after everything in it.
+        // A page that ends inside a folder: go on after everything in it
+        // (when the cursor that takes stays within a name's length).
         after = Some(match last_folder {
-            Some(folder) => format!("{folder}\u{10FFFF}"),
-            None => next,
+            Some(folder) if folder.len() + 4 <= MAX_NAME_BYTES => format!("{folder}\u{10FFFF}"),
+            _ => next,
         });
     }
     if keys.is_empty() {
@@ -510,7 +536,11 @@ pub async fn metadata_write(
         cas_required: body.cas_required,
         custom: body.custom_metadata,
     };
-    state.secrets.set_metadata(&mount, &path, change).await?;
+    let may_shorten = actor.require(Capability::Destroy, &mount).is_ok();
+    state
+        .secrets
+        .set_metadata(&mount, &path, change, may_shorten)
+        .await?;
     Ok(no_content(None))
 }
 

@@ -42,6 +42,10 @@ pub async fn ui_mount(
     let Path(path) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let namespace = path.split('/').next().unwrap_or_default();
     check_namespace(namespace)?;
+    // These names are the native API's: no KV v2 mount answers there.
+    if ["secrets", "sys", "keys", "audit", "auth"].contains(&namespace) {
+        return Err(ApiError::not_found("no KV v2 mount there"));
+    }
     Ok(envelope(&request_id, mount_entry(namespace)))
 }
 
