@@ -17,6 +17,7 @@ use super::secrets::body_error;
 use super::{ApiError, AppState, AuditNote};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
+use crate::error::Error;
 use crate::secrets::{Metadata, MetadataChange};
 
 /// The body of an undelete or a destroy.
@@ -69,6 +70,60 @@ struct VersionView {
     destroyed_at: Option<String>,
 }
 
+/// A change of some of a secret's versions, as both APIs offer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum VersionChange {
+    Delete,
+    Undelete,
+    Destroy,
+}
+
+impl VersionChange {
+    /// The right it takes: who may hide versions may bring them back.
+    pub(super) fn capability(self) -> Capability {
+        match self {
+            VersionChange::Delete | VersionChange::Undelete => Capability::Delete,
+            VersionChange::Destroy => Capability::Destroy,
+        }
+    }
+
+    /// What it did, for the audit note.
+    fn verb(self) -> &'static str {
+        match self {
+            VersionChange::Delete => "deleted",
+            VersionChange::Undelete => "undeleted",
+            VersionChange::Destroy => "destroyed",
+        }
+    }
+
+    /// Applies the change to `versions` (shredding what a destroy freed);
+    /// the versions it changed.
+    pub(super) async fn apply(
+        self,
+        state: &AppState,
+        namespace: &str,
+        name: &str,
+        versions: &[u32],
+    ) -> Result<Vec<u32>, Error> {
+        let secrets = &state.secrets;
+        let changed = match self {
+            VersionChange::Delete => secrets.delete_versions(namespace, name, versions).await?,
+            VersionChange::Undelete => secrets.undelete(namespace, name, versions).await?,
+            VersionChange::Destroy => secrets.destroy(namespace, name, versions).await?,
+        };
+        if self == VersionChange::Destroy && !changed.is_empty() {
+            state.keys.shred().await;
+        }
+        Ok(changed)
+    }
+
+    /// The audit note of the versions it changed.
+    pub(super) fn note(self, changed: &[u32]) -> AuditNote {
+        let list: Vec<String> = changed.iter().map(u32::to_string).collect();
+        AuditNote(format!("{} versions [{}]", self.verb(), list.join(",")))
+    }
+}
+
 fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(body_error)?;
     serde_json::from_slice(&body)
@@ -109,21 +164,6 @@ fn metadata_view(namespace: &str, name: &str, metadata: &Metadata) -> Response {
     Json(view).into_response()
 }
 
-/// The answer to a change of versions, noted in the audit trail.
-fn changed(namespace: &str, name: &str, verb: &str, versions: &[u32]) -> Response {
-    let mut response = Json(Changed {
-        namespace,
-        name,
-        versions,
-    })
-    .into_response();
-    let list: Vec<String> = versions.iter().map(u32::to_string).collect();
-    response
-        .extensions_mut()
-        .insert(AuditNote(format!("{verb} versions [{}]", list.join(","))));
-    response
-}
-
 pub async fn metadata(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -160,39 +200,48 @@ pub async fn set_metadata(
 }
 
 pub async fn undelete(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    state: State<AppState>,
+    actor: Extension<Actor>,
     namespace: String,
     name: String,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    // Who may hide versions may bring them back.
-    actor.require(Capability::Delete, &namespace)?;
-    let body: VersionsBody = json_body(body)?;
-    let versions = state
-        .secrets
-        .undelete(&namespace, &name, &body.versions)
-        .await?;
-    Ok(changed(&namespace, &name, "undeleted", &versions))
+    change_versions(state, actor, namespace, name, body, VersionChange::Undelete).await
 }
 
 pub async fn destroy(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    namespace: String,
+    name: String,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    change_versions(state, actor, namespace, name, body, VersionChange::Destroy).await
+}
+
+/// Undeletes or destroys the versions the body names; answers with those
+/// it changed, noted in the audit trail.
+async fn change_versions(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     namespace: String,
     name: String,
     body: Result<Bytes, BytesRejection>,
+    change: VersionChange,
 ) -> Result<Response, ApiError> {
-    actor.require(Capability::Destroy, &namespace)?;
+    actor.require(change.capability(), &namespace)?;
     let body: VersionsBody = json_body(body)?;
-    let versions = state
-        .secrets
-        .destroy(&namespace, &name, &body.versions)
+    let versions = change
+        .apply(&state, &namespace, &name, &body.versions)
         .await?;
-    if !versions.is_empty() {
-        state.keys.shred().await;
-    }
-    Ok(changed(&namespace, &name, "destroyed", &versions))
+    let mut response = Json(Changed {
+        namespace: &namespace,
+        name: &name,
+        versions: &versions,
+    })
+    .into_response();
+    response.extensions_mut().insert(change.note(&versions));
+    Ok(response)
 }
 
 pub async fn purge(

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use super::super::lifecycle::VersionChange;
 use super::super::secrets::{body_error, note_pruned, query_error};
 use super::super::{ApiError, AppState, AuditNote, RequestId};
 use super::{envelope, value, versions};
@@ -330,54 +331,50 @@ fn versions_of(body: Body) -> Result<Vec<u32>, ApiError> {
     Ok(body.versions)
 }
 
-fn list_note(verb: &str, versions: &[u32]) -> Option<String> {
-    let list: Vec<String> = versions.iter().map(u32::to_string).collect();
-    Some(format!("{verb} versions [{}]", list.join(",")))
-}
-
 pub async fn delete_versions(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    state: State<AppState>,
+    actor: Extension<Actor>,
     path: KvPath,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Delete, &mount)?;
-    let asked = versions_of(body)?;
-    let changed = absent_is_fine(state.secrets.delete_versions(&mount, &path, &asked).await)?
-        .unwrap_or_default();
-    Ok(no_content(list_note("deleted", &changed)))
+    change_versions(state, actor, path, body, VersionChange::Delete).await
 }
 
 pub async fn undelete(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
+    state: State<AppState>,
+    actor: Extension<Actor>,
     path: KvPath,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Delete, &mount)?;
-    let asked = versions_of(body)?;
-    let changed =
-        absent_is_fine(state.secrets.undelete(&mount, &path, &asked).await)?.unwrap_or_default();
-    Ok(no_content(list_note("undeleted", &changed)))
+    change_versions(state, actor, path, body, VersionChange::Undelete).await
 }
 
 pub async fn destroy(
+    state: State<AppState>,
+    actor: Extension<Actor>,
+    path: KvPath,
+    body: Body,
+) -> Result<Response, ApiError> {
+    change_versions(state, actor, path, body, VersionChange::Destroy).await
+}
+
+/// `delete`, `undelete` and `destroy` of the versions the body names; 204
+/// even when the secret is missing, as Vault answers.
+async fn change_versions(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     path: KvPath,
     body: Body,
+    change: VersionChange,
 ) -> Result<Response, ApiError> {
     let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Destroy, &mount)?;
+    actor.require(change.capability(), &mount)?;
     let asked = versions_of(body)?;
     let changed =
-        absent_is_fine(state.secrets.destroy(&mount, &path, &asked).await)?.unwrap_or_default();
-    if !changed.is_empty() {
-        state.keys.shred().await;
-    }
-    Ok(no_content(list_note("destroyed", &changed)))
+        absent_is_fine(change.apply(&state, &mount, &path, &asked).await)?.unwrap_or_default();
+    let mut response = no_content(None);
+    response.extensions_mut().insert(change.note(&changed));
+    Ok(response)
 }
 
 pub async fn metadata_get(
