@@ -11,11 +11,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
-use super::super::lifecycle::VersionChange;
-use super::super::secrets::{body_error, note_pruned, query_error};
+use super::super::lifecycle::{VersionChange, json_body};
+use super::super::secrets::{note_pruned, query_error};
 use super::super::{ApiError, AppState, AuditNote, RequestId};
 use super::{envelope, value, versions};
 use crate::auth::{Actor, Capability};
@@ -79,12 +78,6 @@ struct MetadataBody {
 fn kv_path(path: KvPath) -> Result<(String, String), ApiError> {
     path.map(|Path(p)| p)
         .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let body = body.map_err(body_error)?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 fn no_content(note: Option<String>) -> Response {
