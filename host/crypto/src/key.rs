@@ -72,6 +72,30 @@ impl FromStr for Algorithm {
     }
 }
 
+/// Written as its Tink template name.
+impl serde::Serialize for Algorithm {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Read from a Tink template name, in any ASCII case.
+impl<'de> serde::Deserialize<'de> for Algorithm {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let name = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        name.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown algorithm {name:?}: expected AES256_GCM or AES128_GCM"
+            ))
+        })
+    }
+}
+
 /// Raw symmetric key bytes whose length is valid for an [`Algorithm`].
 ///
 /// Equality is constant time so comparing keys leaks nothing through timing.

@@ -5,20 +5,17 @@
 //! `read` to export a key (whoever holds the transport keyset can open it),
 //! `destroy` to force-destroy a key secrets still use.
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use coffer_crypto::Algorithm;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use zeroize::Zeroizing;
 
-use super::secrets::{body_error, query_error};
+use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
 use super::{ApiError, AppState};
-use crate::auth::{Actor, Admin, Capability};
+use crate::auth::{Actor, Capability};
 use crate::keys::transport::ExportedKey;
 use crate::maintenance::ReencryptRequest;
 
@@ -31,42 +28,30 @@ pub struct ListQuery {
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct RotateBody {
-    algorithm: Option<String>,
+pub struct RotateBody {
+    algorithm: Option<Algorithm>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
-    /// `destroy` only: destroy even though secret versions still use the key.
+pub struct DestroyBody {
+    /// Destroy even though secret versions still use the key.
     #[serde(default)]
     force: bool,
-    /// `export` only: the transport keyset, Tink JSON (as text or object).
-    transport: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ImportBody {
+pub struct ExportBody {
+    /// The transport keyset, Tink JSON (as text or object).
+    transport: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
     transport: serde_json::Value,
     key: ExportedKey,
-}
-
-type Body = Result<Bytes, BytesRejection>;
-
-/// Parses a JSON body; an empty body is `{}`.
-fn json_body<T: DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
-    let body = body.map_err(body_error)?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
-fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, ApiError> {
-    path.map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// The transport keyset's JSON text, given either as a string or inline.
@@ -83,11 +68,8 @@ fn ok(value: impl serde::Serialize) -> Response {
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysRead)?;
-    let Query(query) = query.map_err(query_error)?;
     let (namespaces, next) = state
         .keys
         .list(query.after.as_deref(), query.limit.unwrap_or(100))
@@ -95,13 +77,12 @@ pub async fn list(
     Ok(ok(json!({ "namespaces": namespaces, "next": next })))
 }
 
+/// A namespace's keys; which secrets each protects only with `list` on it.
 pub async fn show(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    namespace: Result<Path<String>, PathRejection>,
+    PathParams(namespace): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysRead)?;
-    let namespace = path(namespace)?;
     let shown = state.keys.show(&namespace).await?;
     if actor.require(Capability::List, &namespace).is_ok() {
         Ok(ok(shown))
@@ -110,105 +91,92 @@ pub async fn show(
     }
 }
 
-/// `POST /v1/keys/{namespace}/{operation}`: rotate, reencrypt, import.
-pub async fn namespace_operation(
+pub async fn rotate(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    target: Result<Path<(String, String)>, PathRejection>,
-    body: Body,
+    PathParams(namespace): PathParams<String>,
+    OptionalJsonBody(body): OptionalJsonBody<RotateBody>,
 ) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysManage)?;
-    let (namespace, operation) = path(target)?;
-    match operation.as_str() {
-        "rotate" => {
-            let body: RotateBody = json_body(body)?;
-            let algorithm = body
-                .algorithm
-                .map(|a| {
-                    a.parse::<Algorithm>().map_err(|_| {
-                        ApiError::bad_request("algorithm must be AES256_GCM or AES128_GCM")
-                    })
-                })
-                .transpose()?;
-            Ok(ok(state.keys.rotate(&namespace, algorithm).await?))
-        }
-        "reencrypt" => {
-            let body: ReencryptRequest = json_body(body)?;
-            Ok(ok(state.keys.reencrypt(&namespace, body).await?))
-        }
-        "import" => {
-            let body = body.map_err(body_error)?;
-            let body: ImportBody = serde_json::from_slice(&body)
-                .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
-            let transport = transport_text(body.transport);
-            Ok(ok(state
-                .keys
-                .import(&namespace, &transport, &body.key)
-                .await?))
-        }
-        _ => Err(ApiError::not_found("no such key operation")),
-    }
+    Ok(ok(state.keys.rotate(&namespace, body.algorithm).await?))
 }
 
-/// `POST /v1/keys/{namespace}/{id}/{action}`: deprecate, inactivate,
-/// destroy, export.
-pub async fn key_action(
+pub async fn reencrypt(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    target: Result<Path<(String, u32, String)>, PathRejection>,
-    body: Body,
+    PathParams(namespace): PathParams<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReencryptRequest>,
 ) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysManage)?;
-    let (namespace, id, action) = path(target)?;
-    let body: ActionBody = json_body(body)?;
-    match action.as_str() {
-        "deprecate" => Ok(ok(state.keys.deprecate(&namespace, id).await?)),
-        "inactivate" => Ok(ok(state.keys.inactivate(&namespace, id).await?)),
-        "destroy" => {
-            if body.force {
-                actor.require(Capability::Destroy, &namespace)?;
-            }
-            Ok(ok(state.keys.destroy(&namespace, id, body.force).await?))
-        }
-        "export" => {
-            actor.require(Capability::Read, &namespace)?;
-            let transport = body.transport.map(transport_text).ok_or_else(|| {
-                ApiError::bad_request("transport: the transport keyset is required")
-            })?;
-            Ok(ok(state.keys.export(&namespace, id, &transport).await?))
-        }
-        _ => Err(ApiError::not_found("no such key action")),
-    }
+    Ok(ok(state.keys.reencrypt(&namespace, body).await?))
 }
 
-pub async fn kek_status(
+pub async fn import(
+    State(state): State<AppState>,
+    PathParams(namespace): PathParams<String>,
+    JsonBody(body): JsonBody<ImportBody>,
+) -> Result<Response, ApiError> {
+    let transport = transport_text(body.transport);
+    Ok(ok(state
+        .keys
+        .import(&namespace, &transport, &body.key)
+        .await?))
+}
+
+pub async fn deprecate(
+    State(state): State<AppState>,
+    PathParams((namespace, id)): PathParams<(String, u32)>,
+) -> Result<Response, ApiError> {
+    Ok(ok(state.keys.deprecate(&namespace, id).await?))
+}
+
+pub async fn inactivate(
+    State(state): State<AppState>,
+    PathParams((namespace, id)): PathParams<(String, u32)>,
+) -> Result<Response, ApiError> {
+    Ok(ok(state.keys.inactivate(&namespace, id).await?))
+}
+
+/// Destroys a key; with `force` even though secret versions still use it,
+/// which takes `destroy` on the namespace too.
+pub async fn destroy(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
+    PathParams((namespace, id)): PathParams<(String, u32)>,
+    OptionalJsonBody(body): OptionalJsonBody<DestroyBody>,
 ) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysRead)?;
+    if body.force {
+        actor.require(Capability::Destroy, &namespace)?;
+    }
+    Ok(ok(state.keys.destroy(&namespace, id, body.force).await?))
+}
+
+/// Exports a key wrapped to a transport keyset; takes `read` on the
+/// namespace too.
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    PathParams((namespace, id)): PathParams<(String, u32)>,
+    JsonBody(body): JsonBody<ExportBody>,
+) -> Result<Response, ApiError> {
+    actor.require(Capability::Read, &namespace)?;
+    let transport = transport_text(body.transport);
+    Ok(ok(state.keys.export(&namespace, id, &transport).await?))
+}
+
+pub async fn kek_status(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.keys.kek_status().await?))
 }
 
-/// `POST /v1/sys/kek/{operation}`: rotate, rewrap, reload.
-pub async fn kek_operation(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    operation: Result<Path<String>, PathRejection>,
-) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysManage)?;
-    match path(operation)?.as_str() {
-        "rotate" => Ok(ok(state.keys.kek_rotate().await?)),
-        "rewrap" => Ok(ok(state.keys.kek_rewrap().await?)),
-        "reload" => Ok(ok(state.keys.kek_reload().await?)),
-        _ => Err(ApiError::not_found("no such KEK operation")),
-    }
+pub async fn kek_rotate(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(ok(state.keys.kek_rotate().await?))
 }
 
-/// `POST /v1/sys/janitor/run`: one janitor cycle now.
-pub async fn run_janitor(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-) -> Result<Response, ApiError> {
-    actor.require_admin(Admin::KeysManage)?;
+pub async fn kek_rewrap(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(ok(state.keys.kek_rewrap().await?))
+}
+
+pub async fn kek_reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(ok(state.keys.kek_reload().await?))
+}
+
+/// One janitor cycle now.
+pub async fn run_janitor(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.janitor.cycle().await?))
 }

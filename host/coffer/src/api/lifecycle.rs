@@ -4,16 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::secrets::body_error;
+use super::action::Target;
 use super::{ApiError, AppState, AuditNote};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
@@ -23,14 +19,14 @@ use crate::secrets::{Metadata, MetadataChange};
 /// The body of an undelete or a destroy.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct VersionsBody {
+pub struct VersionsBody {
     versions: Vec<u32>,
 }
 
 /// The body of a metadata change: fields left out stay as they are.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct MetadataBody {
+pub struct MetadataBody {
     max_versions: Option<u32>,
     cas_required: Option<bool>,
     custom_metadata: Option<BTreeMap<String, String>>,
@@ -79,14 +75,6 @@ pub(super) enum VersionChange {
 }
 
 impl VersionChange {
-    /// The right it takes: who may hide versions may bring them back.
-    pub(super) fn capability(self) -> Capability {
-        match self {
-            VersionChange::Delete | VersionChange::Undelete => Capability::Delete,
-            VersionChange::Destroy => Capability::Destroy,
-        }
-    }
-
     /// What it did, for the audit note.
     fn verb(self) -> &'static str {
         match self {
@@ -124,15 +112,6 @@ impl VersionChange {
     }
 }
 
-/// A JSON body, with rejections as the API's errors.
-pub(super) fn json_body<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let body = body.map_err(body_error)?;
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
-}
-
 fn timestamp(ms: i64) -> Option<String> {
     (ms != 0).then(|| rfc3339(ms))
 }
@@ -167,26 +146,19 @@ fn metadata_view(namespace: &str, name: &str, metadata: &Metadata) -> Response {
     Json(view).into_response()
 }
 
-pub async fn metadata(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-) -> Result<Response, ApiError> {
-    actor.require(Capability::Read, &namespace)?;
-    let metadata = state.secrets.metadata(&namespace, &name).await?;
-    Ok(metadata_view(&namespace, &name, &metadata))
+pub async fn metadata(state: &AppState, target: &Target) -> Result<Response, ApiError> {
+    let (namespace, name) = (target.namespace(), target.name());
+    let metadata = state.secrets.metadata(namespace, name).await?;
+    Ok(metadata_view(namespace, name, &metadata))
 }
 
 pub async fn set_metadata(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-    body: Result<Bytes, BytesRejection>,
+    state: &AppState,
+    actor: &Actor,
+    target: &Target,
+    body: MetadataBody,
 ) -> Result<Response, ApiError> {
-    actor.require(Capability::Write, &namespace)?;
-    let body: MetadataBody = json_body(body)?;
+    let (namespace, name) = (target.namespace(), target.name());
     let change = MetadataChange {
         max_versions: body.max_versions,
         cas_required: body.cas_required,
@@ -194,52 +166,27 @@ pub async fn set_metadata(
     };
     // Lowering max_versions below what is kept erases history on the next
     // write: that takes `destroy`.
-    let may_shorten = actor.require(Capability::Destroy, &namespace).is_ok();
+    let may_shorten = actor.require(Capability::Destroy, namespace).is_ok();
     let metadata = state
         .secrets
-        .set_metadata(&namespace, &name, change, may_shorten)
+        .set_metadata(namespace, name, change, may_shorten)
         .await?;
-    Ok(metadata_view(&namespace, &name, &metadata))
-}
-
-pub async fn undelete(
-    state: State<AppState>,
-    actor: Extension<Actor>,
-    namespace: String,
-    name: String,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    change_versions(state, actor, namespace, name, body, VersionChange::Undelete).await
-}
-
-pub async fn destroy(
-    state: State<AppState>,
-    actor: Extension<Actor>,
-    namespace: String,
-    name: String,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
-    change_versions(state, actor, namespace, name, body, VersionChange::Destroy).await
+    Ok(metadata_view(namespace, name, &metadata))
 }
 
 /// Undeletes or destroys the versions the body names; answers with those
 /// it changed, noted in the audit trail.
-async fn change_versions(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-    body: Result<Bytes, BytesRejection>,
+pub async fn change_versions(
+    state: &AppState,
+    target: &Target,
     change: VersionChange,
+    body: VersionsBody,
 ) -> Result<Response, ApiError> {
-    actor.require(change.capability(), &namespace)?;
-    let body: VersionsBody = json_body(body)?;
-    let versions = change
-        .apply(&state, &namespace, &name, &body.versions)
-        .await?;
+    let (namespace, name) = (target.namespace(), target.name());
+    let versions = change.apply(state, namespace, name, &body.versions).await?;
     let mut response = Json(Changed {
-        namespace: &namespace,
-        name: &name,
+        namespace,
+        name,
         versions: &versions,
     })
     .into_response();
@@ -247,14 +194,11 @@ async fn change_versions(
     Ok(response)
 }
 
-pub async fn purge(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-) -> Result<Response, ApiError> {
-    actor.require(Capability::Destroy, &namespace)?;
-    let purged = state.secrets.purge(&namespace, &name).await?;
+pub async fn purge(state: &AppState, target: &Target) -> Result<Response, ApiError> {
+    let purged = state
+        .secrets
+        .purge(target.namespace(), target.name())
+        .await?;
     state.keys.shred().await;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(AuditNote(format!(

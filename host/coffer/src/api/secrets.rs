@@ -1,20 +1,20 @@
 //! `/v1/secrets/{namespace}[/{name…}]`: write, read, list and delete; a
 //! path ending in `/metadata`, `/undelete` or `/destroy` goes to
-//! [`super::lifecycle`] (see [`split_operation`]).
+//! [`super::lifecycle`], as the route resolved it ([`Target`]).
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{ApiError, AppState, lifecycle};
-use crate::auth::{Actor, Capability};
+use super::action::{Action, Target};
+use super::extract::{PathParams, QueryParams, RawBody, parse};
+use super::lifecycle::{self, VersionChange};
+use super::{ApiError, AppState};
+use crate::auth::Actor;
 use crate::clock::rfc3339;
-use crate::secrets::{SecretOperation, split_operation};
 use coffer_crypto::record::ValueFormat;
 
 /// The body of a write.
@@ -72,36 +72,19 @@ struct Listed {
 /// Default page size of a listing.
 const DEFAULT_LIST_LIMIT: u32 = 100;
 
-pub(super) type SecretPath = Result<Path<(String, String)>, PathRejection>;
-
-/// The namespace, the secret's name and what the path addresses.
-fn target(path: SecretPath) -> Result<(String, String, SecretOperation), ApiError> {
-    let Path((namespace, path)) = path.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let (name, operation) = split_operation(&path);
-    Ok((namespace, name.to_owned(), operation))
-}
-
-type Body = Result<Bytes, BytesRejection>;
-type ReadQueryResult = Result<Query<ReadQuery>, QueryRejection>;
-
 /// `GET`: the value, or the secret's metadata.
 pub async fn get(
-    state: State<AppState>,
-    actor: Extension<Actor>,
-    secret: SecretPath,
-    query: ReadQueryResult,
+    State(state): State<AppState>,
+    Extension(target): Extension<Target>,
+    QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let (namespace, name, operation) = target(secret)?;
-    match operation {
-        SecretOperation::Value => read(state, actor, namespace, name, query).await,
-        SecretOperation::Metadata => {
-            let Query(query) = query.map_err(query_error)?;
-            if query.version.is_some() {
-                return Err(ApiError::bad_request("metadata takes no version"));
-            }
-            lifecycle::metadata(state, actor, namespace, name).await
+    match target.action {
+        Action::SecretRead => read(&state, &target, query.version).await,
+        Action::SecretMetadataRead if query.version.is_some() => {
+            Err(ApiError::bad_request("metadata takes no version"))
         }
-        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
+        Action::SecretMetadataRead => lifecycle::metadata(&state, &target).await,
+        _ => Err(ApiError::method_not_allowed()),
     }
 }
 
@@ -109,60 +92,50 @@ pub async fn get(
 pub async fn put(
     state: State<AppState>,
     actor: Extension<Actor>,
-    secret: SecretPath,
-    body: Body,
+    target: Extension<Target>,
+    body: RawBody,
 ) -> Result<Response, ApiError> {
-    let (namespace, name, operation) = target(secret)?;
-    match operation {
-        SecretOperation::Value => write(state, actor, namespace, name, body).await,
-        SecretOperation::Metadata => {
-            lifecycle::set_metadata(state, actor, namespace, name, body).await
-        }
-        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
-    }
+    post(state, actor, target, body).await
 }
 
 /// `POST`: as `PUT`, and undelete or destroy versions.
 pub async fn post(
-    state: State<AppState>,
-    actor: Extension<Actor>,
-    secret: SecretPath,
-    body: Body,
+    State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Extension(target): Extension<Target>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let (namespace, name, operation) = target(secret)?;
-    match operation {
-        SecretOperation::Value => write(state, actor, namespace, name, body).await,
-        SecretOperation::Metadata => {
-            lifecycle::set_metadata(state, actor, namespace, name, body).await
+    match target.action {
+        Action::SecretWrite => write(&state, &target, parse(&body)?).await,
+        Action::SecretMetadataWrite => {
+            lifecycle::set_metadata(&state, &actor, &target, parse(&body)?).await
         }
-        SecretOperation::Undelete => lifecycle::undelete(state, actor, namespace, name, body).await,
-        SecretOperation::Destroy => lifecycle::destroy(state, actor, namespace, name, body).await,
+        Action::SecretUndelete => {
+            lifecycle::change_versions(&state, &target, VersionChange::Undelete, parse(&body)?)
+                .await
+        }
+        Action::SecretDestroy => {
+            lifecycle::change_versions(&state, &target, VersionChange::Destroy, parse(&body)?).await
+        }
+        _ => Err(ApiError::method_not_allowed()),
     }
 }
 
 /// `DELETE`: the latest version (soft), or the whole secret.
 pub async fn delete(
-    state: State<AppState>,
-    actor: Extension<Actor>,
-    secret: SecretPath,
+    State(state): State<AppState>,
+    Extension(target): Extension<Target>,
 ) -> Result<Response, ApiError> {
-    let (namespace, name, operation) = target(secret)?;
-    match operation {
-        SecretOperation::Value => delete_latest(state, actor, namespace, name).await,
-        SecretOperation::Metadata => lifecycle::purge(state, actor, namespace, name).await,
-        SecretOperation::Undelete | SecretOperation::Destroy => Err(ApiError::method_not_allowed()),
-    }
-}
-
-pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is larger than this server accepts",
-        )
-    } else {
-        ApiError::bad_request(rejection.body_text())
+    match target.action {
+        Action::SecretDelete => {
+            state
+                .secrets
+                .delete(target.namespace(), target.name())
+                .await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Action::SecretPurge => lifecycle::purge(&state, &target).await,
+        _ => Err(ApiError::method_not_allowed()),
     }
 }
 
@@ -178,28 +151,15 @@ pub(super) fn note_pruned(response: &mut Response, pruned: &[u32]) {
     }
 }
 
-pub(super) fn query_error(rejection: QueryRejection) -> ApiError {
-    ApiError::bad_request(rejection.body_text())
-}
-
-async fn write(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-    body: Body,
-) -> Result<Response, ApiError> {
-    actor.require(Capability::Write, &namespace)?;
-    let body = body.map_err(body_error)?;
-    let body: WriteBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+async fn write(state: &AppState, target: &Target, body: WriteBody) -> Result<Response, ApiError> {
+    let (namespace, name) = (target.namespace(), target.name());
     let written = state
         .secrets
-        .put(&namespace, &name, body.value.as_bytes(), body.cas)
+        .put(namespace, name, body.value.as_bytes(), body.cas)
         .await?;
     let answer = Written {
-        namespace: &namespace,
-        name: &name,
+        namespace,
+        name,
         version: written.version,
         created_at: rfc3339(written.created_at_ms),
         pruned: &written.pruned,
@@ -210,15 +170,12 @@ async fn write(
 }
 
 async fn read(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-    query: ReadQueryResult,
+    state: &AppState,
+    target: &Target,
+    version: Option<u32>,
 ) -> Result<Response, ApiError> {
-    actor.require(Capability::Read, &namespace)?;
-    let Query(query) = query.map_err(query_error)?;
-    let secret = state.secrets.get(&namespace, &name, query.version).await?;
+    let (namespace, name) = (target.namespace(), target.name());
+    let secret = state.secrets.get(namespace, name, version).await?;
     let value = std::str::from_utf8(&secret.value).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -227,8 +184,8 @@ async fn read(
         )
     })?;
     let answer = Read {
-        namespace: &namespace,
-        name: &name,
+        namespace,
+        name,
         value,
         format: match secret.format {
             ValueFormat::Text => None,
@@ -242,13 +199,9 @@ async fn read(
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: Result<Path<String>, PathRejection>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    PathParams(namespace): PathParams<String>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(namespace) = namespace.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    actor.require(Capability::List, &namespace)?;
-    let Query(query) = query.map_err(query_error)?;
     let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
     if limit == 0 || limit > crate::secrets::MAX_LIST_LIMIT {
         return Err(ApiError::bad_request(format!(
@@ -265,15 +218,4 @@ pub async fn list(
         next: page.next,
     })
     .into_response())
-}
-
-async fn delete_latest(
-    State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    namespace: String,
-    name: String,
-) -> Result<Response, ApiError> {
-    actor.require(Capability::Delete, &namespace)?;
-    state.secrets.delete(&namespace, &name).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

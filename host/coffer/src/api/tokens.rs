@@ -3,14 +3,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody, PathParams};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin, Policy, Role, Rule, TokenRecord};
 use crate::clock::rfc3339;
@@ -21,7 +20,7 @@ const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateBody {
+pub struct CreateBody {
     name: String,
     /// `admin` or `operator`; combined with `rules` and `admin`.
     role: Option<String>,
@@ -60,12 +59,8 @@ impl<'a> From<&'a TokenRecord> for Listed<'a> {
 pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(body): JsonBody<CreateBody>,
 ) -> Result<Json<Value>, ApiError> {
-    actor.require_admin(Admin::TokensManage)?;
-    let body = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let body: CreateBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let mut policy = match body.role.as_deref() {
         Some(role) => role
             .parse::<Role>()
@@ -106,7 +101,6 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<Value>, ApiError> {
-    actor.require_admin(Admin::TokensManage)?;
     let records = state.auth.list(&actor).await?;
     let listed: Vec<Listed> = records.iter().map(Listed::from).collect();
     Ok(Json(json!({ "tokens": listed })))
@@ -115,10 +109,8 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    id: Result<Path<String>, PathRejection>,
+    PathParams(id): PathParams<String>,
 ) -> Result<StatusCode, ApiError> {
-    actor.require_admin(Admin::TokensManage)?;
-    let Path(id) = id.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let record = state.auth.revoke(&id, &actor).await?;
     tracing::info!(token_id = %record.id, by = %actor.token_id, "token revoked");
     Ok(StatusCode::NO_CONTENT)

@@ -213,14 +213,6 @@ impl Config {
         if self.audit.checkpoint_ms < 10 {
             return Err(fail("audit.checkpoint_ms", "must be at least 10"));
         }
-        if self
-            .keys
-            .algorithm
-            .parse::<coffer_crypto::Algorithm>()
-            .is_err()
-        {
-            return Err(fail("keys.algorithm", "must be AES256_GCM or AES128_GCM"));
-        }
         if self.keys.lease_ttl_ms < 1000 {
             return Err(fail("keys.lease_ttl_ms", "must be at least 1000"));
         }
@@ -304,11 +296,7 @@ impl Config {
     /// Settings of the data keys.
     pub fn data_key_settings(&self) -> crate::keys::DataKeySettings {
         crate::keys::DataKeySettings {
-            algorithm: self
-                .keys
-                .algorithm
-                .parse()
-                .unwrap_or(coffer_crypto::Algorithm::Aes256Gcm),
+            algorithm: self.keys.algorithm,
             cache_ttl: Duration::from_millis(self.keys.cache_ttl_ms),
         }
     }

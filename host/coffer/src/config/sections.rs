@@ -74,7 +74,7 @@ pub struct MetricsSection {
 pub struct KeysSection {
     /// Algorithm of new data keys: `AES256_GCM` (default) or `AES128_GCM`.
     #[serde(default = "default_key_algorithm")]
-    pub algorithm: String,
+    pub algorithm: coffer_crypto::Algorithm,
     /// How long a node trusts its cached copy of a namespace's keys, and so
     /// how long a rotation made on another node takes to reach it.
     #[serde(default = "default_key_cache_ttl_ms")]
@@ -126,8 +126,8 @@ impl Default for JanitorSection {
     }
 }
 
-fn default_key_algorithm() -> String {
-    "AES256_GCM".to_owned()
+fn default_key_algorithm() -> coffer_crypto::Algorithm {
+    coffer_crypto::Algorithm::Aes256Gcm
 }
 
 fn default_key_cache_ttl_ms() -> u64 {

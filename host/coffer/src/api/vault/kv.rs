@@ -5,16 +5,15 @@
 use std::collections::BTreeMap;
 
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::super::lifecycle::{VersionChange, json_body};
-use super::super::secrets::{note_pruned, query_error};
+use super::super::extract::{JsonBody, PathParams, QueryParams, RawBody, parse};
+use super::super::lifecycle::VersionChange;
+use super::super::secrets::note_pruned;
 use super::super::{ApiError, AppState, AuditNote, RequestId};
 use super::{envelope, value, versions};
 use crate::auth::{Actor, Capability};
@@ -26,9 +25,6 @@ use crate::secrets::{MAX_LIST_LIMIT, MAX_NAME_BYTES, MetadataChange, VersionStat
 const PATCH_ATTEMPTS: usize = 5;
 /// Most names one listing looks through before it asks for a narrower path.
 const MAX_LISTED_NAMES: usize = 100_000;
-
-type KvPath = Result<Path<(String, String)>, PathRejection>;
-type Body = Result<Bytes, BytesRejection>;
 
 #[derive(Deserialize)]
 pub struct ReadQuery {
@@ -62,7 +58,7 @@ struct WriteOptions {
 }
 
 #[derive(Deserialize)]
-struct VersionsBody {
+pub struct VersionsBody {
     #[serde(default, deserialize_with = "versions")]
     versions: Vec<u32>,
 }
@@ -73,11 +69,6 @@ struct MetadataBody {
     cas_required: Option<bool>,
     custom_metadata: Option<BTreeMap<String, String>>,
     delete_version_after: Option<String>,
-}
-
-fn kv_path(path: KvPath) -> Result<(String, String), ApiError> {
-    path.map(|Path(p)| p)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 fn no_content(note: Option<String>) -> Response {
@@ -147,14 +138,10 @@ async fn version_data(
 
 pub async fn read(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    path: KvPath,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Read, &mount)?;
-    let Query(query) = query.map_err(query_error)?;
     Ok(
         match version_data(&state, &request_id, &mount, &path, query.version).await? {
             Ok((data, metadata)) => {
@@ -167,14 +154,10 @@ pub async fn read(
 
 pub async fn subkeys(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    path: KvPath,
-    query: Result<Query<ReadQuery>, QueryRejection>,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Read, &mount)?;
-    let Query(query) = query.map_err(query_error)?;
     Ok(
         match version_data(&state, &request_id, &mount, &path, query.version).await? {
             Ok((data, metadata)) => envelope(
@@ -209,14 +192,11 @@ fn written(request_id: &RequestId, written: &Written) -> Response {
 
 pub async fn write(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    path: KvPath,
-    body: Body,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Write, &mount)?;
-    let body: WriteBody = json_body(body)?;
+    let body: WriteBody = parse(&body)?;
     let data = body
         .data
         .ok_or_else(|| ApiError::bad_request("no data provided"))?;
@@ -228,14 +208,11 @@ pub async fn write(
 /// as a new version with check-and-set (re-merged if a writer came first).
 pub async fn patch(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    path: KvPath,
+    PathParams((mount, path)): PathParams<(String, String)>,
     headers: HeaderMap,
-    body: Body,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Write, &mount)?;
     let merge_patch = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -247,7 +224,7 @@ pub async fn patch(
             "PATCH takes Content-Type: application/merge-patch+json",
         ));
     }
-    let body: WriteBody = json_body(body)?;
+    let body: WriteBody = parse(&body)?;
     let patch = Value::Object(
         body.data
             .ok_or_else(|| ApiError::bad_request("no data provided"))?,
@@ -297,11 +274,8 @@ pub async fn patch(
 
 pub async fn delete_latest(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    path: KvPath,
+    PathParams((mount, path)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Delete, &mount)?;
     // Vault answers 204 whether or not there was a version to delete.
     absent_is_fine(state.secrets.delete(&mount, &path).await)?;
     Ok(no_content(None))
@@ -316,53 +290,42 @@ fn absent_is_fine<T>(result: Result<T, Error>) -> Result<Option<T>, ApiError> {
     }
 }
 
-fn versions_of(body: Body) -> Result<Vec<u32>, ApiError> {
-    let body: VersionsBody = json_body(body)?;
-    if body.versions.is_empty() {
-        return Err(ApiError::bad_request("no version number provided"));
-    }
-    Ok(body.versions)
-}
-
 pub async fn delete_versions(
     state: State<AppState>,
-    actor: Extension<Actor>,
-    path: KvPath,
-    body: Body,
+    path: PathParams<(String, String)>,
+    body: JsonBody<VersionsBody>,
 ) -> Result<Response, ApiError> {
-    change_versions(state, actor, path, body, VersionChange::Delete).await
+    change_versions(state, path, body, VersionChange::Delete).await
 }
 
 pub async fn undelete(
     state: State<AppState>,
-    actor: Extension<Actor>,
-    path: KvPath,
-    body: Body,
+    path: PathParams<(String, String)>,
+    body: JsonBody<VersionsBody>,
 ) -> Result<Response, ApiError> {
-    change_versions(state, actor, path, body, VersionChange::Undelete).await
+    change_versions(state, path, body, VersionChange::Undelete).await
 }
 
 pub async fn destroy(
     state: State<AppState>,
-    actor: Extension<Actor>,
-    path: KvPath,
-    body: Body,
+    path: PathParams<(String, String)>,
+    body: JsonBody<VersionsBody>,
 ) -> Result<Response, ApiError> {
-    change_versions(state, actor, path, body, VersionChange::Destroy).await
+    change_versions(state, path, body, VersionChange::Destroy).await
 }
 
 /// `delete`, `undelete` and `destroy` of the versions the body names; 204
 /// even when the secret is missing, as Vault answers.
 async fn change_versions(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    path: KvPath,
-    body: Body,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    JsonBody(body): JsonBody<VersionsBody>,
     change: VersionChange,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(change.capability(), &mount)?;
-    let asked = versions_of(body)?;
+    if body.versions.is_empty() {
+        return Err(ApiError::bad_request("no version number provided"));
+    }
+    let asked = body.versions;
     let changed =
         absent_is_fine(change.apply(&state, &mount, &path, &asked).await)?.unwrap_or_default();
     let mut response = no_content(None);
@@ -372,17 +335,13 @@ async fn change_versions(
 
 pub async fn metadata_get(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    path: KvPath,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    let Query(query) = query.map_err(query_error)?;
     if query.wants_list() {
-        return list(&state, &actor, &request_id, &mount, &path).await;
+        return list(&state, &request_id, &mount, &path).await;
     }
-    actor.require(Capability::Read, &mount)?;
     let metadata = state.secrets.metadata(&mount, &path).await?;
     let versions: Map<String, Value> = metadata
         .versions
@@ -416,46 +375,39 @@ pub async fn metadata_get(
 /// `LIST` (the method hvac sends) on a path under the mount.
 pub async fn metadata_list(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
     method: Method,
-    path: KvPath,
+    PathParams((mount, path)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
     if method.as_str() != "LIST" {
         return Err(ApiError::method_not_allowed());
     }
-    list(&state, &actor, &request_id, &mount, &path).await
+    list(&state, &request_id, &mount, &path).await
 }
 
 /// `LIST`, or `GET ?list=true`, at the mount's root.
 pub async fn list_root(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
     method: Method,
-    mount: Result<Path<String>, PathRejection>,
-    query: Result<Query<ListQuery>, QueryRejection>,
+    PathParams(mount): PathParams<String>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let Path(mount) = mount.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let Query(query) = query.map_err(query_error)?;
     let listing = method.as_str() == "LIST" || method == Method::GET && query.wants_list();
     if !listing {
         return Err(ApiError::method_not_allowed());
     }
-    list(&state, &actor, &request_id, &mount, "").await
+    list(&state, &request_id, &mount, "").await
 }
 
 /// The names and folders (ending in `/`) right under `folder`, as Vault
 /// lists them; a folder's contents are skipped over, not read.
 async fn list(
     state: &AppState,
-    actor: &Actor,
     request_id: &RequestId,
     mount: &str,
     folder: &str,
 ) -> Result<Response, ApiError> {
-    actor.require(Capability::List, mount)?;
     let prefix = match folder {
         "" => String::new(),
         f if f.ends_with('/') => f.to_owned(),
@@ -506,12 +458,10 @@ async fn list(
 pub async fn metadata_write(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    path: KvPath,
-    body: Body,
+    PathParams((mount, path)): PathParams<(String, String)>,
+    RawBody(body): RawBody,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Write, &mount)?;
-    let body: MetadataBody = json_body(body)?;
+    let body: MetadataBody = parse(&body)?;
     if body
         .delete_version_after
         .as_deref()
@@ -536,11 +486,8 @@ pub async fn metadata_write(
 
 pub async fn metadata_delete(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
-    path: KvPath,
+    PathParams((mount, path)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (mount, path) = kv_path(path)?;
-    actor.require(Capability::Destroy, &mount)?;
     // Vault answers 204 whether or not there was anything.
     let note = match state.secrets.purge(&mount, &path).await {
         Ok(purged) => {
@@ -558,12 +505,8 @@ pub async fn metadata_delete(
 
 pub async fn config(
     State(state): State<AppState>,
-    Extension(actor): Extension<Actor>,
     Extension(request_id): Extension<RequestId>,
-    mount: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let Path(mount) = mount.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    actor.require(Capability::Read, &mount)?;
     Ok(envelope(
         &request_id,
         json!({

@@ -14,62 +14,91 @@ mod kv;
 mod sys;
 mod value;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{delete, get, post, put};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
 
-use super::{AppState, RequestId};
+use super::RequestId;
+use super::action::{Action, Resolve};
+use super::routes::Routes;
 
 pub use sys::health;
 
 /// The largest error body rewritten; a larger one passes as it is.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// The Vault-compatible routes, each authenticated like the native API.
-pub fn routes(state: AppState) -> Router<AppState> {
-    let metadata: MethodRouter<AppState> = get(kv::metadata_get)
-        .post(kv::metadata_write)
-        .put(kv::metadata_write)
-        .delete(kv::metadata_delete)
-        .fallback(kv::metadata_list);
-    let root_list: MethodRouter<AppState> = get(kv::list_root).fallback(kv::list_root);
-    Router::new()
+/// The Vault-compatible routes, each authorised like the native API's.
+pub(super) fn routes(routes: Routes) -> Routes {
+    let root_list = || get(kv::list_root).fallback(kv::list_root);
+    routes
         .route(
             "/v1/{mount}/data/{*path}",
-            get(kv::read)
-                .put(kv::write)
-                .post(kv::write)
-                .patch(kv::patch)
-                .delete(kv::delete_latest),
+            Action::SecretRead,
+            get(kv::read),
         )
-        .route("/v1/{mount}/metadata", root_list.clone())
-        .route("/v1/{mount}/metadata/", root_list)
-        .route("/v1/{mount}/metadata/{*path}", metadata)
+        .route(
+            "/v1/{mount}/data/{*path}",
+            Action::SecretWrite,
+            put(kv::write).post(kv::write).patch(kv::patch),
+        )
+        .route(
+            "/v1/{mount}/data/{*path}",
+            Action::SecretDelete,
+            delete(kv::delete_latest),
+        )
+        .resolved("/v1/{mount}/metadata", Resolve::VaultMetadata, root_list())
+        .resolved("/v1/{mount}/metadata/", Resolve::VaultMetadata, root_list())
+        .resolved(
+            "/v1/{mount}/metadata/{*path}",
+            Resolve::VaultMetadata,
+            get(kv::metadata_get)
+                .post(kv::metadata_write)
+                .put(kv::metadata_write)
+                .delete(kv::metadata_delete)
+                .fallback(kv::metadata_list),
+        )
         .route(
             "/v1/{mount}/delete/{*path}",
-            axum::routing::post(kv::delete_versions).put(kv::delete_versions),
+            Action::SecretDelete,
+            post(kv::delete_versions).put(kv::delete_versions),
         )
         .route(
             "/v1/{mount}/undelete/{*path}",
-            axum::routing::post(kv::undelete).put(kv::undelete),
+            Action::SecretUndelete,
+            post(kv::undelete).put(kv::undelete),
         )
         .route(
             "/v1/{mount}/destroy/{*path}",
-            axum::routing::post(kv::destroy).put(kv::destroy),
+            Action::SecretDestroy,
+            post(kv::destroy).put(kv::destroy),
         )
-        .route("/v1/{mount}/subkeys/{*path}", get(kv::subkeys))
-        .route("/v1/{mount}/config", get(kv::config).post(kv::configure))
-        .route("/v1/sys/internal/ui/mounts/{*path}", get(sys::ui_mount))
-        .route("/v1/sys/mounts", get(sys::mounts))
-        .route("/v1/auth/token/lookup-self", get(sys::lookup_self))
-        .route_layer(middleware::from_fn_with_state(state, super::authenticate))
-        .layer(middleware::from_fn(vault_errors))
+        .route(
+            "/v1/{mount}/subkeys/{*path}",
+            Action::SecretSubkeys,
+            get(kv::subkeys),
+        )
+        .route(
+            "/v1/{mount}/config",
+            Action::KvConfig,
+            get(kv::config).post(kv::configure),
+        )
+        .route(
+            "/v1/sys/internal/ui/mounts/{*path}",
+            Action::SysMountsLookup,
+            get(sys::ui_mount),
+        )
+        .route("/v1/sys/mounts", Action::SysMounts, get(sys::mounts))
+        .route(
+            "/v1/auth/token/lookup-self",
+            Action::TokenLookupSelf,
+            get(sys::lookup_self),
+        )
+        .map(|router| router.layer(middleware::from_fn(vault_errors)))
 }
 
 /// A successful answer in Vault's envelope.
