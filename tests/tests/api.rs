@@ -313,3 +313,50 @@ async fn the_data_directory_holds_no_plaintext_and_secrets_survive_a_restart() {
         "the log must not contain secret values"
     );
 }
+
+/// The OpenAPI document and the router describe one API: every documented
+/// operation reaches a handler, and a body over the limit is refused as
+/// `payload_too_large` by every operation that takes one.
+#[tokio::test]
+async fn the_openapi_document_and_the_router_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "max_value_bytes = 1024");
+    let (status, document) = server
+        .call_as("", Method::GET, "/v1/sys/openapi.json", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().unwrap();
+    assert!(paths.len() >= 30, "{}", paths.len());
+    let oversized = json!({ "value": "x".repeat(1024 * 6 + 17 * 1024) });
+    let mut operations = 0;
+    for (template, item) in paths {
+        let path = template
+            .replace("{namespace}", "docs")
+            .replace("{name}", "app/config")
+            .replace("{id}", "1");
+        for (method, operation) in item.as_object().unwrap() {
+            // Revoking is answered too, but must not revoke the token the
+            // test runs with; a made-up id is a 404 from the handler.
+            operations += 1;
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let takes_body = operation.get("requestBody").is_some();
+            let body = takes_body.then(|| json!({}));
+            let (status, answer) = server.call(method.clone(), &path, body).await;
+            let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+                || answer["error"]["message"] == "no such endpoint";
+            assert!(!unrouted, "{method} {template}: {status} {answer}");
+            if takes_body {
+                let (status, answer) = server
+                    .call(method.clone(), &path, Some(oversized.clone()))
+                    .await;
+                assert_eq!(
+                    (status, error_code(&answer)),
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+                    "{method} {template}"
+                );
+            }
+        }
+    }
+    assert!(operations >= 35, "{operations}");
+}

@@ -1,7 +1,8 @@
-//! `cargo xtask build | run | test | lint | load | keybench | fuzz`: the project's commands,
+//! `cargo xtask build | run | test | lint | load | keybench | fuzz | fuzz-api`: the project's commands,
 //! so a fresh clone needs nothing but Rust and Python to build, run and test.
 
 mod fuzz;
+mod fuzz_api;
 mod postgres;
 mod python;
 mod wasm;
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         Some("load") => load(&args[1..]),
         Some("keybench") => keybench(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("fuzz-api") => fuzz_api::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -32,7 +34,8 @@ fn main() -> ExitCode {
                  lint    cargo fmt --check and cargo clippy -D warnings\n\
                  load    load-test the HTTP API against OpenBao (extra args: --seconds N --concurrency N --keys N)\n\
                  keybench  janitor throughput and KEK rotation time on SQLite and PostgreSQL (extra args: --secrets N)\n\
-                 fuzz    run the fuzz targets for a bounded time each (extra args: --seconds N, target names)"
+                 fuzz    run the fuzz targets for a bounded time each (extra args: --seconds N, target names)\n\
+                 fuzz-api  run schemathesis against a live server with its OpenAPI document (extra args: --examples N)"
             );
             return ExitCode::from(2);
         }

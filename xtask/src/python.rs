@@ -8,10 +8,17 @@ use anyhow::{Context, Result};
 
 use crate::{root, status, target_dir};
 
-/// Creates (or reuses) the venv, installs `tests/support/<requirements>`
-/// into it unless already done, and returns its bin directory.
+/// Creates (or reuses) the test venv, installs
+/// `tests/support/<requirements>` into it unless already done, and returns
+/// its bin directory.
 pub fn venv(requirements: &str) -> Result<PathBuf> {
-    let venv = target_dir().join("test-venv");
+    venv_named("test-venv", requirements)
+}
+
+/// As [`venv`], in a venv of its own under the target directory (for tools
+/// whose dependencies must not meet the test servers').
+pub fn venv_named(name: &str, requirements: &str) -> Result<PathBuf> {
+    let venv = target_dir().join(name);
     let bin = venv.join("bin");
     let file = root().join("tests").join("support").join(requirements);
     let wanted = std::fs::read_to_string(&file)

@@ -5,13 +5,15 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{JsonBody, QueryParams};
 use super::{ApiError, AppState};
 use crate::audit::record::Record;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// A sequence number, or a time (`2026-11-23T10:00:00Z`): records from then on.
     since: Option<String>,
@@ -23,6 +25,14 @@ pub struct AuditQuery {
 }
 
 /// Records of this node's audit log that match the filters, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "This node's audit records that match, oldest first (`audit:read`)",
+    params(AuditQuery),
+    responses((status = 200, description = "The records", body = Object)),
+)]
 pub async fn read(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<AuditQuery>,
@@ -72,6 +82,13 @@ pub async fn read(
 
 /// Verifies this node's audit log against the chain key and the
 /// checkpoint in storage.
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    summary = "Verify this node's audit chain (`audit:read`)",
+    responses((status = 200, description = "Whether the chain is intact, or where it breaks", body = Object)),
+)]
 pub async fn verify(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let files: Vec<String> = state
         .audit
@@ -99,13 +116,21 @@ pub async fn verify(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HashBody {
     value: String,
 }
 
 /// The HMAC a sensitive string appears as in audit records.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/hash",
+    tag = "audit",
+    summary = "The HMAC a sensitive string appears as in records (`audit:read`)",
+    request_body = HashBody,
+    responses((status = 200, description = "The HMAC", body = Object)),
+)]
 pub async fn hash(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<HashBody>,

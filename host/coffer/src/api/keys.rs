@@ -11,28 +11,33 @@ use axum::{Extension, Json};
 use coffer_crypto::Algorithm;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::extract::{JsonBody, OptionalJsonBody, PathParams, QueryParams};
+use super::openapi::{KeyPath, NamespacePath};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Capability};
 use crate::keys::transport::ExportedKey;
 use crate::maintenance::ReencryptRequest;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     after: Option<String>,
     limit: Option<u32>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
+    /// `AES256_GCM` or `AES128_GCM`; the configured one when left out.
+    #[schema(value_type = Option<String>)]
     algorithm: Option<Algorithm>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DestroyBody {
     /// Destroy even though secret versions still use the key.
@@ -40,16 +45,17 @@ pub struct DestroyBody {
     force: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportBody {
     /// The transport keyset, Tink JSON (as text or object).
     transport: serde_json::Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportBody {
+    /// The transport keyset, Tink JSON (as text or object).
     transport: serde_json::Value,
     key: ExportedKey,
 }
@@ -66,6 +72,14 @@ fn ok(value: impl serde::Serialize) -> Response {
     Json(value).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/keys",
+    tag = "keys",
+    summary = "List the namespaces that hold keys (`keys:read`)",
+    params(ListQuery),
+    responses((status = 200, description = "A page of namespaces", body = Object)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
@@ -78,6 +92,14 @@ pub async fn list(
 }
 
 /// A namespace's keys; which secrets each protects only with `list` on it.
+#[utoipa::path(
+    get,
+    path = "/v1/keys/{namespace}",
+    tag = "keys",
+    summary = "A namespace's keys and their use (`keys:read`)",
+    params(NamespacePath),
+    responses((status = 200, description = "The keys", body = Object)),
+)]
 pub async fn show(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -91,6 +113,15 @@ pub async fn show(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/rotate",
+    tag = "keys",
+    summary = "Make a new data key the active one (`keys:manage`)",
+    params(NamespacePath),
+    request_body = Option<RotateBody>,
+    responses((status = 200, description = "The keys now", body = Object)),
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     PathParams(namespace): PathParams<String>,
@@ -99,6 +130,15 @@ pub async fn rotate(
     Ok(ok(state.keys.rotate(&namespace, body.algorithm).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/reencrypt",
+    tag = "keys",
+    summary = "Re-wrap one batch of secrets onto the active key (`keys:manage`)",
+    params(NamespacePath),
+    request_body = Option<ReencryptRequest>,
+    responses((status = 200, description = "Where the pass stands", body = Object)),
+)]
 pub async fn reencrypt(
     State(state): State<AppState>,
     PathParams(namespace): PathParams<String>,
@@ -107,6 +147,15 @@ pub async fn reencrypt(
     Ok(ok(state.keys.reencrypt(&namespace, body).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/import",
+    tag = "keys",
+    summary = "Import a data key exported by another instance (`keys:manage`)",
+    params(NamespacePath),
+    request_body = ImportBody,
+    responses((status = 200, description = "The key imported", body = Object)),
+)]
 pub async fn import(
     State(state): State<AppState>,
     PathParams(namespace): PathParams<String>,
@@ -119,6 +168,14 @@ pub async fn import(
         .await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/{id}/deprecate",
+    tag = "keys",
+    summary = "Deprecate a key: it still decrypts (`keys:manage`)",
+    params(KeyPath),
+    responses((status = 200, description = "The key", body = Object)),
+)]
 pub async fn deprecate(
     State(state): State<AppState>,
     PathParams((namespace, id)): PathParams<(String, u32)>,
@@ -126,6 +183,14 @@ pub async fn deprecate(
     Ok(ok(state.keys.deprecate(&namespace, id).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/{id}/inactivate",
+    tag = "keys",
+    summary = "Inactivate a key no secret uses (`keys:manage`)",
+    params(KeyPath),
+    responses((status = 200, description = "The key", body = Object)),
+)]
 pub async fn inactivate(
     State(state): State<AppState>,
     PathParams((namespace, id)): PathParams<(String, u32)>,
@@ -135,6 +200,15 @@ pub async fn inactivate(
 
 /// Destroys a key; with `force` even though secret versions still use it,
 /// which takes `destroy` on the namespace too.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/{id}/destroy",
+    tag = "keys",
+    summary = "Destroy a key (`keys:manage`; with force, `destroy` too)",
+    params(KeyPath),
+    request_body = Option<DestroyBody>,
+    responses((status = 200, description = "The key", body = Object)),
+)]
 pub async fn destroy(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -149,6 +223,15 @@ pub async fn destroy(
 
 /// Exports a key wrapped to a transport keyset; takes `read` on the
 /// namespace too.
+#[utoipa::path(
+    post,
+    path = "/v1/keys/{namespace}/{id}/export",
+    tag = "keys",
+    summary = "Export a key wrapped to a transport keyset (`keys:manage` and `read`)",
+    params(KeyPath),
+    request_body = ExportBody,
+    responses((status = 200, description = "The wrapped key", body = Object)),
+)]
 pub async fn export(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -160,23 +243,58 @@ pub async fn export(
     Ok(ok(state.keys.export(&namespace, id, &transport).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sys/kek",
+    tag = "keys",
+    summary = "The KEK and the namespaces it wraps (`keys:read`)",
+    responses((status = 200, description = "The KEK status", body = Object)),
+)]
 pub async fn kek_status(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.keys.kek_status().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sys/kek/rotate",
+    tag = "keys",
+    summary = "Rotate the KEK at its KMS (`keys:manage`)",
+    responses((status = 200, description = "The KEK status", body = Object)),
+)]
 pub async fn kek_rotate(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.keys.kek_rotate().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sys/kek/rewrap",
+    tag = "keys",
+    summary = "Re-wrap every namespace under the current KEK (`keys:manage`)",
+    responses((status = 200, description = "What was re-wrapped", body = Object)),
+)]
 pub async fn kek_rewrap(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.keys.kek_rewrap().await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sys/kek/reload",
+    tag = "keys",
+    summary = "Reload the keyset from its file (`keys:manage`)",
+    responses((status = 200, description = "The KEK status", body = Object)),
+)]
 pub async fn kek_reload(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.keys.kek_reload().await?))
 }
 
 /// One janitor cycle now.
+#[utoipa::path(
+    post,
+    path = "/v1/sys/janitor/run",
+    tag = "keys",
+    summary = "Run one janitor cycle now (`keys:manage`)",
+    responses((status = 200, description = "What the cycle did", body = Object)),
+)]
 pub async fn run_janitor(State(state): State<AppState>) -> Result<Response, ApiError> {
     Ok(ok(state.janitor.cycle().await?))
 }

@@ -8,8 +8,10 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::action::Target;
+use super::openapi::SecretPath;
 use super::{ApiError, AppState, AuditNote};
 use crate::auth::{Actor, Capability};
 use crate::clock::rfc3339;
@@ -17,31 +19,37 @@ use crate::error::Error;
 use crate::secrets::{Metadata, MetadataChange};
 
 /// The body of an undelete or a destroy.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VersionsBody {
     versions: Vec<u32>,
 }
 
 /// The body of a metadata change: fields left out stay as they are.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MetadataBody {
+    /// Versions kept (0: the server's setting); lowering it below what is
+    /// kept takes `destroy`.
     max_versions: Option<u32>,
+    /// Whether every write must give `cas`.
     cas_required: Option<bool>,
+    /// Replaces the secret's string map.
     custom_metadata: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Serialize)]
-struct Changed<'a> {
+/// The versions a request changed.
+#[derive(Serialize, ToSchema)]
+pub struct Changed<'a> {
     namespace: &'a str,
     name: &'a str,
     /// The versions the request changed (others were already so).
     versions: &'a [u32],
 }
 
-#[derive(Serialize)]
-struct MetadataView<'a> {
+/// A secret's metadata and its versions.
+#[derive(Serialize, ToSchema)]
+pub struct MetadataView<'a> {
     namespace: &'a str,
     name: &'a str,
     current_version: u32,
@@ -57,8 +65,9 @@ struct MetadataView<'a> {
     versions: Vec<VersionView>,
 }
 
-#[derive(Serialize)]
-struct VersionView {
+/// One version's state.
+#[derive(Serialize, ToSchema)]
+pub struct VersionView {
     version: u32,
     created_at: String,
     deleted_at: Option<String>,
@@ -146,12 +155,29 @@ fn metadata_view(namespace: &str, name: &str, metadata: &Metadata) -> Response {
     Json(view).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/secrets/{namespace}/{name}/metadata",
+    tag = "secrets",
+    summary = "A secret's metadata and versions (`read`)",
+    params(SecretPath),
+    responses((status = 200, description = "The metadata", body = MetadataView)),
+)]
 pub async fn metadata(state: &AppState, target: &Target) -> Result<Response, ApiError> {
     let (namespace, name) = (target.namespace(), target.name());
     let metadata = state.secrets.metadata(namespace, name).await?;
     Ok(metadata_view(namespace, name, &metadata))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/secrets/{namespace}/{name}/metadata",
+    tag = "secrets",
+    summary = "Change a secret's settings (`write`); POST does the same",
+    params(SecretPath),
+    request_body = MetadataBody,
+    responses((status = 200, description = "The metadata now", body = MetadataView)),
+)]
 pub async fn set_metadata(
     state: &AppState,
     actor: &Actor,
@@ -174,9 +200,43 @@ pub async fn set_metadata(
     Ok(metadata_view(namespace, name, &metadata))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/secrets/{namespace}/{name}/undelete",
+    tag = "secrets",
+    summary = "Bring deleted versions back (`delete`)",
+    params(SecretPath),
+    request_body = VersionsBody,
+    responses((status = 200, description = "The versions undeleted", body = Changed)),
+)]
+pub async fn undelete(
+    state: &AppState,
+    target: &Target,
+    body: VersionsBody,
+) -> Result<Response, ApiError> {
+    change_versions(state, target, VersionChange::Undelete, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/secrets/{namespace}/{name}/destroy",
+    tag = "secrets",
+    summary = "Crypto-shred versions for good (`destroy`)",
+    params(SecretPath),
+    request_body = VersionsBody,
+    responses((status = 200, description = "The versions destroyed", body = Changed)),
+)]
+pub async fn destroy(
+    state: &AppState,
+    target: &Target,
+    body: VersionsBody,
+) -> Result<Response, ApiError> {
+    change_versions(state, target, VersionChange::Destroy, body).await
+}
+
 /// Undeletes or destroys the versions the body names; answers with those
 /// it changed, noted in the audit trail.
-pub async fn change_versions(
+async fn change_versions(
     state: &AppState,
     target: &Target,
     change: VersionChange,
@@ -194,6 +254,14 @@ pub async fn change_versions(
     Ok(response)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/secrets/{namespace}/{name}/metadata",
+    tag = "secrets",
+    summary = "Purge the secret: every version and its metadata (`destroy`)",
+    params(SecretPath),
+    responses((status = 204, description = "Purged")),
+)]
 pub async fn purge(state: &AppState, target: &Target) -> Result<Response, ApiError> {
     let purged = state
         .secrets

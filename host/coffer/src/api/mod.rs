@@ -9,6 +9,7 @@ mod extract;
 mod guard;
 mod keys;
 mod lifecycle;
+mod openapi;
 mod routes;
 mod secrets;
 pub mod serve;

@@ -90,6 +90,11 @@ pub fn native(routes: Routes) -> Routes {
         .route("/v1/sys/health", Action::SysHealth, get(sys::health))
         .route("/v1/sys/live", Action::SysHealth, get(sys::live))
         .route("/v1/sys/ready", Action::SysHealth, get(sys::ready))
+        .route(
+            "/v1/sys/openapi.json",
+            Action::SysOpenApi,
+            get(sys::openapi),
+        )
         .route("/v1/sys/metrics", Action::SysMetrics, get(sys::metrics))
         .route("/v1/sys/plugins", Action::SysPlugins, get(sys::plugins))
         .route(

@@ -7,26 +7,33 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 use super::action::{Action, Target};
 use super::extract::{PathParams, QueryParams, RawBody, parse};
-use super::lifecycle::{self, VersionChange};
+use super::lifecycle;
+use super::openapi::{NamespacePath, SecretPath};
 use super::{ApiError, AppState};
 use crate::auth::Actor;
 use crate::clock::rfc3339;
 use coffer_crypto::record::ValueFormat;
 
 /// The body of a write.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WriteBody {
+pub struct WriteBody {
+    /// The value, stored encrypted under a fresh key.
+    #[schema(value_type = String)]
     value: Zeroizing<String>,
+    /// Check-and-set: write only if the latest version is this one (0: only
+    /// if the secret does not exist).
     cas: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct Written<'a> {
+/// A version written.
+#[derive(Serialize, ToSchema)]
+pub struct Written<'a> {
     namespace: &'a str,
     name: &'a str,
     version: u32,
@@ -36,8 +43,9 @@ struct Written<'a> {
     pruned: &'a [u32],
 }
 
-#[derive(Serialize)]
-struct Read<'a> {
+/// A version's value.
+#[derive(Serialize, ToSchema)]
+pub struct Read<'a> {
     namespace: &'a str,
     name: &'a str,
     value: &'a str,
@@ -48,23 +56,30 @@ struct Read<'a> {
     created_at: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReadQuery {
+    /// The version to read; the latest when left out.
     version: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only names starting with this.
     #[serde(default)]
     prefix: String,
+    /// The `next` of the previous page.
     after: Option<String>,
+    /// Most names on the page (1–1000, default 100).
     limit: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct Listed {
+/// A page of names.
+#[derive(Serialize, ToSchema)]
+pub struct NamePage {
     names: Vec<String>,
     next: Option<String>,
 }
@@ -110,13 +125,8 @@ pub async fn post(
         Action::SecretMetadataWrite => {
             lifecycle::set_metadata(&state, &actor, &target, parse(&body)?).await
         }
-        Action::SecretUndelete => {
-            lifecycle::change_versions(&state, &target, VersionChange::Undelete, parse(&body)?)
-                .await
-        }
-        Action::SecretDestroy => {
-            lifecycle::change_versions(&state, &target, VersionChange::Destroy, parse(&body)?).await
-        }
+        Action::SecretUndelete => lifecycle::undelete(&state, &target, parse(&body)?).await,
+        Action::SecretDestroy => lifecycle::destroy(&state, &target, parse(&body)?).await,
         _ => Err(ApiError::method_not_allowed()),
     }
 }
@@ -127,13 +137,7 @@ pub async fn delete(
     Extension(target): Extension<Target>,
 ) -> Result<Response, ApiError> {
     match target.action {
-        Action::SecretDelete => {
-            state
-                .secrets
-                .delete(target.namespace(), target.name())
-                .await?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
+        Action::SecretDelete => delete_latest(&state, &target).await,
         Action::SecretPurge => lifecycle::purge(&state, &target).await,
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -151,7 +155,20 @@ pub(super) fn note_pruned(response: &mut Response, pruned: &[u32]) {
     }
 }
 
-async fn write(state: &AppState, target: &Target, body: WriteBody) -> Result<Response, ApiError> {
+#[utoipa::path(
+    put,
+    path = "/v1/secrets/{namespace}/{name}",
+    tag = "secrets",
+    summary = "Write a new version (`write`); POST does the same",
+    params(SecretPath),
+    request_body = WriteBody,
+    responses((status = 200, description = "The version written", body = Written)),
+)]
+pub(super) async fn write(
+    state: &AppState,
+    target: &Target,
+    body: WriteBody,
+) -> Result<Response, ApiError> {
     let (namespace, name) = (target.namespace(), target.name());
     let written = state
         .secrets
@@ -169,7 +186,15 @@ async fn write(state: &AppState, target: &Target, body: WriteBody) -> Result<Res
     Ok(response)
 }
 
-async fn read(
+#[utoipa::path(
+    get,
+    path = "/v1/secrets/{namespace}/{name}",
+    tag = "secrets",
+    summary = "Read the latest or a given version (`read`)",
+    params(SecretPath, ReadQuery),
+    responses((status = 200, description = "The value", body = Read)),
+)]
+pub(super) async fn read(
     state: &AppState,
     target: &Target,
     version: Option<u32>,
@@ -197,6 +222,14 @@ async fn read(
     Ok(Json(answer).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/secrets/{namespace}",
+    tag = "secrets",
+    summary = "List names, a page at a time (`list`)",
+    params(NamespacePath, ListQuery),
+    responses((status = 200, description = "A page of names", body = NamePage)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     PathParams(namespace): PathParams<String>,
@@ -213,9 +246,26 @@ pub async fn list(
         .secrets
         .list(&namespace, &query.prefix, query.after.as_deref(), limit)
         .await?;
-    Ok(Json(Listed {
+    Ok(Json(NamePage {
         names: page.names,
         next: page.next,
     })
     .into_response())
+}
+
+/// Deletes the latest version; it can be undeleted.
+#[utoipa::path(
+    delete,
+    path = "/v1/secrets/{namespace}/{name}",
+    tag = "secrets",
+    summary = "Delete the latest version, softly (`delete`)",
+    params(SecretPath),
+    responses((status = 204, description = "Deleted")),
+)]
+pub(super) async fn delete_latest(state: &AppState, target: &Target) -> Result<Response, ApiError> {
+    state
+        .secrets
+        .delete(target.namespace(), target.name())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -5,20 +5,22 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{JsonBody, PathParams};
 use super::{ApiError, AppState};
 use crate::auth::{Actor, Admin, Policy, Role, Rule, TokenRecord};
 use crate::clock::rfc3339;
-use crate::error::Error;
 
 /// Longest lifetime a token may be given: ten years.
 const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
-#[derive(Deserialize)]
+/// A token to create: a role, rules and administrative capabilities,
+/// combined; at most the creator's own rights.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     name: String,
@@ -32,8 +34,8 @@ pub struct CreateBody {
 }
 
 /// A token as listed: never its hash, never the token.
-#[derive(Serialize)]
-struct Listed<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct TokenView<'a> {
     id: &'a str,
     name: &'a str,
     policy: &'a Policy,
@@ -43,9 +45,9 @@ struct Listed<'a> {
     created_by: Option<&'a str>,
 }
 
-impl<'a> From<&'a TokenRecord> for Listed<'a> {
+impl<'a> From<&'a TokenRecord> for TokenView<'a> {
     fn from(record: &'a TokenRecord) -> Self {
-        Listed {
+        TokenView {
             id: &record.id,
             name: &record.name,
             policy: &record.policy,
@@ -56,11 +58,33 @@ impl<'a> From<&'a TokenRecord> for Listed<'a> {
     }
 }
 
+/// A token just created: the only time the token itself is shown.
+#[derive(Serialize, ToSchema)]
+pub struct Created<'a> {
+    #[serde(flatten)]
+    listed: TokenView<'a>,
+    token: &'a str,
+}
+
+/// The tokens the caller may see.
+#[derive(Serialize, ToSchema)]
+pub struct TokenList<'a> {
+    tokens: Vec<TokenView<'a>>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/auth/tokens",
+    tag = "tokens",
+    summary = "Create a token (`tokens:manage`)",
+    request_body = CreateBody,
+    responses((status = 200, description = "The token, shown once", body = Created)),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     JsonBody(body): JsonBody<CreateBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let mut policy = match body.role.as_deref() {
         Some(role) => role
             .parse::<Role>()
@@ -91,21 +115,37 @@ pub async fn create(
         .create(&body.name, policy, ttl, Some(&actor))
         .await?;
     tracing::info!(token_id = %new.record.id, by = %actor.token_id, "token created");
-    let mut answer = serde_json::to_value(Listed::from(&new.record))
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    answer["token"] = Value::String(new.token.as_str().to_owned());
-    Ok(Json(answer))
+    Ok(Json(Created {
+        listed: TokenView::from(&new.record),
+        token: new.token.as_str(),
+    })
+    .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/tokens",
+    tag = "tokens",
+    summary = "List tokens (`tokens:manage`)",
+    responses((status = 200, description = "The tokens", body = TokenList)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let records = state.auth.list(&actor).await?;
-    let listed: Vec<Listed> = records.iter().map(Listed::from).collect();
-    Ok(Json(json!({ "tokens": listed })))
+    let tokens: Vec<TokenView> = records.iter().map(TokenView::from).collect();
+    Ok(Json(TokenList { tokens }).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/tokens/{id}",
+    tag = "tokens",
+    summary = "Revoke a token and the tokens it created (`tokens:manage`)",
+    params(("id" = String, Path, description = "The token's id")),
+    responses((status = 204, description = "Revoked")),
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,

@@ -6,9 +6,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a token may do with secrets in a namespace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     Read,
@@ -19,7 +22,9 @@ pub enum Capability {
 }
 
 /// Administrative capabilities, independent of namespaces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 pub enum Admin {
     /// View keys, their status and usage; never secret values.
     #[serde(rename = "keys:read")]
@@ -123,15 +128,17 @@ impl fmt::Display for Pattern {
 }
 
 /// Capabilities on the namespaces a pattern matches.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
+    /// A namespace, or a prefix ending in `*`.
+    #[schema(value_type = String)]
     pub namespaces: Pattern,
     pub capabilities: BTreeSet<Capability>,
 }
 
 /// Everything a token is granted.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default)]

@@ -22,7 +22,7 @@ pub const FORMAT: &str = "coffer-data-key/v1";
 const LABEL: &[u8] = b"coffer.export.v1\0";
 
 /// A data key as it travels between instances.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportedKey {
     pub format: String,

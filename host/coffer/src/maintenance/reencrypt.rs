@@ -15,7 +15,7 @@ use crate::store::layout;
 pub const MAX_BATCH: u32 = 1000;
 
 /// One batch of a pass.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReencryptRequest {
     /// Re-encrypt values under fresh secret keys, not just re-wrap.
