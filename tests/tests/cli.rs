@@ -286,3 +286,91 @@ fn config_check_shows_the_effective_configuration_without_its_secrets() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("max_versions"));
 }
+
+/// Checks that every line of a table starts each column where its header
+/// does: the header's words (separated by two spaces or more) mark the
+/// columns, and no cell may begin inside a gutter.
+fn assert_aligned(table: &str) {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap();
+    let starts: Vec<usize> = header
+        .char_indices()
+        .filter(|&(i, c)| c != ' ' && (i == 0 || header[..i].ends_with("  ")))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(starts.len() >= 2, "{table}");
+    for line in lines {
+        for &start in &starts[1..] {
+            let before = &line[..start.min(line.len())];
+            assert!(
+                line.len() <= start || before.ends_with("  "),
+                "a cell runs into the column at {start}:\n{table}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reads_print_as_tables_json_or_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    for namespace in ["a-namespace-with-a-rather-long-name", "b"] {
+        stdout(&coffer(
+            &server,
+            &["secret", "put", namespace, "db", "v1"],
+            None,
+        ));
+    }
+    stdout(&coffer(&server, &["keys", "rotate", "b"], None));
+
+    let listing = stdout(&coffer(&server, &["keys", "list"], None));
+    assert!(listing.starts_with("NAMESPACE"), "{listing}");
+    assert_aligned(&listing);
+    let raw = stdout(&coffer(&server, &["keys", "list", "--format", "raw"], None));
+    assert_eq!(raw, "a-namespace-with-a-rather-long-name\nb\n");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&coffer(
+        &server,
+        &["keys", "list", "--format", "json"],
+        None,
+    )))
+    .unwrap();
+    assert_eq!(json["namespaces"][1]["keys"], 2, "{json}");
+
+    let status = stdout(&coffer(&server, &["kek", "status"], None));
+    let table = &status[status.find("ID").unwrap()..];
+    assert_aligned(table);
+    let shown = stdout(&coffer(&server, &["keys", "show", "b"], None));
+    assert_aligned(&shown[shown.find("ID").unwrap()..]);
+    let tokens = stdout(&coffer(&server, &["token", "list"], None));
+    assert_aligned(&tokens);
+
+    let secret = stdout(&coffer(
+        &server,
+        &["secret", "get", "b", "db", "--format", "table"],
+        None,
+    ));
+    assert!(
+        secret
+            .lines()
+            .any(|l| l.starts_with("value ") && l.ends_with(" v1")),
+        "{secret}"
+    );
+    assert_aligned(&secret);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&coffer_env(
+        &server,
+        &["secret", "get", "b", "db"],
+        ("COFFER_FORMAT", "json"),
+    )))
+    .unwrap();
+    assert_eq!(json["value"], "v1");
+}
+
+fn coffer_env(server: &Server, args: &[&str], (key, value): (&str, &str)) -> Output {
+    Command::new(coffer_binary())
+        .args(args)
+        .env("COFFER_ADDR", &server.addr)
+        .env("COFFER_TOKEN", &server.token)
+        .env(key, value)
+        .output()
+        .unwrap()
+}

@@ -464,14 +464,18 @@ async fn the_cli_undeletes_destroys_and_edits_metadata() {
         "true",
         "--custom",
         "owner=ops",
+        "--format",
+        "json",
     ]);
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         (&shown["max_versions"], &shown["custom_metadata"]),
         (&json!(3), &json!({ "owner": "ops" }))
     );
-    let (out, _) = server.cli_streams(&["secret", "metadata", "app", "token"]);
+    let (out, _) = server.cli_streams(&["secret", "metadata", "app", "token", "--format", "json"]);
     let shown: Value = serde_json::from_str(&out).unwrap();
+    let (table, _) = server.cli_streams(&["secret", "metadata", "app", "token"]);
+    assert!(table.contains("VERSION  CREATED"), "{table}");
     assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
     let output = server.cli(&[
         "secret",

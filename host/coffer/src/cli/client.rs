@@ -15,6 +15,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
+use super::output::{Format, Table, cell, print_json};
 use crate::config::default_data_dir;
 
 #[derive(Args)]
@@ -27,6 +28,16 @@ pub struct Connection {
         global = true
     )]
     pub(super) addr: String,
+    /// How reads print: table, json or raw (each command has its default).
+    #[arg(long, env = "COFFER_FORMAT", value_enum, global = true)]
+    pub(super) format: Option<Format>,
+}
+
+impl Connection {
+    /// The format asked for, or the command's own default.
+    pub(super) fn format_or(&self, default: Format) -> Format {
+        self.format.unwrap_or(default)
+    }
 }
 
 #[derive(Subcommand)]
@@ -41,17 +52,17 @@ pub enum SecretCommand {
         #[arg(long)]
         cas: Option<u32>,
     },
-    /// Print a secret's value (latest, or --version).
+    /// Print a secret's value (latest, or --version); raw by default.
     Get {
         namespace: String,
         name: String,
         #[arg(long)]
         version: Option<u32>,
-        /// Print the whole JSON answer instead of the bare value.
-        #[arg(long)]
+        /// The same as --format json.
+        #[arg(long, hide = true)]
         json: bool,
     },
-    /// List names in a namespace.
+    /// List names in a namespace, one per line by default.
     List {
         namespace: String,
         #[arg(long, default_value = "")]
@@ -195,10 +206,30 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
                 url.push_str(&format!("?version={version}"));
             }
             let answer = request(Method::GET, &url, None).await?;
-            if json {
-                println!("{answer}");
+            let format = if json {
+                Format::Json
             } else {
-                println!("{}", answer["value"].as_str().unwrap_or_default());
+                connection.format_or(Format::Raw)
+            };
+            match format {
+                Format::Raw => println!("{}", answer["value"].as_str().unwrap_or_default()),
+                Format::Json => print_json(&answer),
+                Format::Table => {
+                    let mut table = Table::new(&["KEY", "VALUE"]);
+                    for key in [
+                        "namespace",
+                        "name",
+                        "version",
+                        "created_at",
+                        "format",
+                        "value",
+                    ] {
+                        if let Some(field) = answer.get(key) {
+                            table.text_row(vec![key.to_owned(), cell(field)]);
+                        }
+                    }
+                    table.print();
+                }
             }
         }
         SecretCommand::List { namespace, prefix } => {
@@ -214,12 +245,26 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
                 }
                 Ok(url.to_string())
             };
+            let mut names: Vec<Value> = Vec::new();
             each_page(page_url, |answer| {
-                for name in answer["names"].as_array().into_iter().flatten() {
-                    println!("{}", name.as_str().unwrap_or_default());
-                }
+                names.extend(answer["names"].as_array().into_iter().flatten().cloned());
             })
             .await?;
+            match connection.format_or(Format::Raw) {
+                Format::Raw => {
+                    for name in &names {
+                        println!("{}", name.as_str().unwrap_or_default());
+                    }
+                }
+                Format::Json => print_json(&json!({ "names": names })),
+                Format::Table => {
+                    let mut table = Table::new(&["NAME"]);
+                    for name in &names {
+                        table.row([name]);
+                    }
+                    table.print();
+                }
+            }
         }
         SecretCommand::Delete { namespace, name } => {
             let url = format!(
@@ -243,7 +288,10 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             namespace,
             name,
             change,
-        } => super::lifecycle::metadata(base, &namespace, &name, change).await?,
+        } => {
+            let format = connection.format_or(Format::Table);
+            super::lifecycle::metadata(base, &namespace, &name, change, format).await?
+        }
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::client::{Connection, Failure, each_page, encode_path, exit, request};
+use super::output::{Format, Table, cell, print_json};
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
@@ -112,68 +113,53 @@ fn body(value: &Value) -> Option<Zeroizing<String>> {
     Some(Zeroizing::new(value.to_string()))
 }
 
-fn pretty(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-    );
-}
-
 async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failure> {
     let base = base(connection);
     let ns_url = |ns: &str| format!("{base}/v1/keys/{}", encode_path(ns));
     match command {
         KeysCommand::List => {
-            println!(
-                "{:<32} {:>12} {:>5} {:>8}",
-                "NAMESPACE", "ACTIVE", "KEYS", "RETIRED"
-            );
+            let mut namespaces: Vec<Value> = Vec::new();
             each_page(namespaces_url(base), |answer| {
-                for ns in answer["namespaces"].as_array().into_iter().flatten() {
-                    println!(
-                        "{:<32} {:>12} {:>5} {:>8}",
-                        ns["namespace"].as_str().unwrap_or_default(),
-                        ns["active_key"],
-                        ns["keys"],
-                        ns["retired_keys"]
-                    );
-                }
+                namespaces.extend(
+                    answer["namespaces"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
             })
             .await?;
+            match connection.format_or(Format::Table) {
+                Format::Json => print_json(&json!({ "namespaces": namespaces })),
+                Format::Raw => {
+                    for ns in &namespaces {
+                        println!("{}", ns["namespace"].as_str().unwrap_or_default());
+                    }
+                }
+                Format::Table => {
+                    let mut table = Table::new(&["NAMESPACE", "ACTIVE", "KEYS", "RETIRED"]);
+                    for ns in &namespaces {
+                        table.row([
+                            &ns["namespace"],
+                            &ns["active_key"],
+                            &ns["keys"],
+                            &ns["retired_keys"],
+                        ]);
+                    }
+                    table.print();
+                }
+            }
         }
         KeysCommand::Show { namespace, secrets } => {
             let answer = request(Method::GET, &ns_url(&namespace), None).await?;
-            println!(
-                "namespace {}: {} secrets, {} versions",
-                namespace, answer["secrets"], answer["versions"]
-            );
-            if answer["unreadable_records"].as_u64().unwrap_or(0) > 0 {
-                println!(
-                    "{} secret record(s) could not be decoded (the server log names them); \
-                     usage below leaves them out",
-                    answer["unreadable_records"]
-                );
-            }
-            println!(
-                "{:>12} {:<11} {:<11} {:>7} {:>12} {:>9}  UPDATED",
-                "ID", "STATUS", "ALGORITHM", "VERSION", "KEK", "USAGE"
-            );
-            for key in answer["keys"].as_array().into_iter().flatten() {
-                println!(
-                    "{:>12} {:<11} {:<11} {:>7} {:>12} {:>9}  {}",
-                    key["id"],
-                    key["status"].as_str().unwrap_or_default(),
-                    key["algorithm"].as_str().unwrap_or_default(),
-                    key["version"],
-                    key["kek_id"],
-                    key["usage"]["versions"],
-                    key["updated_at"].as_str().unwrap_or_default()
-                );
-                if secrets {
-                    for name in key["usage"]["secrets"].as_array().into_iter().flatten() {
-                        println!("{:>14}{}", "", name.as_str().unwrap_or_default());
+            match connection.format_or(Format::Table) {
+                Format::Json => print_json(&answer),
+                Format::Raw => {
+                    for key in answer["keys"].as_array().into_iter().flatten() {
+                        println!("{}", key["id"]);
                     }
                 }
+                Format::Table => print_namespace_keys(&namespace, &answer, secrets),
             }
         }
         KeysCommand::Rotate {
@@ -230,7 +216,7 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
             let payload = Zeroizing::new(json!({ "transport": transport.as_str() }).to_string());
             let url = format!("{}/{id}/export", ns_url(&namespace));
             let answer = request(Method::POST, &url, Some(payload)).await?;
-            pretty(&answer);
+            print_json(&answer);
         }
         KeysCommand::Import {
             namespace,
@@ -253,6 +239,53 @@ async fn keys(connection: &Connection, command: KeysCommand) -> Result<(), Failu
         }
     }
     Ok(())
+}
+
+/// A namespace's keys, one row each (and, with `secrets`, the names each
+/// protects under it).
+fn print_namespace_keys(namespace: &str, answer: &Value, secrets: bool) {
+    println!(
+        "namespace {}: {} secrets, {} versions",
+        namespace, answer["secrets"], answer["versions"]
+    );
+    if answer["unreadable_records"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "{} secret record(s) could not be decoded (the server log names them); \
+             usage below leaves them out",
+            answer["unreadable_records"]
+        );
+    }
+    println!();
+    let mut table = Table::new(&[
+        "ID",
+        "STATUS",
+        "ALGORITHM",
+        "VERSION",
+        "KEK",
+        "USAGE",
+        "UPDATED",
+    ]);
+    for key in answer["keys"].as_array().into_iter().flatten() {
+        table.row([
+            &key["id"],
+            &key["status"],
+            &key["algorithm"],
+            &key["version"],
+            &key["kek_id"],
+            &key["usage"]["versions"],
+            &key["updated_at"],
+        ]);
+    }
+    table.print();
+    if secrets {
+        for key in answer["keys"].as_array().into_iter().flatten() {
+            let names = key["usage"]["secrets"].as_array().into_iter().flatten();
+            println!("\nkey {}:", key["id"]);
+            for name in names {
+                println!("  {}", cell(name));
+            }
+        }
+    }
 }
 
 async fn key_action(
@@ -286,7 +319,11 @@ async fn kek(connection: &Connection, command: KekCommand) -> Result<(), Failure
     };
     let answer = request(method, &url, None).await?;
     if answer.get("keys").is_some() {
-        print_kek_status(&answer);
+        match connection.format_or(Format::Table) {
+            Format::Json => print_json(&answer),
+            Format::Raw => println!("{}", answer["primary_key_id"]),
+            Format::Table => print_kek_status(&answer),
+        }
     } else {
         println!(
             "primary KEK {}: re-wrapped {} data key(s) in {} namespace(s) and {} system key(s) in {} ms",
@@ -310,25 +347,26 @@ fn print_kek_status(status: &Value) {
         "primary {}; {} namespace(s); {} key(s) waiting for re-wrap",
         status["primary_key_id"], status["namespaces"], status["pending_rewrap"]
     );
-    println!(
-        "{:>12} {:<9} {:<11} {:<7} {:>9} {:>11}",
-        "ID", "STATUS", "ALGORITHM", "PRIMARY", "DATA KEYS", "SYSTEM KEYS"
-    );
+    println!();
+    let mut table = Table::new(&[
+        "ID",
+        "STATUS",
+        "ALGORITHM",
+        "PRIMARY",
+        "DATA KEYS",
+        "SYSTEM KEYS",
+    ]);
     for key in status["keys"].as_array().into_iter().flatten() {
-        println!(
-            "{:>12} {:<9} {:<11} {:<7} {:>9} {:>11}",
-            key["id"],
-            key["status"].as_str().unwrap_or_default(),
-            key["algorithm"].as_str().unwrap_or_default(),
-            if key["primary"].as_bool().unwrap_or(false) {
-                "yes"
-            } else {
-                ""
-            },
-            key["data_keys"],
-            key["system_keys"]
-        );
+        table.row([
+            &key["id"],
+            &key["status"],
+            &key["algorithm"],
+            &key["primary"],
+            &key["data_keys"],
+            &key["system_keys"],
+        ]);
     }
+    table.print();
 }
 
 async fn reencrypt(

@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use super::client::{Failure, encode_path, request};
+use super::output::{Format, Table, cell, print_json};
 
 /// What `coffer secret metadata` changes; nothing given only shows it.
 #[derive(Args)]
@@ -74,6 +75,7 @@ pub(super) async fn metadata(
     namespace: &str,
     name: &str,
     args: MetadataArgs,
+    format: Format,
 ) -> Result<(), Failure> {
     let url = secret_url(base, namespace, name, "metadata");
     if args.delete {
@@ -100,10 +102,49 @@ pub(super) async fn metadata(
         let body = Zeroizing::new(Value::Object(change).to_string());
         request(Method::PUT, &url, Some(body)).await?
     };
-    let pretty = serde_json::to_string_pretty(&answer)
-        .map_err(|e| Failure::other(format!("cannot show the answer: {e}")))?;
-    println!("{pretty}");
+    match format {
+        Format::Json => print_json(&answer),
+        Format::Raw => println!("{}", answer["current_version"]),
+        Format::Table => print_metadata(&answer),
+    }
     Ok(())
+}
+
+/// The settings as KEY/VALUE rows, then one row per version.
+fn print_metadata(metadata: &Value) {
+    let mut settings = Table::new(&["KEY", "VALUE"]);
+    for key in [
+        "namespace",
+        "name",
+        "current_version",
+        "oldest_version",
+        "max_versions",
+        "effective_max_versions",
+        "cas_required",
+        "created_at",
+        "updated_at",
+    ] {
+        settings.text_row(vec![key.to_owned(), cell(&metadata[key])]);
+    }
+    for (key, value) in metadata["custom_metadata"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        settings.text_row(vec![format!("custom_metadata.{key}"), cell(value)]);
+    }
+    settings.print();
+    println!();
+    let mut versions = Table::new(&["VERSION", "CREATED", "DELETED", "DESTROYED"]);
+    for version in metadata["versions"].as_array().into_iter().flatten() {
+        versions.row([
+            &version["version"],
+            &version["created_at"],
+            &version["deleted_at"],
+            &version["destroyed_at"],
+        ]);
+    }
+    versions.print();
 }
 
 fn custom_entries(entries: &[String]) -> Result<BTreeMap<&str, &str>, Failure> {

@@ -14,6 +14,7 @@ mod keys;
 mod keyset;
 mod lifecycle;
 mod migrate;
+mod output;
 mod plugin;
 mod scaffold;
 mod server;

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::client::{Connection, Failure, encode_path, exit, request};
+use super::output::{Format, Table, cell, print_json};
 
 #[derive(Subcommand)]
 pub enum TokenCommand {
@@ -67,14 +68,33 @@ async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), F
         }
         TokenCommand::List => {
             let answer = request(Method::GET, &url, None).await?;
-            for token in answer["tokens"].as_array().into_iter().flatten() {
-                println!(
-                    "{}  {}  expires {}  {}",
-                    token["id"].as_str().unwrap_or_default(),
-                    token["name"].as_str().unwrap_or_default(),
-                    token["expires_at"].as_str().unwrap_or("never"),
-                    token["policy"],
-                );
+            let tokens = answer["tokens"].as_array().into_iter().flatten();
+            match connection.format_or(Format::Table) {
+                Format::Json => print_json(&answer),
+                Format::Raw => {
+                    for token in tokens {
+                        println!("{}", token["id"].as_str().unwrap_or_default());
+                    }
+                }
+                Format::Table => {
+                    let mut table =
+                        Table::new(&["ID", "NAME", "CREATED", "EXPIRES", "CREATED BY", "POLICY"]);
+                    for token in tokens {
+                        let expires = match &token["expires_at"] {
+                            Value::String(at) => at.clone(),
+                            _ => "never".to_owned(),
+                        };
+                        table.text_row(vec![
+                            cell(&token["id"]),
+                            cell(&token["name"]),
+                            cell(&token["created_at"]),
+                            expires,
+                            cell(&token["created_by"]),
+                            token["policy"].to_string(),
+                        ]);
+                    }
+                    table.print();
+                }
             }
         }
         TokenCommand::Revoke { id } => {
