@@ -281,8 +281,13 @@ fn print_namespace_keys(namespace: &str, answer: &Value, secrets: bool) {
         for key in answer["keys"].as_array().into_iter().flatten() {
             let names = key["usage"]["secrets"].as_array().into_iter().flatten();
             println!("\nkey {}:", key["id"]);
+            let mut any = false;
             for name in names {
                 println!("  {}", cell(name));
+                any = true;
+            }
+            if !any {
+                println!("  (no secret versions)");
             }
         }
     }

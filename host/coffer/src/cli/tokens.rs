@@ -90,7 +90,7 @@ async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), F
                             cell(&token["created_at"]),
                             expires,
                             cell(&token["created_by"]),
-                            token["policy"].to_string(),
+                            policy_summary(&token["policy"]),
                         ]);
                     }
                     table.print();
@@ -103,4 +103,38 @@ async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), F
         }
     }
     Ok(())
+}
+
+/// A policy in the `--allow` and `--admin` terms it was made with:
+/// `payments-*:read,list admin:sys`.
+fn policy_summary(policy: &Value) -> String {
+    let words = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|word| word.as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let mut parts: Vec<String> = policy["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|rule| {
+            format!(
+                "{}:{}",
+                rule["namespaces"].as_str().unwrap_or_default(),
+                words(&rule["capabilities"]).join(",")
+            )
+        })
+        .collect();
+    let admin = words(&policy["admin"]);
+    if !admin.is_empty() {
+        parts.push(format!("admin:{}", admin.join(",")));
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
