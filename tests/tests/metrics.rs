@@ -143,6 +143,32 @@ async fn metrics_parse_and_count_requests_plugin_calls_audit_and_janitor() {
     assert!(value(&samples, "coffer_audit_records_total", json!({})) >= 10.0);
     assert_eq!(value(&samples, "coffer_audit_writable", json!({})), 1.0);
     assert!(value(&samples, "coffer_janitor_cycles_total", json!({})) >= 1.0);
+    // Eight requests with the root token: one read its record, the rest
+    // found it cached; the namespace's keys were unwrapped once.
+    let hits = |cache: &str| {
+        value(
+            &samples,
+            "coffer_cache_hits_total",
+            json!({ "cache": cache }),
+        )
+    };
+    let misses = |cache: &str| {
+        value(
+            &samples,
+            "coffer_cache_misses_total",
+            json!({ "cache": cache }),
+        )
+    };
+    assert!(hits("tokens") >= 7.0 && misses("tokens") >= 1.0);
+    assert!(hits("data_keys") >= 6.0 && misses("data_keys") >= 1.0);
+    // The janitor's cycles are done: this node holds no lease between them
+    // (or is in one); either way the gauge names the node.
+    let held: Vec<&Value> = samples
+        .iter()
+        .filter(|s| s["name"] == "coffer_lease_held")
+        .collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0]["labels"]["node"].as_str().unwrap().contains(':'));
     let families: Vec<&str> = samples
         .iter()
         .filter_map(|s| s["family"].as_str())

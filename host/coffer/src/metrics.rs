@@ -1,18 +1,48 @@
 //! Prometheus metrics (`GET /v1/sys/metrics`, text format 0.0.4): requests
 //! by route (the audit trail's action name) and status with latency,
 //! plugin calls by plugin, function and outcome with latency, plugin calls
-//! running now (each holds one of the plugin's instances), the audit
-//! trail's records and health, and the janitor's progress. Every label
+//! running now (each holds one of the plugin's instances), the token and
+//! data-key caches' hits and misses, whether this node holds the
+//! key-management lease, the audit trail's records and health, and the
+//! janitor's progress. Every label
 //! comes from a bounded set; no secret name ever becomes one.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_runtime::metrics::{CallMetrics, Histogram};
 
 use crate::service::Coffer;
+
+/// Lookups in one of the host's caches and how many missed (and so read
+/// storage or unwrapped a key).
+#[derive(Default)]
+pub struct CacheCounter {
+    lookups: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl CacheCounter {
+    /// Counts a lookup.
+    pub fn lookup(&self) {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a load for a lookup already counted: it missed.
+    pub fn missed(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// (hits, misses) so far.
+    pub fn counts(&self) -> (u64, u64) {
+        let misses = self.misses.load(Ordering::Relaxed);
+        let lookups = self.lookups.load(Ordering::Relaxed);
+        (lookups.saturating_sub(misses), misses)
+    }
+}
 
 /// What this node counts between scrapes.
 #[derive(Default)]
@@ -126,6 +156,40 @@ impl Metrics {
             out,
             "coffer_audit_writable {}",
             u8::from(coffer.audit.healthy())
+        );
+        for (name, help, counter) in [
+            (
+                "coffer_cache_hits",
+                "Lookups a cache answered, by cache.",
+                0,
+            ),
+            (
+                "coffer_cache_misses",
+                "Lookups that read storage (tokens) or unwrapped keys (data_keys), by cache.",
+                1,
+            ),
+        ] {
+            header(&mut out, name, "counter", help);
+            for (cache, counts) in [
+                ("tokens", coffer.auth.cache_counts()),
+                ("data_keys", coffer.keys.cache_counts()),
+            ] {
+                let value = if counter == 0 { counts.0 } else { counts.1 };
+                let _ = writeln!(out, "{name}_total{{cache=\"{cache}\"}} {value}");
+            }
+        }
+        header(
+            &mut out,
+            "coffer_lease_held",
+            "gauge",
+            "1 while this node (the label) holds the key-management lease.",
+        );
+        let lease = coffer.keys.lease();
+        let _ = writeln!(
+            out,
+            "coffer_lease_held{{node=\"{}\"}} {}",
+            escape(lease.node()),
+            u8::from(lease.held())
         );
         let janitor = coffer.janitor.counts();
         for (name, kind, help, value) in [

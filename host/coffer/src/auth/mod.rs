@@ -22,6 +22,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::metrics::CacheCounter;
 use zeroize::Zeroizing;
 
 use crate::clock::now_ms;
@@ -114,6 +116,7 @@ pub struct Auth {
     store: Arc<Store>,
     /// Token records recently read, by hash.
     cache: moka::future::Cache<String, Arc<TokenRecord>>,
+    cache_counter: CacheCounter,
     /// Hashes recently looked up and not found, so a flood of made-up
     /// tokens does not reach storage.
     misses: moka::future::Cache<String, ()>,
@@ -136,6 +139,7 @@ impl Auth {
                 .max_capacity(CACHED_RECORDS)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            cache_counter: CacheCounter::default(),
             misses: moka::future::Cache::builder()
                 .max_capacity(CACHED_RECORDS)
                 .time_to_live(CACHE_TTL)
@@ -337,11 +341,18 @@ impl Auth {
         Ok(depth)
     }
 
+    /// (hits, misses) of the token cache.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        self.cache_counter.counts()
+    }
+
     /// The record of the token with `hash`, through the caches.
     async fn record(&self, hash: &str) -> Result<Option<Arc<TokenRecord>>> {
+        self.cache_counter.lookup();
         if let Some(record) = self.cache.get(hash).await {
             return Ok(Some(record));
         }
+        self.cache_counter.missed();
         if self.misses.contains_key(hash) {
             return Ok(None);
         }

@@ -29,6 +29,7 @@ use coffer_crypto::{Algorithm, KeyMaterial, OutputPrefix, WrappingKey, random_ke
 use super::{Kek, RootKeys};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
+use crate::metrics::CacheCounter;
 use crate::store::{Change, Store, layout};
 
 /// Namespaces whose unwrapped keys stay in memory.
@@ -72,6 +73,7 @@ pub struct DataKeys {
     /// Unwrapped keys by (scope, id), valid while the stored entry still
     /// holds the same wrapped bytes.
     material: moka::future::Cache<(String, u32), Arc<Unwrapped>>,
+    cache_counter: CacheCounter,
 }
 
 /// One page of scope names.
@@ -91,6 +93,7 @@ impl DataKeys {
                 .time_to_live(settings.cache_ttl)
                 .build(),
             material: moka::future::Cache::new(CACHED_MATERIAL),
+            cache_counter: CacheCounter::default(),
         }
     }
 
@@ -205,9 +208,16 @@ impl DataKeys {
         self.cache.invalidate(scope).await;
     }
 
+    /// (hits, misses) of the cache of namespaces' unwrapped keys.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        self.cache_counter.counts()
+    }
+
     async fn scope(&self, scope: &str) -> Result<Arc<ScopeKeys>> {
+        self.cache_counter.lookup();
         self.cache
             .try_get_with(scope.to_owned(), async {
+                self.cache_counter.missed();
                 self.load_or_create(scope).await.map(Arc::new)
             })
             .await

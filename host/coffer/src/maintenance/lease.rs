@@ -7,6 +7,7 @@
 //! namespace's key record, so even a node that lost its lease mid-change
 //! cannot produce two Active keys.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,8 @@ pub struct Lease {
     ttl: Duration,
     /// Serialises this node's own key work (API calls and the janitor).
     local: tokio::sync::Mutex<()>,
+    /// Guards alive now (0 or 1, as `local` allows one).
+    held: AtomicUsize,
 }
 
 /// Proof of holding the lease; renew it during long work, release it after.
@@ -50,7 +53,13 @@ impl Lease {
             node,
             ttl,
             local: tokio::sync::Mutex::new(()),
+            held: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether this node holds the lease now (a guard is alive).
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::Relaxed) > 0
     }
 
     /// This node's name in the lease record.
@@ -108,6 +117,7 @@ impl Lease {
             }
             match self.write(base).await {
                 Ok(version) => {
+                    self.held.fetch_add(1, Ordering::Relaxed);
                     return Ok(LeaseGuard {
                         lease: self,
                         _local: local,
@@ -156,6 +166,12 @@ impl LeaseGuard<'_> {
         if let Err(error) = self.lease.put(Some(self.version), 0).await {
             tracing::warn!(%error, "could not release the key-management lease; it expires by itself");
         }
+    }
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        self.lease.held.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -95,6 +95,16 @@ impl DataKeyView {
 }
 
 impl KeyAdmin {
+    /// (hits, misses) of the data keys' cache.
+    pub fn cache_counts(&self) -> (u64, u64) {
+        self.keys.cache_counts()
+    }
+
+    /// This node's handle on the key-management lease.
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
     pub fn new(
         store: Arc<Store>,
         keys: Arc<DataKeys>,
