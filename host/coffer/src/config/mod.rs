@@ -1,6 +1,8 @@
-//! `coffer.toml`: the server's configuration, its defaults (the embedded
-//! SQLite + keyset setup) and `COFFER_…` environment overrides
-//! ([`env`]). The plugin sections are [`plugin`]'s, the server's own
+//! `coffer.toml`: the server's configuration. This module holds the schema
+//! and its defaults (the embedded SQLite + keyset setup) and loads it;
+//! `COFFER_…` environment overrides are [`env`]'s, the checks
+//! [`validate`]'s, and what it resolves to for other modules
+//! [`settings`]'. The plugin sections are [`plugin`]'s, the server's own
 //! tables [`sections`]'.
 //!
 //! Every key can be overridden from the environment: `COFFER_LISTEN`,
@@ -11,11 +13,11 @@ mod env;
 mod http_grant;
 mod plugin;
 mod sections;
+mod settings;
+mod validate;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,23 +29,19 @@ pub use sections::{
 
 /// The whole configuration.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address the HTTP API listens on.
-    #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Where the embedded database, keyset, root token and caches live.
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// Where plugin names are looked up (`<plugin_dir>/<name>.wasm`).
     pub plugin_dir: Option<PathBuf>,
     /// Compiled-component cache; defaults to `<data_dir>/cache`.
     pub cache_dir: Option<PathBuf>,
     /// Versions kept per secret; older ones are dropped on write.
-    #[serde(default = "default_max_versions")]
     pub max_versions: u32,
     /// Largest secret value accepted, in bytes.
-    #[serde(default = "default_max_value_bytes")]
     pub max_value_bytes: usize,
     pub storage: Option<PluginSection>,
     pub keyring: Option<PluginSection>,
@@ -51,30 +49,38 @@ pub struct Config {
     pub kms: Option<PluginSection>,
     /// A second storage, the target of `coffer migrate --to storage_next`.
     pub storage_next: Option<PluginSection>,
-    #[serde(default)]
     pub audit: AuditSection,
-    #[serde(default)]
     pub keys: KeysSection,
-    #[serde(default)]
     pub janitor: JanitorSection,
-    #[serde(default)]
     pub http: HttpSection,
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsSection>,
-    #[serde(default)]
     pub metrics: MetricsSection,
 }
 
-fn default_listen() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8270))
-}
-
-fn default_max_versions() -> u32 {
-    10
-}
-
-fn default_max_value_bytes() -> usize {
-    64 * 1024
+/// The embedded default: SQLite and a Tink keyset in the data directory,
+/// the API on 127.0.0.1:8270.
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8270)),
+            data_dir: default_data_dir(),
+            plugin_dir: None,
+            cache_dir: None,
+            max_versions: 10,
+            max_value_bytes: 64 * 1024,
+            storage: None,
+            keyring: None,
+            kms: None,
+            storage_next: None,
+            audit: AuditSection::default(),
+            keys: KeysSection::default(),
+            janitor: JanitorSection::default(),
+            http: HttpSection::default(),
+            tls: None,
+            metrics: MetricsSection::default(),
+        }
+    }
 }
 
 /// The data directory when none is configured: `$XDG_DATA_HOME/coffer`,
@@ -106,13 +112,6 @@ pub enum ConfigError {
         message: String,
     },
 }
-
-/// Largest `max_value_bytes` accepted.
-const MAX_VALUE_BYTES_LIMIT: usize = 1 << 20;
-/// Largest secret record (all retained versions) accepted.
-const MAX_RECORD_BYTES: usize = 32 << 20;
-/// Bytes a record spends per version besides the value (keys, nonces, tags).
-const RECORD_OVERHEAD: usize = 256;
 
 impl Config {
     /// Loads `file` (or nothing), applies `vars` overrides and the data-dir
@@ -165,210 +164,6 @@ impl Config {
         config.validate(&origin)?;
         Ok(config)
     }
-
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let fail = |key: &str, message: &str| ConfigError::Key {
-            origin: origin.to_owned(),
-            key: key.to_owned(),
-            message: message.to_owned(),
-        };
-        if !(1..=1000).contains(&self.max_versions) {
-            return Err(fail("max_versions", "must be between 1 and 1000"));
-        }
-        if !(1..=MAX_VALUE_BYTES_LIMIT).contains(&self.max_value_bytes) {
-            return Err(fail(
-                "max_value_bytes",
-                &format!("must be between 1 and {MAX_VALUE_BYTES_LIMIT}"),
-            ));
-        }
-        // A secret and its retained versions are one record, which the storage
-        // plugin holds several copies of in its memory: it must fit.
-        let storage_memory = self
-            .storage
-            .as_ref()
-            .map_or(plugin::default_memory_mb(), |s| s.limits.memory_mb)
-            .saturating_mul(1 << 20);
-        let record = (self.max_versions as usize)
-            .saturating_mul(self.max_value_bytes.saturating_add(RECORD_OVERHEAD));
-        let record_limit = (storage_memory / 4).min(MAX_RECORD_BYTES);
-        if record > record_limit {
-            return Err(fail(
-                "max_value_bytes",
-                &format!(
-                    "max_versions × max_value_bytes makes records of up to {record} bytes, more than the \
-                     {record_limit} the storage plugin's memory allows: lower either, or raise storage.limits.memory_mb"
-                ),
-            ));
-        }
-        let audit = self.audit_settings();
-        if audit.enabled && audit.file.is_none() && !audit.stdout {
-            return Err(fail(
-                "audit",
-                "is enabled with no sink: set audit.file or audit.stdout (or enabled = false)",
-            ));
-        }
-        if self.audit.rotate_bytes < 4096 {
-            return Err(fail("audit.rotate_bytes", "must be at least 4096"));
-        }
-        if self.audit.checkpoint_ms < 10 {
-            return Err(fail("audit.checkpoint_ms", "must be at least 10"));
-        }
-        if self.keys.lease_ttl_ms < 1000 {
-            return Err(fail("keys.lease_ttl_ms", "must be at least 1000"));
-        }
-        if self.janitor.interval_ms < 10 {
-            return Err(fail("janitor.interval_ms", "must be at least 10"));
-        }
-        if self.janitor.limit == 0 {
-            return Err(fail("janitor.limit", "must be at least 1"));
-        }
-        if !(1..=100_000).contains(&self.http.max_connections) {
-            return Err(fail("http.max_connections", "must be between 1 and 100000"));
-        }
-        if self.http.header_timeout_ms < 100 {
-            return Err(fail("http.header_timeout_ms", "must be at least 100"));
-        }
-        if self.http.request_timeout_ms < 100 {
-            return Err(fail("http.request_timeout_ms", "must be at least 100"));
-        }
-        if self.keyring.is_some() && self.kms.is_some() {
-            return Err(fail(
-                "kms",
-                "is the root of the key hierarchy in place of [keyring]: configure one of them",
-            ));
-        }
-        let sections = [
-            ("storage", &self.storage),
-            ("keyring", &self.keyring),
-            ("kms", &self.kms),
-            ("storage_next", &self.storage_next),
-        ];
-        for (name, section) in sections {
-            if let Some(section) = section {
-                section
-                    .validate(name)
-                    .map_err(|(key, message)| fail(&key, &message))?;
-            }
-        }
-        if let (Some(storage), Some(kms)) = (
-            self.storage.as_ref().and_then(|s| s.http.as_ref()),
-            self.kms.as_ref().and_then(|s| s.http.as_ref()),
-        ) {
-            storage
-                .apart_from(kms, "storage.http", "kms.http")
-                .map_err(|(key, message)| fail(&key, &message))?;
-        }
-        Ok(())
-    }
-
-    /// The `[storage]` section, or the embedded default: SQLite in the data dir.
-    pub fn storage_section(&self) -> PluginSection {
-        self.storage.clone().unwrap_or_else(|| PluginSection {
-            sql: Some(SqlGrant {
-                url: format!("sqlite://{}", self.data_dir.join("coffer.db").display()),
-                max_connections: plugin::default_max_connections(),
-            }),
-            ..PluginSection::named("storage-sql")
-        })
-    }
-
-    /// The `[keyring]` section, or the embedded default: a Tink keyset in the
-    /// data dir, created if missing.
-    pub fn keyring_section(&self) -> PluginSection {
-        self.keyring.clone().unwrap_or_else(|| PluginSection {
-            config: BTreeMap::from([("create_if_missing".to_owned(), toml::Value::Boolean(true))]),
-            files: BTreeMap::from([(
-                "keyset".to_owned(),
-                FileGrantSection {
-                    path: self.default_keyset_path(),
-                    writable: true,
-                },
-            )]),
-            ..PluginSection::named("keyring-file")
-        })
-    }
-
-    /// Where the embedded default keeps its keyset.
-    pub fn default_keyset_path(&self) -> PathBuf {
-        self.data_dir.join("keyring").join("keyset.json")
-    }
-
-    /// Settings of the data keys.
-    pub fn data_key_settings(&self) -> crate::keys::DataKeySettings {
-        crate::keys::DataKeySettings {
-            algorithm: self.keys.algorithm,
-            cache_ttl: Duration::from_millis(self.keys.cache_ttl_ms),
-        }
-    }
-
-    /// Settings of key management, the grace defaulting to twice the cache
-    /// lifetime plus the storage plugin's call timeout.
-    pub fn key_admin_settings(&self) -> crate::maintenance::AdminSettings {
-        let timeout = self.storage_section().limits.timeout_ms;
-        let grace = self
-            .keys
-            .grace_ms
-            .unwrap_or(2 * self.keys.cache_ttl_ms + timeout);
-        crate::maintenance::AdminSettings {
-            lease_wait: Duration::from_secs(5),
-            grace: Duration::from_millis(grace),
-        }
-    }
-
-    /// This node's name in the key-management lease.
-    pub fn node_name(&self) -> String {
-        self.keys.node.clone().unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "coffer".to_owned());
-            format!("{host}:{}", self.listen.port())
-        })
-    }
-
-    /// Settings of the janitor.
-    pub fn janitor_settings(&self) -> crate::maintenance::janitor::JanitorSettings {
-        crate::maintenance::janitor::JanitorSettings {
-            enabled: self.janitor.enabled,
-            interval: Duration::from_millis(self.janitor.interval_ms),
-            limit: self.janitor.limit,
-        }
-    }
-
-    /// The audit settings with defaults resolved against the data dir.
-    pub fn audit_settings(&self) -> crate::audit::AuditSettings {
-        let file = match &self.audit.file {
-            None => Some(self.data_dir.join("audit").join("audit.log")),
-            Some(path) if path.as_os_str().is_empty() => None,
-            Some(path) => Some(path.clone()),
-        };
-        crate::audit::AuditSettings {
-            enabled: self.audit.enabled,
-            file,
-            stdout: self.audit.stdout,
-            rotate_bytes: self.audit.rotate_bytes,
-            keep_files: self.audit.keep_files,
-            keep_bytes: self.audit.keep_bytes,
-            checkpoint_interval: Duration::from_millis(self.audit.checkpoint_ms),
-            exclude: self.audit.exclude.iter().cloned().collect(),
-        }
-    }
-
-    /// The limits the HTTP server keeps to.
-    pub fn http_limits(&self) -> crate::api::serve::HttpLimits {
-        crate::api::serve::HttpLimits {
-            max_connections: self.http.max_connections,
-            header_timeout: Duration::from_millis(self.http.header_timeout_ms),
-        }
-    }
-
-    pub fn cache_dir(&self) -> PathBuf {
-        self.cache_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join("cache"))
-    }
 }
 
 /// The string a plugin sees for a TOML scalar; none for tables and arrays.
@@ -398,7 +193,7 @@ mod tests {
     #[test]
     fn no_file_gives_the_embedded_default() {
         let config = Config::load(None, vars(&[]), Some(Path::new("/tmp/d"))).unwrap();
-        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.listen, Config::default().listen);
         assert_eq!(config.storage_section().plugin, "storage-sql");
         let sql = config.storage_section().sql.unwrap();
         assert_eq!(sql.url, "sqlite:///tmp/d/coffer.db");

@@ -169,25 +169,25 @@ impl std::fmt::Debug for SqlGrant {
 
 /// The `[<section>.limits]` table.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LimitsSection {
-    #[serde(default = "default_memory_mb")]
+    /// Linear memory one instance may grow to.
     pub memory_mb: usize,
-    #[serde(default = "default_cpu_ms")]
+    /// CPU time one call may use.
     pub cpu_ms: u64,
-    #[serde(default = "default_timeout_ms")]
+    /// Wall-clock time one call may take.
     pub timeout_ms: u64,
-    #[serde(default = "default_max_instances")]
+    /// Instances kept, so calls at once.
     pub max_instances: usize,
 }
 
 impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
-            memory_mb: default_memory_mb(),
-            cpu_ms: default_cpu_ms(),
-            timeout_ms: default_timeout_ms(),
-            max_instances: default_max_instances(),
+            memory_mb: 64,
+            cpu_ms: 2_000,
+            timeout_ms: 10_000,
+            max_instances: 32,
         }
     }
 }
@@ -205,22 +205,6 @@ impl LimitsSection {
 
 pub(super) fn default_max_connections() -> u32 {
     8
-}
-
-pub(super) fn default_memory_mb() -> usize {
-    64
-}
-
-fn default_cpu_ms() -> u64 {
-    2_000
-}
-
-fn default_timeout_ms() -> u64 {
-    10_000
-}
-
-fn default_max_instances() -> usize {
-    32
 }
 
 /// What `coffer config check` shows in place of a secret.

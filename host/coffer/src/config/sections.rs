@@ -1,5 +1,6 @@
-//! The server's own tables of `coffer.toml`: `[http]`, `[tls]`, `[keys]`,
-//! `[janitor]` and `[audit]`, with their defaults.
+//! The server's own tables of `coffer.toml`: `[http]`, `[tls]`,
+//! `[metrics]`, `[keys]`, `[janitor]` and `[audit]`. Each table's defaults
+//! are its `Default`, and a key left out takes the default's value.
 
 use std::path::PathBuf;
 
@@ -7,40 +8,25 @@ use serde::{Deserialize, Serialize};
 
 /// The `[http]` table: what one client can make the server hold.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpSection {
     /// Connections served at once; more wait in the listen backlog.
-    #[serde(default = "default_max_connections_http")]
     pub max_connections: usize,
     /// Time a client has to send a request's headers; also how long an
     /// idle keep-alive connection stays open.
-    #[serde(default = "default_header_timeout_ms")]
     pub header_timeout_ms: u64,
     /// Time a request may take, its body included.
-    #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
 }
 
 impl Default for HttpSection {
     fn default() -> Self {
         HttpSection {
-            max_connections: default_max_connections_http(),
-            header_timeout_ms: default_header_timeout_ms(),
-            request_timeout_ms: default_request_timeout_ms(),
+            max_connections: 1024,
+            header_timeout_ms: 10_000,
+            request_timeout_ms: 60_000,
         }
     }
-}
-
-fn default_max_connections_http() -> usize {
-    1024
-}
-
-fn default_header_timeout_ms() -> u64 {
-    10_000
-}
-
-fn default_request_timeout_ms() -> u64 {
-    60_000
 }
 
 /// The `[tls]` table: serve HTTPS (TLS 1.2 or 1.3) with this certificate,
@@ -60,30 +46,26 @@ pub struct TlsSection {
 
 /// The `[metrics]` table.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct MetricsSection {
     /// Serve `/v1/sys/metrics` without a token (for a scraper on a trusted
     /// network); otherwise it needs the `sys` capability.
-    #[serde(default)]
     pub unauthenticated: bool,
 }
 
 /// The `[keys]` table: data keys and key management.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct KeysSection {
     /// Algorithm of new data keys: `AES256_GCM` (default) or `AES128_GCM`.
-    #[serde(default = "default_key_algorithm")]
     pub algorithm: coffer_crypto::Algorithm,
     /// How long a node trusts its cached copy of a namespace's keys, and so
     /// how long a rotation made on another node takes to reach it.
-    #[serde(default = "default_key_cache_ttl_ms")]
     pub cache_ttl_ms: u64,
     /// How long a retired key must wait before it may be inactivated or
     /// destroyed; defaults to twice `cache_ttl_ms` plus the plugin timeout.
     pub grace_ms: Option<u64>,
     /// Lifetime of the key-management lease; renewed while work runs.
-    #[serde(default = "default_lease_ttl_ms")]
     pub lease_ttl_ms: u64,
     /// This node's name in the lease; defaults to `hostname:port`, so a
     /// restarted node takes its own lease back at once.
@@ -93,10 +75,10 @@ pub struct KeysSection {
 impl Default for KeysSection {
     fn default() -> Self {
         KeysSection {
-            algorithm: default_key_algorithm(),
-            cache_ttl_ms: default_key_cache_ttl_ms(),
+            algorithm: coffer_crypto::Algorithm::Aes256Gcm,
+            cache_ttl_ms: 30_000,
             grace_ms: None,
-            lease_ttl_ms: default_lease_ttl_ms(),
+            lease_ttl_ms: 15_000,
             node: None,
         }
     }
@@ -104,15 +86,12 @@ impl Default for KeysSection {
 
 /// The `[janitor]` table: background re-wrapping onto Active keys.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct JanitorSection {
-    #[serde(default = "enabled")]
     pub enabled: bool,
     /// Time between cycles.
-    #[serde(default = "default_janitor_interval_ms")]
     pub interval_ms: u64,
     /// Most secrets one cycle looks at.
-    #[serde(default = "default_janitor_limit")]
     pub limit: u32,
 }
 
@@ -120,47 +99,24 @@ impl Default for JanitorSection {
     fn default() -> Self {
         JanitorSection {
             enabled: true,
-            interval_ms: default_janitor_interval_ms(),
-            limit: default_janitor_limit(),
+            interval_ms: 60_000,
+            limit: 1_000,
         }
     }
 }
 
-fn default_key_algorithm() -> coffer_crypto::Algorithm {
-    coffer_crypto::Algorithm::Aes256Gcm
-}
-
-fn default_key_cache_ttl_ms() -> u64 {
-    30_000
-}
-
-fn default_lease_ttl_ms() -> u64 {
-    15_000
-}
-
-fn default_janitor_interval_ms() -> u64 {
-    60_000
-}
-
-fn default_janitor_limit() -> u32 {
-    1_000
-}
-
 /// The `[audit]` table.
 #[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct AuditSection {
     /// Turning the audit trail off is possible, and loudly reported.
-    #[serde(default = "enabled")]
     pub enabled: bool,
     /// The JSON-lines file; defaults to `<data_dir>/audit/audit.log`, and
     /// an empty string means no file.
     pub file: Option<PathBuf>,
     /// Also write every record to standard output.
-    #[serde(default)]
     pub stdout: bool,
     /// Size in bytes at which the file is rotated (the chain continues).
-    #[serde(default = "default_rotate_bytes")]
     pub rotate_bytes: u64,
     /// Rotated files kept; beyond, the oldest is deleted once it verifies.
     pub keep_files: Option<usize>,
@@ -169,10 +125,8 @@ pub struct AuditSection {
     pub keep_bytes: Option<u64>,
     /// How often the chain's head is checkpointed in storage, so a log
     /// whose tail was cut shows.
-    #[serde(default = "default_checkpoint_ms")]
     pub checkpoint_ms: u64,
     /// Actions not recorded, such as `sys.health`.
-    #[serde(default = "default_audit_exclude")]
     pub exclude: Vec<String>,
 }
 
@@ -182,27 +136,11 @@ impl Default for AuditSection {
             enabled: true,
             file: None,
             stdout: false,
-            rotate_bytes: default_rotate_bytes(),
+            rotate_bytes: 64 << 20,
             keep_files: None,
             keep_bytes: None,
-            checkpoint_ms: default_checkpoint_ms(),
-            exclude: default_audit_exclude(),
+            checkpoint_ms: 1_000,
+            exclude: vec!["sys.health".to_owned(), "sys.metrics".to_owned()],
         }
     }
-}
-
-pub(super) fn enabled() -> bool {
-    true
-}
-
-fn default_rotate_bytes() -> u64 {
-    64 << 20
-}
-
-fn default_checkpoint_ms() -> u64 {
-    1_000
-}
-
-fn default_audit_exclude() -> Vec<String> {
-    vec!["sys.health".to_owned(), "sys.metrics".to_owned()]
 }
