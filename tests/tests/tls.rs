@@ -279,4 +279,27 @@ async fn mutual_tls_answers_only_clients_with_a_certificate_from_the_ca() {
     assert!(!ok);
     server.put("mtls/x", "y").await;
     server.assert_reads("mtls/x", "y").await;
+
+    let cli = |identity: Option<(&Path, &Path)>| {
+        let mut command = Command::new(coffer_e2e::server::coffer_binary());
+        command
+            .args(["secret", "get", "mtls", "x"])
+            .env("COFFER_ADDR", &server.addr)
+            .env("COFFER_TOKEN", &server.token)
+            .env("COFFER_CACERT", &ca_file);
+        if let Some((cert, key)) = identity {
+            command
+                .env("COFFER_CLIENT_CERT", cert)
+                .env("COFFER_CLIENT_KEY", key);
+        }
+        command.output().unwrap()
+    };
+    let output = cli(Some((&client_cert, &client_key)));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "y",
+        "the CLI presents COFFER_CLIENT_CERT: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!cli(None).status.success(), "no certificate, no answer");
 }

@@ -5,7 +5,8 @@
 //! The server address comes from `--addr` / `COFFER_ADDR`, the token from
 //! `COFFER_TOKEN` or else the root-token file in the default data dir; an
 //! HTTPS server is verified against `COFFER_CACERT` (a PEM file) when set,
-//! else against the system's roots.
+//! else against the system's roots, and a server asking for mutual TLS
+//! gets `COFFER_CLIENT_CERT` and `COFFER_CLIENT_KEY`.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -340,9 +341,45 @@ fn http_client() -> Result<reqwest::Client, Failure> {
             builder = builder.add_root_certificate(certificate);
         }
     }
+    if let Some(identity) = client_identity()? {
+        builder = builder.identity(identity);
+    }
     builder
         .build()
         .map_err(|e| Failure::other(format!("cannot set up the HTTP client: {e}")))
+}
+
+/// The certificate a server asking for mutual TLS gets:
+/// `COFFER_CLIENT_CERT` (PEM, the certificate and its chain) and
+/// `COFFER_CLIENT_KEY` (PEM, its private key), both or neither.
+fn client_identity() -> Result<Option<reqwest::Identity>, Failure> {
+    let cert = std::env::var_os("COFFER_CLIENT_CERT");
+    let key = std::env::var_os("COFFER_CLIENT_KEY");
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (
+            std::path::PathBuf::from(cert),
+            std::path::PathBuf::from(key),
+        ),
+        _ => {
+            return Err(Failure::usage(
+                "set both COFFER_CLIENT_CERT and COFFER_CLIENT_KEY, or neither",
+            ));
+        }
+    };
+    let read = |variable: &str, file: &std::path::Path| {
+        std::fs::read(file)
+            .map(Zeroizing::new)
+            .map_err(|e| Failure::usage(format!("{variable}: cannot read {}: {e}", file.display())))
+    };
+    let mut pem = read("COFFER_CLIENT_CERT", &cert)?;
+    pem.extend_from_slice(b"\n");
+    pem.extend_from_slice(&read("COFFER_CLIENT_KEY", &key)?);
+    reqwest::Identity::from_pem(&pem).map(Some).map_err(|e| {
+        Failure::usage(format!(
+            "COFFER_CLIENT_CERT and COFFER_CLIENT_KEY do not make a client identity: {e}"
+        ))
+    })
 }
 
 pub(super) async fn request(
