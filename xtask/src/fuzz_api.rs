@@ -80,7 +80,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .args(["-H", &format!("Authorization: Bearer {}", token.trim())])
         .args(["--checks", CHECKS])
         .args(["--max-examples", &examples.to_string()])
-        .args(["--workers", "2", "--no-color"]);
+        .args(["--workers", "1", "--no-color"]);
     for operation in EXCLUDED_OPERATIONS {
         command.args(["--exclude-operation-id", operation]);
     }

@@ -385,44 +385,69 @@ fn classify(error: sqlx::Error) -> GuestError {
 }
 
 /// Installs on a SQLite connection a progress handler that interrupts any
-/// statement execution running longer than `limit`. It tells executions
-/// apart by the busy statement and SQLite's count of its runs, so nothing
-/// is needed per statement: no round trip to the connection's thread.
+/// statement execution running longer than `limit`. SQLite says when each
+/// execution begins (a statement trace), so the clock restarts exactly
+/// then: no round trip to the connection's thread per statement, and no
+/// guessing from statement addresses, which SQLite reuses once a
+/// statement is finalized.
+#[allow(unsafe_code)]
 fn watch_statements(connection: &mut sqlx::sqlite::LockedSqliteHandle<'_>, limit: Duration) {
-    let db = connection.as_raw_handle().as_ptr() as usize;
-    let mut running: Option<(usize, i32)> = None;
-    let mut started = std::time::Instant::now();
+    use libsqlite3_sys as ffi;
+    let db = connection.as_raw_handle().as_ptr();
+    // SAFETY: `db` is the live handle this lock guards, and no statement
+    // runs on it meanwhile; the callback keeps no pointer (its context is
+    // null), so nothing it uses can dangle once the connection closes.
+    unsafe {
+        ffi::sqlite3_trace_v2(
+            db,
+            ffi::SQLITE_TRACE_STMT as std::os::raw::c_uint,
+            Some(statement_began),
+            std::ptr::null_mut(),
+        );
+    }
     connection.set_progress_handler(PROGRESS_STEPS, move || {
-        let now = busy_statement(db);
-        if now != running {
-            running = now;
-            started = std::time::Instant::now();
-            return true;
-        }
-        started.elapsed() < limit
+        STATEMENT_STARTED.with(|started| match started.get() {
+            Some(at) => at.elapsed() < limit,
+            None => {
+                started.set(Some(std::time::Instant::now()));
+                true
+            }
+        })
     });
 }
 
-/// The statement connection `db` is running, and how many runs it has begun.
+thread_local! {
+    /// When the statement running on this thread began. SQLite runs each
+    /// connection's statements on that connection's own worker thread, so
+    /// this is the statement of the connection whose handler reads it.
+    static STATEMENT_STARTED: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// SQLite's statement trace (`SQLITE_TRACE_STMT`): a statement begins to
+/// run. The trace also marks each trigger program a statement starts (its
+/// text is an SQL comment, `-- trigger`): those are part of the statement
+/// already timed, so the clock is not restarted for them — else a trigger
+/// firing per row would keep a runaway statement alive for ever.
 #[allow(unsafe_code)]
-fn busy_statement(db: usize) -> Option<(usize, i32)> {
-    use libsqlite3_sys as ffi;
-    let db = db as *mut ffi::sqlite3;
-    // SAFETY: called only from the progress handler of connection `db`, on
-    // the thread running one of its statements, so the handle is live; the
-    // three calls only read the connection's list of statements and their
-    // counters, which the progress-handler contract allows.
-    unsafe {
-        let mut statement = ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
-        while !statement.is_null() {
-            if ffi::sqlite3_stmt_busy(statement) != 0 {
-                let runs = ffi::sqlite3_stmt_status(statement, ffi::SQLITE_STMTSTATUS_RUN, 0);
-                return Some((statement as usize, runs));
-            }
-            statement = ffi::sqlite3_next_stmt(db, statement);
-        }
+unsafe extern "C" fn statement_began(
+    _mask: std::os::raw::c_uint,
+    _context: *mut std::os::raw::c_void,
+    _statement: *mut std::os::raw::c_void,
+    text: *mut std::os::raw::c_void,
+) -> std::os::raw::c_int {
+    // SAFETY: for SQLITE_TRACE_STMT, SQLite passes the statement's text
+    // (or a trigger's comment) as a NUL-terminated string valid during the
+    // callback; only its first two bytes are read, and only if present.
+    let trigger = !text.is_null()
+        && unsafe {
+            let text = text as *const u8;
+            *text == b'-' && *text.add(1) == b'-'
+        };
+    if !trigger {
+        STATEMENT_STARTED.with(|started| started.set(Some(std::time::Instant::now())));
     }
-    None
+    0
 }
 
 /// Resets a PostgreSQL connection returning to the pool; one that cannot
