@@ -149,6 +149,29 @@ async fn a_runaway_sqlite_query_is_stopped_at_the_call_deadline() {
     );
 }
 
+/// Each trigger program a statement starts is part of that statement's
+/// time: a trigger firing per row does not restart the clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_per_row_does_not_keep_a_runaway_statement_alive() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let plugin = hostile_on(&url, Duration::from_millis(1500)).await;
+    plugin
+        .get("sql:CREATE TABLE rows (x INTEGER)")
+        .await
+        .unwrap();
+    plugin
+        .get("sql:CREATE TRIGGER each AFTER INSERT ON rows BEGIN SELECT 1; END")
+        .await
+        .unwrap();
+    let endless = "sql:INSERT INTO rows WITH RECURSIVE c(x) AS \
+                   (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c";
+    let started = std::time::Instant::now();
+    assert!(plugin.get(endless).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    plugin.get("sql:SELECT 1").await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_cannot_lift_the_statement_timeout_of_a_pooled_postgres_session() {
     let url = std::env::var("COFFER_TEST_DATABASE_URL").expect(

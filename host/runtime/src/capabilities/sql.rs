@@ -425,10 +425,9 @@ thread_local! {
 }
 
 /// SQLite's statement trace (`SQLITE_TRACE_STMT`): a statement begins to
-/// run. The trace also marks each trigger program a statement starts (its
-/// text is an SQL comment, `-- trigger`): those are part of the statement
-/// already timed, so the clock is not restarted for them — else a trigger
-/// firing per row would keep a runaway statement alive for ever.
+/// run. The trace may also mark a trigger program the statement starts
+/// (its text is an SQL comment, `-- trigger`): that is part of the
+/// statement already timed, so the clock is not restarted for it.
 #[allow(unsafe_code)]
 unsafe extern "C" fn statement_began(
     _mask: std::os::raw::c_uint,
