@@ -30,9 +30,11 @@ pub struct SecretPath {
     #[allow(dead_code)]
     #[param(pattern = r"^[A-Za-z0-9_.-]{1,64}$")]
     namespace: String,
-    /// The secret's name: `/`-separated segments (percent-encode the
-    /// slashes in a single path parameter).
+    /// The secret's name: `/`-separated segments, none empty, `.` or `..`,
+    /// no control characters (percent-encode the slashes in a single path
+    /// parameter).
     #[allow(dead_code)]
+    #[param(min_length = 1, max_length = 512)]
     name: String,
 }
 

@@ -61,6 +61,7 @@ pub struct Read<'a> {
 #[into_params(parameter_in = Query)]
 pub struct ReadQuery {
     /// The version to read; the latest when left out.
+    #[param(minimum = 1)]
     version: Option<u32>,
 }
 
@@ -73,7 +74,8 @@ pub struct ListQuery {
     prefix: String,
     /// The `next` of the previous page.
     after: Option<String>,
-    /// Most names on the page (1–1000, default 100).
+    /// Most names on the page (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

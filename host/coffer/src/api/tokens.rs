@@ -23,13 +23,19 @@ const MAX_TTL_SECONDS: u64 = 10 * 365 * 24 * 3600;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
+    /// Shown in listings and audit records: up to 128 characters, no
+    /// control characters.
+    #[schema(min_length = 1, max_length = 128)]
     name: String,
     /// `admin` or `operator`; combined with `rules` and `admin`.
+    #[schema(pattern = "^(admin|operator)$")]
     role: Option<String>,
     #[serde(default)]
     rules: Vec<Rule>,
     #[serde(default)]
     admin: BTreeSet<Admin>,
+    /// Lifetime; none for a token that does not expire.
+    #[schema(minimum = 1, maximum = 315_359_999)]
     ttl_seconds: Option<u64>,
 }
 
