@@ -40,6 +40,66 @@ async fn storage_sql_on_postgres_passes_the_contract() {
     assert!(report.passed(), "{report}");
 }
 
+/// Writes that arrive together share a commit, yet each gets the answer it
+/// would get alone: of many check-and-set writes on one revision exactly
+/// one wins, and every write to its own key lands, readable afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_commits_and_keep_their_own_answers() {
+    use coffer_runtime::Expected;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let storage = sql_storage(&url, "coffer_kv").await;
+    let first = storage
+        .put("shared", b"v0", Expected::Absent)
+        .await
+        .unwrap();
+    let racers = (0..24).map(|i| {
+        let storage = storage.clone();
+        tokio::spawn(async move {
+            let own = storage
+                .put(
+                    &format!("own/{i:02}"),
+                    format!("v{i}").as_bytes(),
+                    Expected::Absent,
+                )
+                .await;
+            let shared = storage
+                .put(
+                    "shared",
+                    format!("r{i}").as_bytes(),
+                    Expected::Revision(first),
+                )
+                .await;
+            (own, shared)
+        })
+    });
+    let mut winners = 0;
+    for racer in racers {
+        let (own, shared) = racer.await.unwrap();
+        own.unwrap();
+        match shared {
+            Ok(_) => winners += 1,
+            Err(error) => assert!(
+                matches!(error.guest(), Some(GuestError::Conflict(_))),
+                "{error:?}"
+            ),
+        }
+    }
+    assert_eq!(winners, 1, "one check-and-set write wins its revision");
+    for i in 0..24 {
+        let entry = storage.get(&format!("own/{i:02}")).await.unwrap().unwrap();
+        assert_eq!(entry.value, format!("v{i}").as_bytes());
+    }
+    // A plugin cannot hold the writer's connection inside a transaction.
+    let plugin = hostile_on(&url, Duration::from_secs(10)).await;
+    let refused = plugin.get("sql:BEGIN").await.unwrap_err();
+    assert!(
+        matches!(refused.guest(), Some(GuestError::Invalid(_))),
+        "{refused:?}"
+    );
+    storage.put("after", b"x", Expected::Absent).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_name_that_is_not_an_identifier_is_refused() {
     let dir = tempfile::tempdir().unwrap();
