@@ -14,6 +14,13 @@
 //! }
 //! sql::execute("UPDATE kv SET rev = rev + 1 WHERE rev = $1", &[sql::revision(7)?])?;
 //! ```
+//!
+//! Each statement commits on its own, and its answer means it is durable:
+//! make a change one statement (`UPDATE … WHERE rev = $n` for
+//! check-and-set). On SQLite the host runs concurrent writes in one shared
+//! transaction, each in a savepoint of its own, so they share a commit yet
+//! each gets the answer it would get alone; statements that open or close
+//! a transaction (`BEGIN`, `COMMIT`, `SAVEPOINT`, …) are refused there.
 
 use crate::Error;
 

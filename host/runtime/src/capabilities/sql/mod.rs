@@ -16,6 +16,9 @@
 //!   role, locks, temporary tables), so nothing a plugin sets — `SET
 //!   statement_timeout = 0` included — outlives its statement;
 //! - results are cut off at [`MAX_ROWS`] rows and [`MAX_RESULT_BYTES`].
+//!
+//! SQLite writes go through one writer task that lets concurrent writes
+//! share a commit (see `group_commit`).
 
 mod group_commit;
 
