@@ -1,12 +1,13 @@
 //! Load test of the HTTP API against OpenBao as the baseline, measured in
 //! the same run on the same machine: `cargo xtask load`.
 //!
-//! Both servers persist to local disk (coffer: SQLite; OpenBao: integrated
-//! raft storage, one node, initialised and unsealed here, KV v2 mounted at
-//! `secret/`).
-//! Each gets the same workload: a write phase of distinct secrets, then
-//! random reads by concurrent clients, bounded in time, in rounds the
-//! servers take in turn.
+//! coffer persists to local disk (SQLite), and so does the first OpenBao
+//! (integrated raft storage, one node, initialised and unsealed here, KV v2
+//! mounted at `secret/`); the second is OpenBao's dev server, which keeps
+//! everything in memory.
+//! Each gets the same workload: a write phase of distinct secrets, a write
+//! phase of one name every client writes at once, then random reads by
+//! concurrent clients, bounded in time, in rounds the servers take in turn.
 //! Figures are reported as coffer/OpenBao ratios, and the audit trail's cost
 //! as a ratio of coffer with and without it; absolute numbers depend on the
 //! machine.
@@ -298,8 +299,40 @@ async fn start_openbao(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let target = Target {
-        name: "openbao",
+    let target = openbao_target("openbao", base, token);
+    wait_writable(client, &target).await?;
+    Ok((process, target))
+}
+
+/// OpenBao's dev server: in memory, unsealed, KV v2 at `secret/`. The
+/// baseline coffer's durable writes are held against.
+async fn start_openbao_dev(
+    options: &Options,
+    dir: &Path,
+    client: &Client,
+) -> Result<(Process, Target)> {
+    let port = free_port()?;
+    let token = "load-root".to_owned();
+    let child = Command::new(&options.bao)
+        .args(["server", "-dev"])
+        .arg(format!("-dev-root-token-id={token}"))
+        .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, "openbao-dev.log")?)
+        .spawn()
+        .context("cannot start bao -dev")?;
+    let process = Process(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(client, &format!("{base}/v1/sys/health")).await?;
+    let target = openbao_target("openbao-dev", base, token);
+    wait_writable(client, &target).await?;
+    Ok((process, target))
+}
+
+/// KV v2 at `secret/` of the OpenBao at `base`.
+fn openbao_target(name: &'static str, base: String, token: String) -> Target {
+    Target {
+        name,
         base,
         auth: ("x-vault-token", token),
         write: |key| {
@@ -310,8 +343,12 @@ async fn start_openbao(
             )
         },
         read: |key| format!("/v1/secret/data/{key}"),
-    };
-    // KV v2 finishes its upgrade in the background after mounting.
+    }
+}
+
+/// Waits until `target` takes a write: KV v2 finishes its upgrade in the
+/// background after mounting.
+async fn wait_writable(client: &Client, target: &Target) -> Result<()> {
     let probe = (target.write)("warmup");
     let started = Instant::now();
     loop {
@@ -326,13 +363,14 @@ async fn start_openbao(
         }
         if started.elapsed() > Duration::from_secs(30) {
             bail!(
-                "OpenBao KV v2 did not become writable: {}",
+                "{} KV v2 did not become writable: {}",
+                target.name,
                 response.status()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok((process, target))
+    Ok(())
 }
 
 /// Throughput and latency of one phase.
@@ -387,7 +425,21 @@ async fn send(
     Ok(started.elapsed())
 }
 
-async fn write_phase(client: &Client, target: Arc<Target>, options: &Options) -> Result<Figures> {
+/// Which names a write phase writes.
+#[derive(Clone, Copy)]
+enum Names {
+    /// `--keys` distinct names, each once.
+    Distinct,
+    /// One name, `--keys` times, by every client at once.
+    One,
+}
+
+async fn write_phase(
+    client: &Client,
+    target: Arc<Target>,
+    options: &Options,
+    names: Names,
+) -> Result<Figures> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..options.concurrency {
@@ -396,7 +448,11 @@ async fn write_phase(client: &Client, target: Arc<Target>, options: &Options) ->
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             for i in (worker..keys).step_by(concurrency) {
-                let (method, path, body) = (target.write)(&format!("key-{i}"));
+                let key = match names {
+                    Names::Distinct => format!("key-{i}"),
+                    Names::One => "hot".to_owned(),
+                };
+                let (method, path, body) = (target.write)(&key);
                 latencies.push(send(&client, &target, method, &path, Some(&body)).await?);
             }
             anyhow::Ok(latencies)
@@ -515,6 +571,8 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
     let mut processes = Vec::new();
     let (bao_process, bao) = start_openbao(options, dir, &client).await?;
     processes.push(bao_process);
+    let (dev_process, bao_dev) = start_openbao_dev(options, dir, &client).await?;
+    processes.push(dev_process);
     let mut flavours = vec![
         Flavour::embedded("coffer", true),
         Flavour::embedded("coffer-unaudited", false),
@@ -526,7 +584,7 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
             Remote::DynamoDb => Flavour::dynamodb(moto.as_ref().context("moto is not running")?),
         });
     }
-    let mut targets = vec![Arc::new(bao)];
+    let mut targets = vec![Arc::new(bao), Arc::new(bao_dev)];
     for flavour in &flavours {
         let (process, target) = start_coffer(options, dir, &client, flavour).await?;
         processes.push(process);
@@ -534,13 +592,12 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
     }
 
     let mut writes = Vec::new();
+    let mut hot_writes = Vec::new();
     for target in &targets {
-        writes.push(Summary::of(&[write_phase(
-            &client,
-            target.clone(),
-            options,
-        )
-        .await?]));
+        let distinct = write_phase(&client, target.clone(), options, Names::Distinct).await?;
+        writes.push(Summary::of(&[distinct]));
+        let one = write_phase(&client, target.clone(), options, Names::One).await?;
+        hot_writes.push(Summary::of(&[one]));
     }
     let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
     let mut rounds: Vec<Vec<Figures>> = targets.iter().map(|_| Vec::new()).collect();
@@ -553,16 +610,64 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
 
     println!(
         "{} keys, {} concurrent clients, reads {} s per server in {ROUNDS} alternating rounds (medians); \
-         all servers persist to local disk",
+         coffer and openbao persist to local disk, openbao-dev keeps everything in memory",
         options.keys, options.concurrency, options.seconds
     );
-    // targets: openbao, coffer, coffer-unaudited, then the remote flavours.
-    line("writes", "coffer", &writes[1], "openbao", &writes[0]);
-    line("reads", "coffer", &reads[1], "openbao", &reads[0]);
-    line("audit writes", "with", &writes[1], "without", &writes[2]);
-    line("audit reads", "with", &reads[1], "without", &reads[2]);
+    // targets: openbao (raft), openbao-dev (in memory), coffer,
+    // coffer-unaudited, then the remote flavours.
+    let (raft, dev, coffer, unaudited) = (0, 1, 2, 3);
+    line(
+        "writes",
+        "coffer",
+        &writes[coffer],
+        "openbao",
+        &writes[raft],
+    );
+    line(
+        "writes",
+        "coffer",
+        &writes[coffer],
+        "openbao-dev",
+        &writes[dev],
+    );
+    line(
+        "one-name writes",
+        "coffer",
+        &hot_writes[coffer],
+        "openbao",
+        &hot_writes[raft],
+    );
+    line(
+        "one-name writes",
+        "coffer",
+        &hot_writes[coffer],
+        "openbao-dev",
+        &hot_writes[dev],
+    );
+    line("reads", "coffer", &reads[coffer], "openbao", &reads[raft]);
+    line(
+        "reads",
+        "coffer",
+        &reads[coffer],
+        "openbao-dev",
+        &reads[dev],
+    );
+    line(
+        "audit writes",
+        "with",
+        &writes[coffer],
+        "without",
+        &writes[unaudited],
+    );
+    line(
+        "audit reads",
+        "with",
+        &reads[coffer],
+        "without",
+        &reads[unaudited],
+    );
     for (index, flavour) in flavours.iter().enumerate().skip(2) {
-        let at = index + 1;
+        let at = index + 2;
         line(
             &format!("{} writes", flavour.name.trim_start_matches("coffer-")),
             flavour.name,
