@@ -90,13 +90,20 @@ async fn concurrent_writes_share_commits_and_keep_their_own_answers() {
         let entry = storage.get(&format!("own/{i:02}")).await.unwrap().unwrap();
         assert_eq!(entry.value, format!("v{i}").as_bytes());
     }
-    // A plugin cannot hold the writer's connection inside a transaction.
+    // A plugin can neither hold the writer's connection inside a
+    // transaction nor end the writer's own, however it spells it.
     let plugin = hostile_on(&url, Duration::from_secs(10)).await;
-    let refused = plugin.get("sql:BEGIN").await.unwrap_err();
-    assert!(
-        matches!(refused.guest(), Some(GuestError::Invalid(_))),
-        "{refused:?}"
-    );
+    for statement in [
+        "sql:BEGIN",
+        "sql:/* hidden */ COMMIT",
+        "sql:CREATE TABLE IF NOT EXISTS hidden (x INTEGER); -- then\n ROLLBACK",
+    ] {
+        let refused = plugin.get(statement).await.unwrap_err();
+        assert!(
+            matches!(refused.guest(), Some(GuestError::Invalid(_))),
+            "{statement}: {refused:?}"
+        );
+    }
     storage.put("after", b"x", Expected::Absent).await.unwrap();
 }
 

@@ -1,26 +1,28 @@
-//! Group commit for SQLite writes. One writer task takes every write
-//! statement waiting and runs them on one connection in one transaction,
-//! each inside a savepoint of its own, then commits once: many writers
-//! share one fsync. A statement that fails is undone alone and answered
-//! its own error (a check-and-set miss stays a miss for that statement
-//! only), and every answer leaves after the commit, so no caller hears of
-//! a write that is not durable. The outcome is that of running the
+//! Group commit for SQLite writes. One writer takes every write statement
+//! waiting and runs them on one connection in one transaction, then
+//! commits once: many writers share one fsync. It runs the group on the
+//! connection's handle directly ([`super::raw`]), on a thread of its own,
+//! so a statement costs no round trip between threads. A statement that
+//! fails is undone alone (SQLite makes every statement atomic) and
+//! answered its own error (a check-and-set miss stays a miss for that
+//! statement only), and every answer leaves after the commit, so no caller
+//! hears of a write that is not durable. The outcome is that of running the
 //! statements one by one in the order they arrived.
 //!
-//! When SQLite abandons the transaction itself (an interrupted or failed
-//! statement can roll all of it back), the statements that had succeeded
-//! run again one by one, each in its own transaction; nothing of the
-//! abandoned transaction was committed. Statements about the connection or
-//! the whole database (`PRAGMA`, `VACUUM`, …) run alone, between groups;
-//! statements that would open or close a transaction are refused.
+//! When SQLite abandons the transaction itself (an interrupted statement,
+//! or `OR ROLLBACK`, rolls all of it back), the statements that had
+//! succeeded run again one by one, each in its own transaction; nothing of
+//! the abandoned transaction was committed. Statements about the
+//! connection or the whole database (`PRAGMA`, `VACUUM`, …) run alone,
+//! between groups; statements that would open or close a transaction are
+//! refused, wherever they stand in a string of statements.
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use sqlx::SqliteConnection;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::{Value, bind_all, classify, collect_rows, sqlite_row};
+use super::raw::RawConnection;
+use super::{Value, classify};
 use crate::error::GuestError;
 
 /// Most statements one transaction takes.
@@ -56,12 +58,12 @@ pub(super) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer task on `pool`; it holds `turn` while it writes,
+    /// Starts the writer on `pool`; it holds `turn` while it writes,
     /// so the host's own maintenance (a WAL checkpoint) can take turns
-    /// with it. The task ends once this queue is dropped.
+    /// with it. The writer ends once this queue is dropped.
     pub(super) fn start(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>) -> GroupCommit {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(pool, turn, queue));
+        spawn_writer(pool, turn, queue);
         GroupCommit { jobs }
     }
 
@@ -75,13 +77,7 @@ impl GroupCommit {
         params: Vec<Value>,
         work: Work,
     ) -> Result<Done, GuestError> {
-        if first_word_is(statement, TRANSACTION_CONTROL) {
-            return Err(GuestError::Invalid(
-                "each statement commits on its own: BEGIN, COMMIT, ROLLBACK, SAVEPOINT and \
-                 RELEASE are not available"
-                    .to_owned(),
-            ));
-        }
+        refuse_transaction_control(statement)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
             statement: statement.to_owned(),
@@ -95,6 +91,29 @@ impl GroupCommit {
     }
 }
 
+/// The writer: takes what is waiting, up to [`MAX_GROUP`] statements, and
+/// runs it on one connection. It has a thread of its own, since it runs a
+/// group on the connection's handle directly (an fsync included) and must
+/// not hold up the tasks of the server's runtime meanwhile.
+fn spawn_writer(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, queue: mpsc::Receiver<Job>) {
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-writer".to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(write_loop(pool, turn, queue)),
+                Err(error) => tracing::error!(%error, "cannot start the SQLite writer"),
+            }
+        });
+    // Without a writer the queue is closed: every write answers
+    // `unavailable` rather than waiting.
+    if let Err(error) = spawned {
+        tracing::error!(%error, "cannot start the SQLite writer");
+    }
+}
+
 async fn write_loop(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut waiting = vec![first];
@@ -105,29 +124,38 @@ async fn write_loop(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, mut queue: mps
             }
         }
         let _turn = turn.lock().await;
-        let mut connection = match pool.acquire().await {
-            Ok(connection) => connection,
-            Err(error) => {
-                let error = classify(error);
-                for job in waiting {
-                    let _ = job.reply.send(Err(error.clone()));
+        let locked = match pool.acquire().await {
+            Ok(mut connection) => match connection.lock_handle().await {
+                Ok(mut handle) => {
+                    write_all(&mut RawConnection::new(&mut handle), waiting);
+                    Ok(())
                 }
-                continue;
-            }
+                Err(error) => Err((error, waiting)),
+            },
+            Err(error) => Err((error, waiting)),
         };
-        // Consecutive groupable statements share a transaction; one that
-        // manages transactions runs alone between them.
-        let mut group: Vec<Job> = Vec::new();
-        for job in waiting {
-            if stands_alone(&job.statement) {
-                answer(run_group(&mut connection, std::mem::take(&mut group)).await);
-                answer(run_group(&mut connection, vec![job]).await);
-            } else {
-                group.push(job);
+        if let Err((error, waiting)) = locked {
+            let error = classify(error);
+            for job in waiting {
+                let _ = job.reply.send(Err(error.clone()));
             }
         }
-        answer(run_group(&mut connection, group).await);
     }
+}
+
+/// Runs `waiting` in arrival order: consecutive groupable statements share
+/// a transaction; one about the whole connection runs alone between them.
+fn write_all(connection: &mut RawConnection<'_>, waiting: Vec<Job>) {
+    let mut group: Vec<Job> = Vec::new();
+    for job in waiting {
+        if stands_alone(&job.statement) {
+            answer(run_group(connection, std::mem::take(&mut group)));
+            answer(run_group(connection, vec![job]));
+        } else {
+            group.push(job);
+        }
+    }
+    answer(run_group(connection, group));
 }
 
 fn answer(answered: Vec<(Job, Result<Done, GuestError>)>) {
@@ -138,20 +166,24 @@ fn answer(answered: Vec<(Job, Result<Done, GuestError>)>) {
 }
 
 /// Runs `jobs` in one transaction (a single one on its own), returning
-/// each with its answer.
-async fn run_group(
-    connection: &mut SqliteConnection,
+/// each with its answer. A statement that fails is undone by SQLite alone
+/// (every statement is atomic) and the transaction goes on, unless SQLite
+/// rolled the whole transaction back: then nothing of it is stored, and
+/// the statements that had succeeded run again, each on its own.
+fn run_group(
+    connection: &mut RawConnection<'_>,
     jobs: Vec<Job>,
 ) -> Vec<(Job, Result<Done, GuestError>)> {
     if jobs.len() <= 1 {
-        let mut answered = Vec::with_capacity(1);
-        for job in jobs {
-            let result = run(connection, &job).await;
-            answered.push((job, result));
-        }
-        return answered;
+        return jobs
+            .into_iter()
+            .map(|job| {
+                let result = run(connection, &job);
+                (job, result)
+            })
+            .collect();
     }
-    if let Err(error) = control(connection, "BEGIN IMMEDIATE").await {
+    if let Err(error) = connection.control("BEGIN IMMEDIATE") {
         return jobs
             .into_iter()
             .map(|job| (job, Err(error.clone())))
@@ -164,24 +196,13 @@ async fn run_group(
             results.push(None);
             continue;
         }
-        if control(connection, "SAVEPOINT grouped").await.is_err() {
-            intact = false;
-            results.push(None);
-            continue;
+        let result = run(connection, job);
+        if result.is_err() {
+            intact = connection.in_transaction();
         }
-        let result = run(connection, job).await;
-        let closed = if result.is_ok() {
-            control(connection, "RELEASE grouped").await
-        } else {
-            match control(connection, "ROLLBACK TO grouped").await {
-                Ok(()) => control(connection, "RELEASE grouped").await,
-                Err(error) => Err(error),
-            }
-        };
-        intact = closed.is_ok();
         results.push(Some(result));
     }
-    if intact && control(connection, "COMMIT").await.is_ok() {
+    if intact && connection.control("COMMIT").is_ok() {
         return jobs
             .into_iter()
             .zip(results)
@@ -191,14 +212,14 @@ async fn run_group(
             })
             .collect();
     }
-    // SQLite gave the transaction up: nothing of it is stored. Failures
-    // keep their answers; the rest run again, each on its own.
-    let _ = control(connection, "ROLLBACK").await;
+    if connection.in_transaction() {
+        let _ = connection.control("ROLLBACK");
+    }
     let mut answered = Vec::with_capacity(jobs.len());
     for (job, result) in jobs.into_iter().zip(results) {
         let result = match result {
             Some(Err(error)) => Err(error),
-            _ => run(connection, &job).await,
+            _ => run(connection, &job),
         };
         answered.push((job, result));
     }
@@ -209,41 +230,9 @@ fn abandoned() -> GuestError {
     GuestError::Unavailable("the write was not run; retry".to_owned())
 }
 
-/// Runs one job's statement on `connection`. (Boxed as `Send` outright:
-/// the writer task must be `Send`, which the compiler cannot prove
-/// through sqlx's borrowed futures.)
-fn run<'a>(
-    connection: &'a mut SqliteConnection,
-    job: &'a Job,
-) -> BoxFuture<'a, Result<Done, GuestError>> {
-    Box::pin(async move {
-        let query = bind_all(sqlx::query(&job.statement), job.params.clone());
-        match job.work {
-            Work::Execute => query
-                .execute(&mut *connection)
-                .await
-                .map(|done| Done::Executed(done.rows_affected()))
-                .map_err(classify),
-            Work::Query => {
-                let rows = query.fetch(&mut *connection);
-                collect_rows(rows, sqlite_row).await.map(Done::Rows)
-            }
-        }
-    })
-}
-
-/// Runs a transaction-control statement of the group itself.
-fn control<'a>(
-    connection: &'a mut SqliteConnection,
-    statement: &'static str,
-) -> BoxFuture<'a, Result<(), GuestError>> {
-    Box::pin(async move {
-        sqlx::query(statement)
-            .execute(&mut *connection)
-            .await
-            .map(|_| ())
-            .map_err(classify)
-    })
+/// Runs one job's statement.
+fn run(connection: &mut RawConnection<'_>, job: &Job) -> Result<Done, GuestError> {
+    connection.run(&job.statement, &job.params, job.work)
 }
 
 /// Statements that open or close transactions.
@@ -259,14 +248,44 @@ fn stands_alone(statement: &str) -> bool {
     first_word_is(statement, CONNECTION_WIDE)
 }
 
-/// Whether `statement` begins with one of `words` (in any case).
+/// Refuses a statement that would open or close a transaction: each
+/// statement commits on its own, and the writer's connection must not be
+/// left inside a transaction a plugin opened, nor the writer's own
+/// transaction be ended by one.
+pub(super) fn refuse_transaction_control(statement: &str) -> Result<(), GuestError> {
+    if first_word_is(statement, TRANSACTION_CONTROL) {
+        return Err(GuestError::Invalid(
+            "each statement commits on its own: BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT and \
+             RELEASE are not available"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `statement` begins with one of `words` (in any case), after
+/// any whitespace and comments.
 fn first_word_is(statement: &str, words: &[&str]) -> bool {
-    let first = statement
-        .trim_start()
+    let first = skip_comments(statement)
         .split(|c: char| !c.is_ascii_alphabetic())
         .next()
         .unwrap_or_default();
     words.iter().any(|word| first.eq_ignore_ascii_case(word))
+}
+
+/// `statement` from its first token on: past whitespace, `-- …` line
+/// comments and `/* … */` block comments.
+fn skip_comments(mut statement: &str) -> &str {
+    loop {
+        statement = statement.trim_start();
+        if let Some(rest) = statement.strip_prefix("--") {
+            statement = rest.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(rest) = statement.strip_prefix("/*") {
+            statement = rest.split_once("*/").map_or("", |(_, after)| after);
+        } else {
+            return statement;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -278,7 +297,13 @@ mod tests {
         for statement in ["PRAGMA journal_mode", "vacuum", "  Attach 'x' AS y"] {
             assert!(stands_alone(statement), "{statement}");
         }
-        for statement in ["BEGIN", "  commit;", "Savepoint x", "end transaction"] {
+        for statement in [
+            "BEGIN",
+            "  commit;",
+            "Savepoint x",
+            "end transaction",
+            "/* a */ -- b\n  /**/ROLLBACK",
+        ] {
             assert!(first_word_is(statement, TRANSACTION_CONTROL), "{statement}");
         }
         for statement in [

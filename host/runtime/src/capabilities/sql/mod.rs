@@ -17,10 +17,11 @@
 //!   statement_timeout = 0` included — outlives its statement;
 //! - results are cut off at [`MAX_ROWS`] rows and [`MAX_RESULT_BYTES`].
 //!
-//! SQLite writes go through one writer task that lets concurrent writes
+//! SQLite writes go through one writer that lets concurrent writes
 //! share a commit (see `group_commit`).
 
 mod group_commit;
+mod raw;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -82,7 +83,7 @@ pub enum SqlPool {
 
 /// A SQLite pool and its writer. SQLite lets one writer in at a time and
 /// makes the others sleep in its busy handler (for up to 100 ms per try);
-/// one writer task taking every write in turn ([`GroupCommit`]) keeps
+/// one writer taking every write in turn ([`GroupCommit`]) keeps
 /// their latency flat and lets them share a commit, while readers still
 /// run side by side under WAL.
 pub struct SqliteDatabase {
@@ -265,24 +266,42 @@ async fn collect_rows<R>(
     convert: fn(&R) -> Result<Vec<Value>, GuestError>,
 ) -> Result<Vec<Vec<Value>>, GuestError> {
     use futures_util::StreamExt;
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
+    let mut budget = RowBudget::default();
     while let Some(row) = rows.next().await {
-        let row = convert(&row.map_err(classify)?)?;
-        bytes += row.iter().map(value_size).sum::<usize>();
-        out.push(row);
-        if out.len() > MAX_ROWS {
+        budget.admit(convert(&row.map_err(classify)?)?)?;
+    }
+    Ok(budget.into_rows())
+}
+
+/// The rows of one query so far, within [`MAX_ROWS`] and
+/// [`MAX_RESULT_BYTES`].
+#[derive(Default)]
+struct RowBudget {
+    rows: Vec<Vec<Value>>,
+    bytes: usize,
+}
+
+impl RowBudget {
+    /// Takes one more row, or refuses the query once it returns too much.
+    fn admit(&mut self, row: Vec<Value>) -> Result<(), GuestError> {
+        self.bytes += row.iter().map(value_size).sum::<usize>();
+        self.rows.push(row);
+        if self.rows.len() > MAX_ROWS {
             return Err(GuestError::Invalid(format!(
                 "the query returned more than the {MAX_ROWS} rows allowed"
             )));
         }
-        if bytes > MAX_RESULT_BYTES {
+        if self.bytes > MAX_RESULT_BYTES {
             return Err(GuestError::Invalid(format!(
                 "the query returned more than the {MAX_RESULT_BYTES} bytes allowed"
             )));
         }
+        Ok(())
     }
-    Ok(out)
+
+    fn into_rows(self) -> Vec<Vec<Value>> {
+        self.rows
+    }
 }
 
 fn value_size(value: &Value) -> usize {
@@ -376,9 +395,7 @@ fn classify(error: sqlx::Error) -> GuestError {
             GuestError::Conflict(db.message().to_owned())
         }
         sqlx::Error::Database(db) if is_interrupted(db.code().as_deref()) => {
-            GuestError::Unavailable(
-                "the statement ran past the plugin call's deadline and was stopped".to_owned(),
-            )
+            GuestError::Unavailable(STOPPED_AT_DEADLINE.to_owned())
         }
         sqlx::Error::Database(db) if is_transient(db.code().as_deref()) => {
             GuestError::Unavailable(db.message().to_owned())
@@ -393,6 +410,23 @@ fn classify(error: sqlx::Error) -> GuestError {
         _ => GuestError::Internal(error.to_string()),
     }
 }
+
+/// A SQLite error by its extended result code, as [`classify`] sees it.
+fn sqlite_error(code: i32, message: String) -> GuestError {
+    let text = code.to_string();
+    match code {
+        libsqlite3_sys::SQLITE_CONSTRAINT_UNIQUE | libsqlite3_sys::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            GuestError::Conflict(message)
+        }
+        _ if is_interrupted(Some(&text)) => GuestError::Unavailable(STOPPED_AT_DEADLINE.to_owned()),
+        _ if is_transient(Some(&text)) => GuestError::Unavailable(message),
+        _ => GuestError::Invalid(message),
+    }
+}
+
+/// What a plugin hears of a statement its deadline stopped.
+const STOPPED_AT_DEADLINE: &str =
+    "the statement ran past the plugin call's deadline and was stopped";
 
 /// Installs on a SQLite connection a progress handler that interrupts any
 /// statement execution running longer than `limit`. SQLite says when each
