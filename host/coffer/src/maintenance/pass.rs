@@ -1,10 +1,15 @@
 //! A namespace-wide pass: moving a page of a namespace's secrets onto its
 //! Active data key, the step both the janitor and `coffer reencrypt` take.
 
+use futures_util::{StreamExt, stream};
+
 use super::KeyAdmin;
 use crate::error::{Error, Result};
 use crate::secrets::{Mode, Moved};
 use crate::store::layout;
+
+/// Secrets of one page moved at once.
+const PAGE_CONCURRENCY: usize = 32;
 
 /// One page of a namespace-wide pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,13 +39,26 @@ impl KeyAdmin {
         // The Active key as stored now, not a copy cached before another
         // node rotated it: moving onto that would move versions backwards.
         self.keys.forget(namespace).await;
+        // Secrets of a page are moved concurrently, so their storage round
+        // trips overlap and their writes share commits where the backend
+        // groups them; each is still its own compare-and-set.
+        let moves: Vec<_> = page
+            .keys
+            .iter()
+            .filter_map(|key| key.strip_prefix(&prefix))
+            .map(|name| {
+                let name = name.to_owned();
+                async move {
+                    let outcome = self.secrets.rewrap(namespace, &name, mode).await;
+                    (name, outcome)
+                }
+            })
+            .collect();
+        let mut outcomes = stream::iter(moves).buffered(PAGE_CONCURRENCY);
         let mut moved = Moved::default();
         let mut last = None;
-        for key in &page.keys {
-            let Some(name) = key.strip_prefix(&prefix) else {
-                continue;
-            };
-            match self.secrets.rewrap(namespace, name, mode).await {
+        while let Some((name, outcome)) = outcomes.next().await {
+            match outcome {
                 Ok(done) => moved.add(done),
                 // This record's own trouble: skip it, keep going.
                 Err(
@@ -51,16 +69,17 @@ impl KeyAdmin {
                 ) => {
                     tracing::warn!(
                         namespace,
-                        secret = %self.names.of(name),
+                        secret = %self.names.of(&name),
                         %error,
                         "could not move a secret's versions; skipped"
                     );
                     moved.failed += 1;
                 }
-                // The backend or the keys are failing: stop here.
+                // The backend or the keys are failing: stop here (the
+                // pass goes on later from its saved cursor).
                 Err(error) => return Err(error),
             }
-            last = Some(name.to_owned());
+            last = Some(name);
         }
         Ok(PassPage {
             moved,
