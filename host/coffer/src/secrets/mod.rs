@@ -5,12 +5,14 @@
 //! to the secret's name ([`crate::store`]), so storage can neither edit a
 //! version's metadata nor roll the secret back unnoticed.
 
+mod coalesce;
 mod lifecycle;
 mod names;
 mod rewrap;
 
 use std::sync::Arc;
 
+use coffer_crypto::WrappingKey;
 use coffer_crypto::envelope::{SealedValue, open_value, seal_value};
 use coffer_crypto::record::{SecretRecord, ValueFormat, VersionEntry};
 use zeroize::Zeroizing;
@@ -24,6 +26,8 @@ pub use names::{
     check_new_name, check_prefix, split_operation,
 };
 pub use rewrap::{Mode, Moved};
+
+use coalesce::{Draining, Lines, Pending};
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -66,10 +70,14 @@ pub struct SecretsSettings {
     pub max_value_bytes: usize,
 }
 
+/// Cheap to clone: a clone shares the store, the keys and the lines of
+/// writes.
+#[derive(Clone)]
 pub struct Secrets {
     store: Arc<Store>,
     keys: Arc<DataKeys>,
     settings: SecretsSettings,
+    lines: Arc<Lines>,
 }
 
 impl Secrets {
@@ -78,6 +86,7 @@ impl Secrets {
             store,
             keys,
             settings,
+            lines: Arc::default(),
         }
     }
 
@@ -100,6 +109,7 @@ impl Secrets {
     }
 
     /// Stores a new version whose value is in `format`; see [`Secrets::put`].
+    /// The write joins the line of the name's writes ([`coalesce`]).
     pub async fn put_as(
         &self,
         namespace: &str,
@@ -117,61 +127,132 @@ impl Secrets {
                 self.settings.max_value_bytes
             )));
         }
+        let key = layout::secret(namespace, name);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = Pending {
+            value: Zeroizing::new(value.to_vec()),
+            format,
+            cas,
+            reply,
+        };
+        if self.lines.join(&key, pending) {
+            // The line's task is no request's: a client that goes away
+            // does not cut short the writes of the others in it.
+            let secrets = self.clone();
+            let (namespace, name) = (namespace.to_owned(), name.to_owned());
+            tokio::spawn(async move { secrets.drain_line(&namespace, &name, &key).await });
+        }
+        answer.await.map_err(|_| {
+            Error::Internal("the write of this secret stopped before it answered".to_owned())
+        })?
+    }
+
+    /// Writes the line of `namespace/name` batch by batch until it is empty.
+    async fn drain_line(&self, namespace: &str, name: &str, key: &str) {
+        let mut draining = Draining::new(&self.lines, key);
+        loop {
+            let batch = self.lines.next_batch(key);
+            if batch.is_empty() {
+                draining.drained = true;
+                return;
+            }
+            let answers = self.write_batch(namespace, name, &batch).await;
+            for (pending, answer) in batch.into_iter().zip(answers) {
+                // A writer whose request timed out no longer listens.
+                let _ = pending.reply.send(answer);
+            }
+        }
+    }
+
+    /// Appends each write of `batch` as its own version, in order, and
+    /// stores them with one compare-and-set; answers each.
+    async fn write_batch(
+        &self,
+        namespace: &str,
+        name: &str,
+        batch: &[Pending],
+    ) -> Vec<Result<Written>> {
         // Fetched before the secret's write lock is taken: on a namespace's
         // first write, or with a KMS root on a cold cache, this may wait on
         // storage or the KMS, and should not hold up other secrets.
-        let active = self.keys.active(namespace).await?;
-        self.update(namespace, name, move |mut record| {
-            let data_key = active.clone();
-            async move {
-                let latest = record.versions.last().map_or(0, |v| v.version);
-                if cas.is_none() && record.meta.cas_required {
-                    return Err(Error::Invalid(
-                        "this secret requires check-and-set: give `cas`, the version the write \
-                         replaces (0 for none)"
-                            .to_owned(),
-                    ));
+        let active = match self.keys.active(namespace).await {
+            Ok(active) => active,
+            Err(error) => return batch.iter().map(|_| Err(error.clone())).collect(),
+        };
+        let written = self
+            .update(namespace, name, |mut record| {
+                let data_key = active.clone();
+                async move {
+                    let answers: Vec<Result<Written>> = batch
+                        .iter()
+                        .map(|write| self.append(namespace, name, &mut record, &data_key, write))
+                        .collect();
+                    if answers.iter().all(Result::is_err) {
+                        return Ok((record, Change::Keep(answers)));
+                    }
+                    // Older versions still under a retired data key move onto
+                    // the Active one with this write.
+                    self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
+                        .await?;
+                    Ok((record, Change::Write(answers)))
                 }
-                if let Some(cas) = cas
-                    && cas != latest
-                {
-                    return Err(Error::Conflict(format!(
-                        "check-and-set failed: the latest version is {latest}, not {cas}"
-                    )));
-                }
-                let version = latest.checked_add(1).ok_or_else(|| {
-                    Error::Invalid("the secret has run out of version numbers".to_owned())
-                })?;
-                let sealed = seal_value(&data_key, namespace, name, version, value);
-                let created_at_ms = now_ms();
-                record.versions.push(VersionEntry {
-                    version,
-                    created_at_ms,
-                    deleted_at_ms: None,
-                    destroyed_at_ms: None,
-                    format,
-                    data_key_id: data_key.id,
-                    wrapped_key: sealed.wrapped_key,
-                    ciphertext: sealed.ciphertext,
-                });
-                let keep =
-                    lifecycle::effective_max_versions(&record.meta, self.settings.max_versions)
-                        as usize;
-                let excess = record.versions.len().saturating_sub(keep);
-                let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
-                // Older versions still under a retired data key move onto the
-                // Active one with this write.
-                self.move_versions(namespace, name, &mut record, &data_key, Mode::Rewrap)
-                    .await?;
-                let written = Written {
-                    version,
-                    created_at_ms,
-                    pruned,
-                };
-                Ok((record, Change::Write(written)))
-            }
+            })
+            .await;
+        match written {
+            Ok(answers) => answers,
+            Err(error) => batch.iter().map(|_| Err(error.clone())).collect(),
+        }
+    }
+
+    /// Appends `write` to `record` as its next version, dropping versions
+    /// beyond `max_versions`. A write refused (its check-and-set) leaves
+    /// `record` as it was.
+    fn append(
+        &self,
+        namespace: &str,
+        name: &str,
+        record: &mut SecretRecord,
+        data_key: &WrappingKey,
+        write: &Pending,
+    ) -> Result<Written> {
+        let latest = record.versions.last().map_or(0, |v| v.version);
+        if write.cas.is_none() && record.meta.cas_required {
+            return Err(Error::Invalid(
+                "this secret requires check-and-set: give `cas`, the version the write \
+                 replaces (0 for none)"
+                    .to_owned(),
+            ));
+        }
+        if let Some(cas) = write.cas
+            && cas != latest
+        {
+            return Err(Error::Conflict(format!(
+                "check-and-set failed: the latest version is {latest}, not {cas}"
+            )));
+        }
+        let version = latest.checked_add(1).ok_or_else(|| {
+            Error::Invalid("the secret has run out of version numbers".to_owned())
+        })?;
+        let sealed = seal_value(data_key, namespace, name, version, &write.value);
+        let created_at_ms = now_ms();
+        record.versions.push(VersionEntry {
+            version,
+            created_at_ms,
+            deleted_at_ms: None,
+            destroyed_at_ms: None,
+            format: write.format,
+            data_key_id: data_key.id,
+            wrapped_key: sealed.wrapped_key,
+            ciphertext: sealed.ciphertext,
+        });
+        let keep = lifecycle::effective_max_versions(&record.meta, self.settings.max_versions);
+        let excess = record.versions.len().saturating_sub(keep as usize);
+        let pruned = record.versions.drain(..excess).map(|v| v.version).collect();
+        Ok(Written {
+            version,
+            created_at_ms,
+            pruned,
         })
-        .await
     }
 
     /// Reads the latest version, or `version` when given.
