@@ -6,12 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::KeyAdmin;
 use super::LeaseGuard;
 use crate::error::Result;
 use crate::keys::{Kek, KekKeyInfo, RootKeys, SystemKeys};
+
+/// Namespaces re-wrapped between two renewals of the lease.
+const REWRAP_CHUNK: usize = 64;
+/// Namespaces re-wrapped at once.
+const REWRAP_CONCURRENCY: usize = 16;
 
 /// One KEK key (a keyset key, a KMS key version) and what it still wraps.
 #[derive(Clone, Debug, Serialize)]
@@ -208,10 +214,21 @@ impl KeyAdmin {
         };
         let mut scopes = self.keys.scan_scopes();
         while let Some(page) = scopes.next_page().await? {
-            for scope in &page {
+            // Namespaces are re-wrapped a few at a time, so the round trips
+            // of each (storage, and a remote KEK's) overlap; the lease is
+            // renewed between chunks.
+            for chunk in page.chunks(REWRAP_CHUNK) {
                 guard.renew_if_due().await?;
-                report.namespaces += 1;
-                report.data_keys_rewrapped += self.keys.rewrap_scope(kek, scope).await? as u64;
+                let rewraps: Vec<_> = chunk
+                    .iter()
+                    .map(|scope| self.keys.rewrap_scope(kek, scope))
+                    .collect();
+                let counts: Vec<usize> = stream::iter(rewraps)
+                    .buffered(REWRAP_CONCURRENCY)
+                    .try_collect()
+                    .await?;
+                report.namespaces += chunk.len() as u64;
+                report.data_keys_rewrapped += counts.iter().sum::<usize>() as u64;
             }
         }
         report.system_keys_rewrapped = SystemKeys::new(self.store.storage().as_ref())
