@@ -22,6 +22,7 @@
 
 mod group_commit;
 mod raw;
+mod reader;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -41,6 +42,7 @@ use crate::error::GuestError;
 use crate::plugin::PluginKind;
 use crate::state::PluginState;
 use group_commit::{Done, GroupCommit, Work};
+use reader::Readers;
 
 /// Storage plugins may use the database their section grants; one that
 /// imports `sql` without a grant is refused when it loads.
@@ -88,10 +90,20 @@ pub enum SqlPool {
 /// run side by side under WAL.
 pub struct SqliteDatabase {
     pool: sqlx::SqlitePool,
+    /// Where lone `SELECT`s run first (none for an in-memory database).
+    readers: Option<Readers>,
     writes: GroupCommit,
     /// Held by the writer while it writes, and by the host's own
     /// maintenance of the database file.
     writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteDatabase {
+    /// Runs a lone `SELECT` on this thread when it is quick; none when it
+    /// must go to the pool ([`reader`]).
+    fn read_inline(&self, statement: &str, params: &[Value], work: Work) -> Option<Done> {
+        self.readers.as_ref()?.try_run(statement, params, work)
+    }
 }
 
 /// Whether a statement can only read: a lone `SELECT`. Anything else, even
@@ -134,6 +146,7 @@ impl SqlPool {
                 // Sorts and temporary tables stay in memory, under the heap
                 // limit, rather than growing files on the host's disk.
                 .pragma("temp_store", "MEMORY");
+            let readers = Readers::of(options.get_filename());
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(acquire)
@@ -151,6 +164,7 @@ impl SqlPool {
             let writer = Arc::new(tokio::sync::Mutex::new(()));
             Ok(SqlPool::Sqlite(SqliteDatabase {
                 writes: GroupCommit::start(pool.clone(), writer.clone()),
+                readers,
                 pool,
                 writer,
             }))
@@ -218,6 +232,12 @@ impl SqlPool {
     async fn execute(&self, statement: &str, params: Vec<Value>) -> Result<u64, GuestError> {
         let done = match self {
             SqlPool::Sqlite(db) if is_read_only(statement) => {
+                if let Some(done) = db.read_inline(statement, &params, Work::Execute) {
+                    return match done {
+                        Done::Executed(count) => Ok(count),
+                        Done::Rows(rows) => Ok(rows.len() as u64),
+                    };
+                }
                 bind_all(sqlx::query(statement), params)
                     .execute(&db.pool)
                     .await
@@ -244,6 +264,12 @@ impl SqlPool {
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(db) if is_read_only(statement) => {
+                if let Some(done) = db.read_inline(statement, &params, Work::Query) {
+                    return match done {
+                        Done::Rows(rows) => Ok(rows),
+                        Done::Executed(_) => Ok(Vec::new()),
+                    };
+                }
                 let rows = bind_all(sqlx::query(statement), params).fetch(&db.pool);
                 collect_rows(rows, sqlite_row).await
             }
@@ -610,7 +636,41 @@ impl Host for PluginState {
 
 #[cfg(test)]
 mod tests {
-    use super::{is_read_only, redact};
+    #![allow(clippy::unwrap_used)]
+    use super::{GuestError, SqlPool, Value, is_read_only, redact};
+
+    /// Reads run first on the calling thread; one that takes longer than
+    /// its budget there, or fails, is answered by the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_over_the_inline_budget_or_failing_are_answered_by_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("reads.db").display());
+        let pool = SqlPool::connect(&url, 2, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        pool.execute("CREATE TABLE t (x INTEGER)", vec![])
+            .await
+            .unwrap();
+        pool.execute("INSERT INTO t VALUES ($1)", vec![Value::Integer(7)])
+            .await
+            .unwrap();
+        let quick = pool.query("SELECT x FROM t", vec![]).await.unwrap();
+        assert!(matches!(quick.as_slice(), [row] if matches!(row.as_slice(), [Value::Integer(7)])));
+        let slow = pool
+            .query(
+                "SELECT count(*) FROM (WITH RECURSIVE c(x) AS \
+                 (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) SELECT x FROM c)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(slow.as_slice(), [row] if matches!(row.as_slice(), [Value::Integer(3_000_000)])),
+            "{slow:?}"
+        );
+        let failed = pool.query("SELECT missing FROM t", vec![]).await;
+        assert!(matches!(failed, Err(GuestError::Invalid(_))), "{failed:?}");
+    }
 
     #[test]
     fn only_lone_selects_skip_the_writer_queue() {

@@ -39,6 +39,18 @@ impl<'a> RawConnection<'a> {
         }
     }
 
+    /// Uses the open connection `db`.
+    ///
+    /// # Safety
+    /// Nothing else may use `db` while the result lives, and `db` must stay
+    /// open that long.
+    pub(super) unsafe fn from_handle(db: NonNull<ffi::sqlite3>) -> RawConnection<'a> {
+        RawConnection {
+            db,
+            _locked: PhantomData,
+        }
+    }
+
     /// Whether a transaction is open: false once SQLite has rolled back
     /// one a failed statement was part of.
     pub(super) fn in_transaction(&self) -> bool {
