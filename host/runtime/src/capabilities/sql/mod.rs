@@ -18,7 +18,9 @@
 //! - results are cut off at [`MAX_ROWS`] rows and [`MAX_RESULT_BYTES`].
 //!
 //! SQLite writes go through one writer that lets concurrent writes
-//! share a commit (see `group_commit`).
+//! share a commit (see `group_commit`); lone `SELECT`s run first on the
+//! calling thread under a short budget, and on the pool when they need
+//! longer (see `reader`).
 
 mod group_commit;
 mod raw;
