@@ -116,6 +116,38 @@ async fn concurrent_writers_each_get_their_own_version() {
     assert_eq!(versions, (1..=16).collect::<Vec<u64>>());
 }
 
+/// Writes of one name that arrive together are written in one batch, yet
+/// each keeps its own check-and-set verdict: of many writers expecting the
+/// name not to exist, exactly one wins, and the value read is its value.
+#[tokio::test]
+async fn concurrent_check_and_set_writes_of_one_name_have_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = std::sync::Arc::new(Server::start(dir.path(), ""));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "value": format!("v{i}"), "cas": 0 });
+            let (status, _) = server
+                .call(Method::PUT, "/v1/secrets/race/first", Some(body))
+                .await;
+            (i, status)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, status) = task.await.unwrap();
+        match status {
+            StatusCode::OK => winners.push(i),
+            other => assert_eq!(other, StatusCode::CONFLICT),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let (_, body) = server.get("race/first").await;
+    assert_eq!(body["value"], format!("v{}", winners[0]));
+    assert_eq!(body["version"], 1);
+}
+
 #[tokio::test]
 async fn old_versions_beyond_the_retention_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
