@@ -3,10 +3,11 @@
 //! reused by the others. Plugin authors use the wrappers in this crate
 //! instead.
 
-/// The `storage-plugin` world.
+/// The `storage-batch-plugin` world: a storage backend with `storage-batch`
+/// (whose methods [`crate::storage::Storage`] provides as loops).
 pub mod storage_world {
     wit_bindgen::generate!({
-        world: "storage-plugin",
+        world: "storage-batch-plugin",
         path: "wit",
         pub_export_macro: true,
         default_bindings_module: "coffer_sdk::bindings::storage_world",
@@ -23,9 +24,9 @@ pub mod keyring_world {
         default_bindings_module: "coffer_sdk::bindings::keyring_world",
         runtime_path: "coffer_sdk::wit_bindgen::rt",
         with: {
-            "coffer:plugin/types@0.1.0": crate::bindings::storage_world::coffer::plugin::types,
-            "coffer:plugin/log@0.1.0": crate::bindings::storage_world::coffer::plugin::log,
-            "coffer:plugin/config@0.1.0": crate::bindings::storage_world::coffer::plugin::config,
+            "coffer:plugin/types@0.1.1": crate::bindings::storage_world::coffer::plugin::types,
+            "coffer:plugin/log@0.1.1": crate::bindings::storage_world::coffer::plugin::log,
+            "coffer:plugin/config@0.1.1": crate::bindings::storage_world::coffer::plugin::config,
         },
     });
 }
@@ -39,10 +40,10 @@ pub mod kms_world {
         default_bindings_module: "coffer_sdk::bindings::kms_world",
         runtime_path: "coffer_sdk::wit_bindgen::rt",
         with: {
-            "coffer:plugin/types@0.1.0": crate::bindings::storage_world::coffer::plugin::types,
-            "coffer:plugin/log@0.1.0": crate::bindings::storage_world::coffer::plugin::log,
-            "coffer:plugin/config@0.1.0": crate::bindings::storage_world::coffer::plugin::config,
-            "coffer:plugin/http@0.1.0": crate::bindings::storage_world::coffer::plugin::http,
+            "coffer:plugin/types@0.1.1": crate::bindings::storage_world::coffer::plugin::types,
+            "coffer:plugin/log@0.1.1": crate::bindings::storage_world::coffer::plugin::log,
+            "coffer:plugin/config@0.1.1": crate::bindings::storage_world::coffer::plugin::config,
+            "coffer:plugin/http@0.1.1": crate::bindings::storage_world::coffer::plugin::http,
         },
     });
 }

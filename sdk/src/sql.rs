@@ -18,14 +18,15 @@
 //! Each statement commits on its own, and its answer means it is durable:
 //! make a change one statement (`UPDATE … WHERE rev = $n` for
 //! check-and-set). On SQLite the host runs concurrent writes in one shared
-//! transaction, each in a savepoint of its own, so they share a commit yet
-//! each gets the answer it would get alone; statements that open or close
-//! a transaction (`BEGIN`, `COMMIT`, `SAVEPOINT`, …) are refused there.
+//! transaction, so they share a commit yet each gets the answer it would
+//! get alone; statements that open or close a transaction (`BEGIN`,
+//! `COMMIT`, `SAVEPOINT`, …) are refused there. [`batch`] runs many
+//! writing statements in one call that way, on either database.
 
 use crate::Error;
 
 pub use crate::bindings::storage_world::coffer::plugin::sql::{
-    Dialect, Row, Value, database, execute, query,
+    Dialect, Row, Statement, Value, batch, database, execute, query,
 };
 
 /// One result row, read by column position.
@@ -35,6 +36,23 @@ pub struct Columns(Row);
 /// Runs a query and returns its rows as [`Columns`].
 pub fn rows(statement: &str, params: &[Value]) -> Result<Vec<Columns>, Error> {
     Ok(query(statement, params)?.into_iter().map(Columns).collect())
+}
+
+/// Runs writing statements with [`batch`] (one commit for all) and returns
+/// each statement's own answer, its rows as [`Columns`].
+pub fn batch_rows(statements: &[Statement]) -> Result<Vec<Result<Vec<Columns>, Error>>, Error> {
+    let answers = batch(statements)?;
+    if answers.len() != statements.len() {
+        return Err(Error::Internal(format!(
+            "the host answered {} of {} statements",
+            answers.len(),
+            statements.len()
+        )));
+    }
+    Ok(answers
+        .into_iter()
+        .map(|answer| answer.map(|rows| rows.into_iter().map(Columns).collect()))
+        .collect())
 }
 
 /// The value of config `key` (or `default`) as a plain SQL identifier —

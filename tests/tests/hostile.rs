@@ -82,3 +82,48 @@ async fn a_listing_that_never_moves_forward_stops_start_up_instead_of_hanging_it
     assert!(stderr.contains("does not move forward"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
+
+/// A plugin whose batch answers do not match what was asked (one too few,
+/// or each read answered with another key's record) moves no secret onto
+/// a wrong record: the janitor reports the trouble, every secret still
+/// reads back as written, and the server keeps serving.
+#[tokio::test]
+async fn batches_answered_short_or_out_of_order_lose_nothing() {
+    for batch in ["short", "swap"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(
+            dir.path(),
+            &hostile_config(
+                dir.path(),
+                &format!("[keys]\ngrace_ms = 0\n[storage.config]\nbatch = {batch:?}\n"),
+            ),
+        );
+        let names: Vec<String> = (0..5).map(|i| format!("app/batch-{i}")).collect();
+        for name in &names {
+            let (status, body) = server.put(name, &format!("value of {name}")).await;
+            assert_eq!(status, StatusCode::OK, "{batch}: {body}");
+        }
+        let (status, body) = server.call(Method::POST, "/v1/keys/app/rotate", None).await;
+        assert_eq!(status, StatusCode::OK, "{batch}: {body}");
+
+        let (status, cycle) = server.call(Method::POST, "/v1/sys/janitor/run", None).await;
+        match batch {
+            // No answer can be matched to its key: the batch fails whole.
+            "short" => assert!(
+                status != StatusCode::OK || cycle["moved"]["versions"] == 0,
+                "{batch}: {status} {cycle}"
+            ),
+            // Each record opens only under its own key: the others are
+            // refused and counted, never written back under another name.
+            _ => {
+                assert_eq!(status, StatusCode::OK, "{batch}: {cycle}");
+                assert!(cycle["moved"]["failed"].as_u64() >= Some(4), "{cycle}");
+            }
+        }
+        for name in &names {
+            server.assert_reads(name, &format!("value of {name}")).await;
+        }
+        let (health, _) = server.call(Method::GET, "/v1/sys/health", None).await;
+        assert_eq!(health, StatusCode::OK, "{batch}");
+    }
+}

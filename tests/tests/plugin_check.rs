@@ -45,7 +45,7 @@ fn write_config(dir: &Path, text: &str) -> String {
 #[test]
 fn the_embedded_plugins_pass_on_scratch_grants() {
     let report = passes("storage-sql", &[], &[]);
-    assert!(report.contains("16 checks, 16 passed"), "{report}");
+    assert!(report.contains("19 checks, 19 passed"), "{report}");
     let report = passes("keyring-file", &[], &[]);
     assert!(
         report.contains("a stored keyset loads back exactly as stored"),

@@ -83,7 +83,7 @@ async fn new_plugins_build_alone_pass_their_checks_and_serve() {
     let kms = make_and_build(parent.path(), "my-kms", "kms");
 
     let report = passes_check(&storage, &[], &[]);
-    assert!(report.contains("16 checks, 16 passed"), "{report}");
+    assert!(report.contains("19 checks, 19 passed"), "{report}");
     passes_check(&keyring, &[], &[]);
 
     // A real server on the new storage and keyring.

@@ -9,14 +9,15 @@ wasmtime::component::bindgen!({
         package coffer:host;
 
         world plugins {
-            import coffer:plugin/log@0.1.0;
-            import coffer:plugin/config@0.1.0;
-            import coffer:plugin/sql@0.1.0;
-            import coffer:plugin/files@0.1.0;
-            import coffer:plugin/http@0.1.0;
-            export coffer:plugin/storage@0.1.0;
-            export coffer:plugin/keyring@0.1.0;
-            export coffer:plugin/kms@0.1.0;
+            import coffer:plugin/log@0.1.1;
+            import coffer:plugin/config@0.1.1;
+            import coffer:plugin/sql@0.1.1;
+            import coffer:plugin/files@0.1.1;
+            import coffer:plugin/http@0.1.1;
+            export coffer:plugin/storage@0.1.1;
+            export coffer:plugin/storage-batch@0.1.1;
+            export coffer:plugin/keyring@0.1.1;
+            export coffer:plugin/kms@0.1.1;
         }
     ",
     path: "../../wit",
@@ -25,4 +26,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use coffer::plugin::{config, files, http, log, sql, types};
-pub use exports::coffer::plugin::{keyring, kms, storage};
+pub use exports::coffer::plugin::{keyring, kms, storage, storage_batch};

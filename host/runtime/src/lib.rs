@@ -40,4 +40,4 @@ pub use keyring::{Keyring, KeyringPlugin};
 pub use kms::{Kms, KmsKey, KmsPlugin, KmsWrapped};
 pub use limits::Limits;
 pub use plugin::{PluginKind, PluginSpec};
-pub use storage::{Entry, Expected, Page, Storage, StoragePlugin};
+pub use storage::{Entry, Expected, MAX_BATCH, Page, Storage, StoragePlugin, Write};

@@ -4,13 +4,15 @@
 //! Table (name from config `table`, default `coffer_kv`):
 //! `k` text primary key (bytewise collation), `v` blob, `rev` integer.
 //! Every conditional write is one statement whose `WHERE` clause carries
-//! the expected revision, so the database checks it atomically.
+//! the expected revision, so the database checks it atomically. A batch
+//! reads its keys with one `SELECT … IN (…)` and runs its writes as one
+//! `sql.batch`, so they share a commit.
 
 mod query;
 
 use coffer_sdk::Error;
-use coffer_sdk::sql::{self, Value};
-use coffer_sdk::storage::{Entry, Expected, Page, Storage};
+use coffer_sdk::sql::{self, Statement, Value};
+use coffer_sdk::storage::{Entry, Expected, Page, Storage, Write};
 
 use query::{Statements, prefix_upper_bound};
 
@@ -39,21 +41,47 @@ impl Storage for SqlStorage {
     }
 
     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
-        let (key, value): (Value, Value) = (key.into(), value.into());
-        let rows = match expected {
-            Expected::Any => sql::rows(&self.statements.upsert, &[key, value])?,
-            Expected::Absent => sql::rows(&self.statements.insert, &[key, value])?,
-            Expected::Revision(rev) => {
-                sql::rows(&self.statements.update, &[key, value, sql::revision(rev)?])?
-            }
-        };
-        match rows.first() {
-            Some(row) => row.revision(0),
-            None => Err(Error::Conflict(match expected {
-                Expected::Absent => "the key already exists".to_owned(),
-                _ => "the key is not at the expected revision".to_owned(),
-            })),
+        let statement = self.write(key, value, expected)?;
+        let rows = sql::rows(&statement.text, &statement.params)?;
+        written(rows.first(), expected)
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
         }
+        let params: Vec<Value> = keys.iter().map(|key| key.as_str().into()).collect();
+        let rows = match sql::rows(&self.statements.get_many(keys.len()), &params) {
+            Ok(rows) => rows,
+            // More than one query may return (large values): key by key.
+            Err(Error::Invalid(_)) => return keys.iter().map(|key| self.get(key)).collect(),
+            Err(error) => return Err(error),
+        };
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let entry = Entry {
+                value: row.blob(1)?.to_vec(),
+                revision: row.revision(2)?,
+            };
+            found.insert(row.text(0)?, entry);
+        }
+        Ok(keys
+            .iter()
+            .map(|key| found.get(key.as_str()).cloned())
+            .collect())
+    }
+
+    fn put_many(&self, writes: Vec<Write>) -> Result<Vec<Result<u64, Error>>, Error> {
+        let expected: Vec<Expected> = writes.iter().map(|write| write.expected).collect();
+        let statements = writes
+            .into_iter()
+            .map(|write| self.write(&write.key, write.value, write.expected))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(sql::batch_rows(&statements)?
+            .into_iter()
+            .zip(expected)
+            .map(|(answer, expected)| written(answer?.first(), expected))
+            .collect())
     }
 
     fn delete(&self, key: &str, expected: Expected) -> Result<(), Error> {
@@ -118,6 +146,38 @@ impl Storage for SqlStorage {
         keys.truncate(limit as usize);
         let next = if more { keys.last().cloned() } else { None };
         Ok(Page { keys, next })
+    }
+}
+
+impl SqlStorage {
+    /// The statement that writes `key` if `expected` holds, returning the
+    /// new revision (no row when `expected` did not hold).
+    fn write(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<Statement, Error> {
+        let (key, value): (Value, Value) = (key.into(), value.into());
+        let (text, params) = match expected {
+            Expected::Any => (&self.statements.upsert, vec![key, value]),
+            Expected::Absent => (&self.statements.insert, vec![key, value]),
+            Expected::Revision(rev) => (
+                &self.statements.update,
+                vec![key, value, sql::revision(rev)?],
+            ),
+        };
+        Ok(Statement {
+            text: text.clone(),
+            params,
+        })
+    }
+}
+
+/// The answer to a write from the row it returned: the new revision, or a
+/// conflict when none came back.
+fn written(row: Option<&sql::Columns>, expected: Expected) -> Result<u64, Error> {
+    match row {
+        Some(row) => row.revision(0),
+        None => Err(Error::Conflict(match expected {
+            Expected::Absent => "the key already exists".to_owned(),
+            _ => "the key is not at the expected revision".to_owned(),
+        })),
     }
 }
 

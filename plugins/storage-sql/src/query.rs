@@ -4,6 +4,7 @@ use coffer_sdk::sql::Dialect;
 
 /// Every statement the backend runs, built once when it opens.
 pub struct Statements {
+    table: String,
     pub create_table: String,
     pub get: String,
     pub upsert: String,
@@ -36,6 +37,7 @@ impl Statements {
         };
         let t = table;
         Statements {
+            table: t.to_owned(),
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS {t} (k {key_type} PRIMARY KEY, v {blob_type} NOT NULL, rev BIGINT NOT NULL)"
             ),
@@ -61,6 +63,19 @@ impl Statements {
                 "SELECT k FROM {t} WHERE k > $1 AND k < $2 ORDER BY k LIMIT $3"
             ),
         }
+    }
+}
+
+impl Statements {
+    /// The statement reading the rows of `count` keys (`k, v, rev`), the
+    /// keys bound as `$1` … `$count`.
+    pub fn get_many(&self, count: usize) -> String {
+        let placeholders: Vec<String> = (1..=count).map(|n| format!("${n}")).collect();
+        format!(
+            "SELECT k, v, rev FROM {} WHERE k IN ({})",
+            self.table,
+            placeholders.join(", ")
+        )
     }
 }
 

@@ -8,8 +8,11 @@ use crate::error::{Error, Result};
 use crate::secrets::{Mode, Moved};
 use crate::store::layout;
 
-/// Secrets of one page moved at once.
-const PAGE_CONCURRENCY: usize = 32;
+/// Secrets read, and written back, in one storage call.
+const BATCH: usize = 32;
+/// Batches of a page moved at once, so the round trips of a backend that
+/// answers a batch key by key still overlap.
+const BATCHES_AT_ONCE: usize = 8;
 
 /// One page of a namespace-wide pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,47 +42,50 @@ impl KeyAdmin {
         // The Active key as stored now, not a copy cached before another
         // node rotated it: moving onto that would move versions backwards.
         self.keys.forget(namespace).await;
-        // Secrets of a page are moved concurrently, so their storage round
-        // trips overlap and their writes share commits where the backend
-        // groups them; each is still its own compare-and-set.
-        let moves: Vec<_> = page
+        // Secrets are moved in batches, each read with one storage call and
+        // written back with another, so their writes share commits; each is
+        // still its own compare-and-set.
+        let names: Vec<String> = page
             .keys
             .iter()
             .filter_map(|key| key.strip_prefix(&prefix))
-            .map(|name| {
-                let name = name.to_owned();
-                async move {
-                    let outcome = self.secrets.rewrap(namespace, &name, mode).await;
-                    (name, outcome)
-                }
+            .map(str::to_owned)
+            .collect();
+        let batches: Vec<_> = names
+            .chunks(BATCH)
+            .map(|batch| async move {
+                let outcomes = self.secrets.rewrap_many(namespace, batch, mode).await;
+                (batch, outcomes)
             })
             .collect();
-        let mut outcomes = stream::iter(moves).buffered(PAGE_CONCURRENCY);
+        let mut batches = stream::iter(batches).buffered(BATCHES_AT_ONCE);
         let mut moved = Moved::default();
         let mut last = None;
-        while let Some((name, outcome)) = outcomes.next().await {
-            match outcome {
-                Ok(done) => moved.add(done),
-                // This record's own trouble: skip it, keep going.
-                Err(
-                    error @ (Error::Conflict(_)
-                    | Error::Internal(_)
-                    | Error::Integrity(_)
-                    | Error::Invalid(_)),
-                ) => {
-                    tracing::warn!(
-                        namespace,
-                        secret = %self.names.of(&name),
-                        %error,
-                        "could not move a secret's versions; skipped"
-                    );
-                    moved.failed += 1;
+        while let Some((batch, outcomes)) = batches.next().await {
+            for (name, outcome) in batch.iter().zip(outcomes?) {
+                match outcome {
+                    Ok(done) => moved.add(done),
+                    // This record's own trouble: skip it, keep going.
+                    Err(
+                        error @ (Error::Conflict(_)
+                        | Error::Internal(_)
+                        | Error::Integrity(_)
+                        | Error::Invalid(_)),
+                    ) => {
+                        tracing::warn!(
+                            namespace,
+                            secret = %self.names.of(name),
+                            %error,
+                            "could not move a secret's versions; skipped"
+                        );
+                        moved.failed += 1;
+                    }
+                    // The backend or the keys are failing: stop here (the
+                    // pass goes on later from its saved cursor).
+                    Err(error) => return Err(error),
                 }
-                // The backend or the keys are failing: stop here (the
-                // pass goes on later from its saved cursor).
-                Err(error) => return Err(error),
+                last = Some(name.clone());
             }
-            last = Some(name);
         }
         Ok(PassPage {
             moved,

@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use coffer_crypto::tink::TinkKeyset;
 use coffer_runtime::{
-    Entry, Expected, Keyring, Kms, KmsKey, KmsWrapped, Page, PluginError, Storage,
+    Entry, Expected, Keyring, Kms, KmsKey, KmsWrapped, Page, PluginError, Storage, Write,
 };
 use zeroize::Zeroizing;
 
@@ -117,6 +117,21 @@ impl Storage for Live<dyn Storage> {
         limit: u32,
     ) -> Result<Page, PluginError> {
         self.current().list(prefix, after, limit).await
+    }
+
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, PluginError> {
+        self.current().get_many(keys).await
+    }
+
+    async fn put_many(
+        &self,
+        writes: &[Write],
+    ) -> Result<Vec<Result<u64, PluginError>>, PluginError> {
+        let _unfrozen = self.writes.read().await;
+        for write in writes {
+            self.note_write(&write.key);
+        }
+        self.current().put_many(writes).await
     }
 }
 

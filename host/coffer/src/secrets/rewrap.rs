@@ -15,7 +15,7 @@ use coffer_crypto::record::SecretRecord;
 
 use super::Secrets;
 use crate::error::{Error, Result};
-use crate::store::Change;
+use crate::store::{Change, Stored, layout};
 
 /// How versions are moved onto the Active key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,79 @@ impl Secrets {
             Ok((record, change))
         })
         .await
+    }
+
+    /// Moves the versions of many secrets of `namespace` onto the Active
+    /// data key, reading and writing them back in one storage call each
+    /// (at most [`coffer_runtime::MAX_BATCH`] names). Answers each name as
+    /// [`Secrets::rewrap`] would; the outer error when storage answered
+    /// none of them. A secret written by someone else meanwhile is moved
+    /// again on its own, as `rewrap` moves it.
+    pub async fn rewrap_many(
+        &self,
+        namespace: &str,
+        names: &[String],
+        mode: Mode,
+    ) -> Result<Vec<Result<Moved>>> {
+        let keys: Vec<String> = names
+            .iter()
+            .map(|name| layout::secret(namespace, name))
+            .collect();
+        let stored = self.store.read_many::<SecretRecord>(&keys).await?;
+        let active = self.keys.active(namespace).await?;
+        let mut answers: Vec<Option<Result<Moved>>> = Vec::with_capacity(names.len());
+        let mut edits = Vec::new();
+        let mut edited = Vec::new();
+        for ((key, name), read) in keys.into_iter().zip(names).zip(stored) {
+            let Stored {
+                mut record,
+                version,
+            } = match read {
+                Ok(Some(stored)) if !stored.record.versions.is_empty() => stored,
+                Ok(_) => {
+                    answers.push(Some(Ok(Moved::default())));
+                    continue;
+                }
+                Err(error) => {
+                    answers.push(Some(Err(error)));
+                    continue;
+                }
+            };
+            let moved = self
+                .move_versions(namespace, name, &mut record, &active, mode)
+                .await
+                .map(|moved| Moved {
+                    records: 1,
+                    ..moved
+                });
+            match moved {
+                Ok(moved) if moved.versions > 0 => {
+                    edited.push((answers.len(), moved));
+                    edits.push((key, record, Some(version)));
+                    answers.push(None);
+                }
+                settled => answers.push(Some(settled)),
+            }
+        }
+        let written = self.store.put_many(&edits).await?;
+        for ((at, moved), written) in edited.into_iter().zip(written) {
+            answers[at] = Some(match written {
+                Ok(Some(_)) => Ok(moved),
+                // Another writer was first: re-read and retry, on its own.
+                Ok(None) => self.rewrap(namespace, &names[at], mode).await,
+                Err(error) => Err(error),
+            });
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(Error::Internal(
+                        "storage left a write unanswered".to_owned(),
+                    ))
+                })
+            })
+            .collect())
     }
 
     /// Re-seals, in `record`, the versions `mode` selects under `active`.

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use coffer_crypto::CryptoError;
 use coffer_crypto::sealed::{self, RecordKey};
-use coffer_runtime::{Expected, GuestError, Page, PluginError, Storage};
+use coffer_runtime::{Entry, Expected, GuestError, Page, PluginError, Storage, Write};
 
 pub use paging::{Scan, check_page};
 pub use records::{FormatMarker, Record};
@@ -95,12 +95,49 @@ impl Store {
 
     /// Reads and opens the record at `key`; none when there is none.
     pub async fn read<R: Record>(&self, key: &str) -> Result<Option<Stored<R>>> {
-        let floor = if R::TRACKED {
+        let floor = self.floor::<R>(key).await;
+        let entry = self.storage.get(key).await?;
+        self.open(key, floor, entry).await
+    }
+
+    /// Reads and opens the records at `keys` (at most
+    /// [`coffer_runtime::MAX_BATCH`]) in one storage call: each answer is
+    /// what [`Store::read`] gives for its key. The outer error when storage
+    /// answered none of them.
+    pub async fn read_many<R: Record>(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Result<Option<Stored<R>>>>> {
+        let mut floors = Vec::with_capacity(keys.len());
+        for key in keys {
+            floors.push(self.floor::<R>(key).await);
+        }
+        let entries = self.storage.get_many(keys).await?;
+        let mut opened = Vec::with_capacity(keys.len());
+        for ((key, floor), entry) in keys.iter().zip(floors).zip(entries) {
+            opened.push(self.open(key, floor, entry).await);
+        }
+        Ok(opened)
+    }
+
+    /// What this node has seen of the record at `key`, taken before it is
+    /// read ([`watermark`]).
+    async fn floor<R: Record>(&self, key: &str) -> Option<Mark> {
+        if R::TRACKED {
             self.seen.get(key).await
         } else {
             None
-        };
-        let Some(entry) = self.storage.get(key).await? else {
+        }
+    }
+
+    /// Opens what storage answered for `key`, checking it against `floor`.
+    async fn open<R: Record>(
+        &self,
+        key: &str,
+        floor: Option<Mark>,
+        entry: Option<Entry>,
+    ) -> Result<Option<Stored<R>>> {
+        let Some(entry) = entry else {
             return match floor {
                 Some(floor) => Err(self.violation(
                     key,
@@ -138,6 +175,45 @@ impl Store {
         record: &R,
         base: Option<Version>,
     ) -> Result<Option<Version>> {
+        let (write, generation) = self.seal(key, record, base)?;
+        let written = self
+            .storage
+            .put(&write.key, &write.value, write.expected)
+            .await;
+        self.settle::<R>(&write, generation, written).await
+    }
+
+    /// Writes many records (at most [`coffer_runtime::MAX_BATCH`]) in one
+    /// storage call, each `(key, record, base)` as [`Store::put`] writes
+    /// it, and answers each as `put` would. The outer error when storage
+    /// answered none of them.
+    pub async fn put_many<R: Record>(
+        &self,
+        edits: &[(String, R, Option<Version>)],
+    ) -> Result<Vec<Result<Option<Version>>>> {
+        let mut writes = Vec::with_capacity(edits.len());
+        let mut generations = Vec::with_capacity(edits.len());
+        for (key, record, base) in edits {
+            let (write, generation) = self.seal(key, record, *base)?;
+            writes.push(write);
+            generations.push(generation);
+        }
+        let answers = self.storage.put_many(&writes).await?;
+        let mut settled = Vec::with_capacity(writes.len());
+        for ((write, generation), written) in writes.iter().zip(generations).zip(answers) {
+            settled.push(self.settle::<R>(write, generation, written).await);
+        }
+        Ok(settled)
+    }
+
+    /// The sealed write of `record` at `key` over `base`, and the
+    /// generation it carries.
+    fn seal<R: Record>(
+        &self,
+        key: &str,
+        record: &R,
+        base: Option<Version>,
+    ) -> Result<(Write, u64)> {
         let (expected, generation) = match base {
             Some(base) => (
                 Expected::Revision(base.revision),
@@ -145,12 +221,31 @@ impl Store {
             ),
             None => (Expected::Absent, 1),
         };
-        let bytes = sealed::seal(&self.key, key, R::KIND, generation, &record.encode()?);
-        match self.storage.put(key, &bytes, expected).await {
+        let value = sealed::seal(&self.key, key, R::KIND, generation, &record.encode()?);
+        let write = Write {
+            key: key.to_owned(),
+            value,
+            expected,
+        };
+        Ok((write, generation))
+    }
+
+    /// What storage's answer to `write` means: the new version (remembered
+    /// for a tracked record), none when another writer was first, or the
+    /// error.
+    async fn settle<R: Record>(
+        &self,
+        write: &Write,
+        generation: u64,
+        written: std::result::Result<u64, PluginError>,
+    ) -> Result<Option<Version>> {
+        match written {
             Ok(revision) => {
                 if R::TRACKED {
-                    let tag = &bytes[bytes.len().saturating_sub(sealed::TAG_LEN)..];
-                    self.seen.raise(key, Mark::new(generation, tag)).await;
+                    let tag = &write.value[write.value.len().saturating_sub(sealed::TAG_LEN)..];
+                    self.seen
+                        .raise(&write.key, Mark::new(generation, tag))
+                        .await;
                 }
                 Ok(Some(Version {
                     revision,

@@ -14,6 +14,7 @@
 mod keyring;
 mod kms;
 mod storage;
+mod storage_batch;
 
 use std::fmt;
 use std::future::Future;

@@ -1,7 +1,8 @@
 //! The storage contract (`wit/storage.wit`): revisions and the three kinds
 //! of expectation, deletes, no ABA after a delete, listing by prefix with
 //! cursors at every page size, keys of any character up to 1,024 bytes,
-//! binary and large values, and no lost update between concurrent writers.
+//! binary and large values, and no lost update between concurrent writers;
+//! and the batch of many keys per call ([`super::storage_batch`]).
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ impl Scope {
         }
     }
 
-    fn key(&self, name: &str) -> String {
+    pub(super) fn key(&self, name: &str) -> String {
         format!("{}{name}", self.root)
     }
 }
@@ -134,6 +135,7 @@ pub async fn storage(storage: Arc<dyn Storage>, scope: Scope) -> Report {
             delete_racing_write(storage.clone(), at),
         )
         .await;
+    super::storage_batch::checks(&mut report, s, at).await;
     if !scope.alone {
         report
             .run("what the checks wrote can be deleted", clean_up(s, at))

@@ -18,7 +18,9 @@
 //! themselves; without a database, keys with one do not exist.
 //!
 //! Config `list = "stuck"` makes every listing lie: no keys, and a `next`
-//! cursor that never moves.
+//! cursor that never moves. Config `batch` makes `get-many` and `put-many`
+//! lie: `short` answers one item fewer than asked, `swap` answers a read
+//! with the entries in reverse order (each one another key's record).
 
 use std::cell::Cell;
 use std::io::Read;
@@ -26,12 +28,13 @@ use std::io::Read;
 use coffer_sdk::Error;
 use coffer_sdk::http;
 use coffer_sdk::sql::{self, Value};
-use coffer_sdk::storage::{Entry, Expected, Page, Storage};
+use coffer_sdk::storage::{Entry, Expected, Page, Storage, Write};
 
 struct Hostile {
     /// Whether a database is granted (the honest store lives there).
     database: bool,
     list: Option<String>,
+    batch: Option<String>,
 }
 
 thread_local! {
@@ -87,6 +90,7 @@ impl Storage for Hostile {
         Ok(Hostile {
             database,
             list: coffer_sdk::config::get("list"),
+            batch: coffer_sdk::config::get("batch"),
         })
     }
 
@@ -251,6 +255,32 @@ impl Storage for Hostile {
         keys.truncate(limit as usize);
         let next = if more { keys.last().cloned() } else { None };
         Ok(Page { keys, next })
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
+        let mut entries = keys
+            .iter()
+            .map(|key| self.get(key))
+            .collect::<Result<Vec<_>, _>>()?;
+        match self.batch.as_deref() {
+            Some("short") => {
+                entries.pop();
+            }
+            Some("swap") => entries.reverse(),
+            _ => {}
+        }
+        Ok(entries)
+    }
+
+    fn put_many(&self, writes: Vec<Write>) -> Result<Vec<Result<u64, Error>>, Error> {
+        let mut answers: Vec<_> = writes
+            .into_iter()
+            .map(|write| self.put(&write.key, write.value, write.expected))
+            .collect();
+        if self.batch.as_deref() == Some("short") {
+            answers.pop();
+        }
+        Ok(answers)
     }
 }
 

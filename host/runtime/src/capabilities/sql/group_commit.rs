@@ -35,8 +35,15 @@ const QUEUE: usize = 1024;
 pub(super) enum Work {
     /// Its count of changed rows.
     Execute,
-    /// The rows it returns (`… RETURNING`).
-    Query,
+    /// The rows it returns (`… RETURNING`), within the result limits
+    /// divided among the `sharing` statements of one call (one for a lone
+    /// statement, more for a batch's, which together get no more).
+    Query { sharing: usize },
+}
+
+impl Work {
+    /// The rows of a lone statement.
+    pub(super) const QUERY: Work = Work::Query { sharing: 1 };
 }
 
 /// A statement's answer.
@@ -85,10 +92,51 @@ impl GroupCommit {
             work,
             reply,
         };
-        let stopped = || GuestError::Unavailable("the database writer has stopped".to_owned());
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+
+    /// Runs `statements` in order in the next groups, which they share
+    /// with whatever else is waiting; answers each once it is committed.
+    pub(super) async fn submit_many(
+        &self,
+        statements: Vec<(String, Vec<Value>)>,
+    ) -> Vec<Result<Done, GuestError>> {
+        let work = Work::Query {
+            sharing: statements.len(),
+        };
+        let mut answers = Vec::with_capacity(statements.len());
+        for (statement, params) in statements {
+            answers.push(match refuse_transaction_control(&statement) {
+                Ok(()) => {
+                    let (reply, answer) = oneshot::channel();
+                    let job = Job {
+                        statement,
+                        params,
+                        work,
+                        reply,
+                    };
+                    match self.jobs.send(job).await {
+                        Ok(()) => Ok(answer),
+                        Err(_) => Err(stopped()),
+                    }
+                }
+                Err(refused) => Err(refused),
+            });
+        }
+        let mut done = Vec::with_capacity(answers.len());
+        for answer in answers {
+            done.push(match answer {
+                Ok(answer) => answer.await.unwrap_or_else(|_| Err(stopped())),
+                Err(error) => Err(error),
+            });
+        }
+        done
+    }
+}
+
+fn stopped() -> GuestError {
+    GuestError::Unavailable("the database writer has stopped".to_owned())
 }
 
 /// The writer: takes what is waiting, up to [`MAX_GROUP`] statements, and

@@ -22,6 +22,7 @@
 //! calling thread under a short budget, and on the pool when they need
 //! longer (see `reader`).
 
+mod batch;
 mod group_commit;
 mod raw;
 mod reader;
@@ -38,7 +39,7 @@ use wasmtime::component::HasSelf;
 
 use super::{Capability, Grant};
 use crate::bindings;
-use crate::bindings::sql::{Dialect, Host, Value};
+use crate::bindings::sql::{Dialect, Host, Statement, Value};
 use crate::bindings::types::Error as WitError;
 use crate::error::GuestError;
 use crate::plugin::PluginKind;
@@ -266,22 +267,22 @@ impl SqlPool {
     ) -> Result<Vec<Vec<Value>>, GuestError> {
         match self {
             SqlPool::Sqlite(db) if is_read_only(statement) => {
-                if let Some(done) = db.read_inline(statement, &params, Work::Query) {
+                if let Some(done) = db.read_inline(statement, &params, Work::QUERY) {
                     return match done {
                         Done::Rows(rows) => Ok(rows),
                         Done::Executed(_) => Ok(Vec::new()),
                     };
                 }
                 let rows = bind_all(sqlx::query(statement), params).fetch(&db.pool);
-                collect_rows(rows, sqlite_row).await
+                collect_rows(rows, sqlite_row, 1).await
             }
-            SqlPool::Sqlite(db) => match db.writes.submit(statement, params, Work::Query).await? {
+            SqlPool::Sqlite(db) => match db.writes.submit(statement, params, Work::QUERY).await? {
                 Done::Rows(rows) => Ok(rows),
                 Done::Executed(_) => Ok(Vec::new()),
             },
             SqlPool::Postgres(pool) => {
                 let rows = bind_all(sqlx::query(statement), params).fetch(pool);
-                collect_rows(rows, pg_row).await
+                collect_rows(rows, pg_row, 1).await
             }
         }
     }
@@ -292,36 +293,51 @@ impl SqlPool {
 async fn collect_rows<R>(
     mut rows: futures_util::stream::BoxStream<'_, Result<R, sqlx::Error>>,
     convert: fn(&R) -> Result<Vec<Value>, GuestError>,
+    sharing: usize,
 ) -> Result<Vec<Vec<Value>>, GuestError> {
     use futures_util::StreamExt;
-    let mut budget = RowBudget::default();
+    let mut budget = RowBudget::shared_by(sharing);
     while let Some(row) = rows.next().await {
         budget.admit(convert(&row.map_err(classify)?)?)?;
     }
     Ok(budget.into_rows())
 }
 
-/// The rows of one query so far, within [`MAX_ROWS`] and
+/// The rows of one query so far, within its share of [`MAX_ROWS`] and
 /// [`MAX_RESULT_BYTES`].
-#[derive(Default)]
 struct RowBudget {
     rows: Vec<Vec<Value>>,
     bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
 }
 
 impl RowBudget {
+    /// The budget of one of `sharing` statements answered together.
+    fn shared_by(sharing: usize) -> RowBudget {
+        let sharing = sharing.max(1);
+        RowBudget {
+            rows: Vec::new(),
+            bytes: 0,
+            max_rows: (MAX_ROWS / sharing).max(1),
+            max_bytes: MAX_RESULT_BYTES / sharing,
+        }
+    }
+
     /// Takes one more row, or refuses the query once it returns too much.
     fn admit(&mut self, row: Vec<Value>) -> Result<(), GuestError> {
         self.bytes += row.iter().map(value_size).sum::<usize>();
         self.rows.push(row);
-        if self.rows.len() > MAX_ROWS {
+        if self.rows.len() > self.max_rows {
             return Err(GuestError::Invalid(format!(
-                "the query returned more than the {MAX_ROWS} rows allowed"
+                "the query returned more than the {} rows allowed",
+                self.max_rows
             )));
         }
-        if self.bytes > MAX_RESULT_BYTES {
+        if self.bytes > self.max_bytes {
             return Err(GuestError::Invalid(format!(
-                "the query returned more than the {MAX_RESULT_BYTES} bytes allowed"
+                "the query returned more than the {} bytes allowed",
+                self.max_bytes
             )));
         }
         Ok(())
@@ -633,6 +649,22 @@ impl Host for PluginState {
             return Ok(Err(denied()));
         };
         Ok(pool.query(&statement, params).await.map_err(Into::into))
+    }
+
+    async fn batch(
+        &mut self,
+        statements: Vec<Statement>,
+    ) -> wasmtime::Result<Result<Vec<Result<Vec<Vec<Value>>, WitError>>, WitError>> {
+        let Some(pool) = self.grants.sql.clone() else {
+            return Ok(Err(denied()));
+        };
+        Ok(match pool.batch(statements).await {
+            Ok(answers) => Ok(answers
+                .into_iter()
+                .map(|answer| answer.map_err(Into::into))
+                .collect()),
+            Err(error) => Err(error.into()),
+        })
     }
 }
 

@@ -86,7 +86,10 @@ impl<'a> RawConnection<'a> {
         let mut rest = sql.as_bytes();
         let mut next_unnamed = 0;
         let mut changed = 0u64;
-        let mut rows = RowBudget::default();
+        let mut rows = RowBudget::shared_by(match work {
+            Work::Query { sharing } => sharing,
+            Work::Execute => 1,
+        });
         while !rest.iter().all(u8::is_ascii_whitespace) {
             if let Source::Plugin = source {
                 refuse_transaction_control(&String::from_utf8_lossy(rest))?;
@@ -99,7 +102,7 @@ impl<'a> RawConnection<'a> {
             };
             statement.bind(params, &mut next_unnamed)?;
             while statement.step()? {
-                if let Work::Query = work {
+                if let Work::Query { .. } = work {
                     rows.admit(statement.row()?)?;
                 }
             }
@@ -111,7 +114,7 @@ impl<'a> RawConnection<'a> {
         }
         Ok(match work {
             Work::Execute => Done::Executed(changed),
-            Work::Query => Done::Rows(rows.into_rows()),
+            Work::Query { .. } => Done::Rows(rows.into_rows()),
         })
     }
 
