@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::cache::StatementCache;
 use super::raw::RawConnection;
 use super::{Value, classify};
 use crate::error::GuestError;
@@ -162,7 +163,17 @@ fn spawn_writer(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, queue: mpsc::Recei
     }
 }
 
+/// The writer's own connection, taken out of the pool so that the
+/// statements it keeps prepared stay valid, and those statements. The
+/// cache comes first: its statements are finalized before the connection
+/// closes.
+struct WriterConnection {
+    cache: StatementCache,
+    connection: sqlx::SqliteConnection,
+}
+
 async fn write_loop(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Job>) {
+    let mut writer: Option<WriterConnection> = None;
     while let Some(first) = queue.recv().await {
         let mut waiting = vec![first];
         while waiting.len() < MAX_GROUP {
@@ -172,17 +183,36 @@ async fn write_loop(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, mut queue: mps
             }
         }
         let _turn = turn.lock().await;
-        let locked = match pool.acquire().await {
-            Ok(mut connection) => match connection.lock_handle().await {
-                Ok(mut handle) => {
-                    write_all(&mut RawConnection::new(&mut handle), waiting);
-                    Ok(())
-                }
-                Err(error) => Err((error, waiting)),
-            },
-            Err(error) => Err((error, waiting)),
+        let written = match writer.take() {
+            Some(own) => Ok(own),
+            // A replacement opens in the pool, which keeps its size.
+            None => pool.acquire().await.map(|connection| WriterConnection {
+                cache: StatementCache::default(),
+                connection: connection.detach(),
+            }),
         };
-        if let Err((error, waiting)) = locked {
+        let failed = match written {
+            Ok(mut own) => {
+                let locked = match own.connection.lock_handle().await {
+                    Ok(mut handle) => {
+                        write_all(
+                            &mut RawConnection::new(&mut handle, &mut own.cache),
+                            waiting,
+                        );
+                        Ok(())
+                    }
+                    Err(error) => Err((error, waiting)),
+                };
+                // A connection that cannot be locked is dropped; the next
+                // group opens another.
+                if locked.is_ok() {
+                    writer = Some(own);
+                }
+                locked.err()
+            }
+            Err(error) => Some((error, waiting)),
+        };
+        if let Some((error, waiting)) = failed {
             let error = classify(error);
             for job in waiting {
                 let _ = job.reply.send(Err(error.clone()));

@@ -23,6 +23,7 @@
 //! longer (see `reader`).
 
 mod batch;
+mod cache;
 mod group_commit;
 mod raw;
 mod reader;

@@ -7,7 +7,8 @@
 //! Parameters bind, rows convert and errors classify as they do through
 //! sqlx: `$N` and `?N` name argument N, a bare `?` takes the next one, and
 //! a string of several statements runs them in order, its rows and changed
-//! rows added up. The connection keeps its limits, busy timeout and
+//! rows added up. A plugin's single statement stays prepared in the
+//! connection's [`StatementCache`] for the next time it runs. The connection keeps its limits, busy timeout and
 //! statement deadline, which SQLite applies whoever steps the statement.
 #![allow(unsafe_code)]
 
@@ -18,35 +19,46 @@ use std::ptr::NonNull;
 use libsqlite3_sys as ffi;
 use sqlx::sqlite::LockedSqliteHandle;
 
+use super::cache::{self, StatementCache};
 use super::group_commit::{Done, Work, refuse_transaction_control};
 use super::{RowBudget, Value, sqlite_error};
 use crate::error::GuestError;
 
-/// A SQLite connection the caller holds locked for as long as this lives.
+/// A SQLite connection the caller holds locked for as long as this lives,
+/// with the statements kept prepared on it.
 pub(super) struct RawConnection<'a> {
     db: NonNull<ffi::sqlite3>,
+    cache: &'a mut StatementCache,
     _locked: PhantomData<&'a mut ()>,
 }
 
 impl<'a> RawConnection<'a> {
     /// Borrows the handle `locked` guards: sqlx's thread for that
     /// connection waits until the lock is dropped, so nothing else runs a
-    /// statement on it meanwhile.
-    pub(super) fn new(locked: &'a mut LockedSqliteHandle<'_>) -> RawConnection<'a> {
+    /// statement on it meanwhile. `cache` must be this connection's.
+    pub(super) fn new(
+        locked: &'a mut LockedSqliteHandle<'_>,
+        cache: &'a mut StatementCache,
+    ) -> RawConnection<'a> {
         RawConnection {
             db: locked.as_raw_handle(),
+            cache,
             _locked: PhantomData,
         }
     }
 
-    /// Uses the open connection `db`.
+    /// Uses the open connection `db`, whose statements `cache` keeps.
     ///
     /// # Safety
     /// Nothing else may use `db` while the result lives, and `db` must stay
     /// open that long.
-    pub(super) unsafe fn from_handle(db: NonNull<ffi::sqlite3>) -> RawConnection<'a> {
+    pub(super) unsafe fn from_handle(
+        db: NonNull<ffi::sqlite3>,
+        cache: &'a mut StatementCache,
+    ) -> RawConnection<'a> {
         RawConnection {
             db,
+            cache,
             _locked: PhantomData,
         }
     }
@@ -83,39 +95,37 @@ impl<'a> RawConnection<'a> {
         work: Work,
         source: Source,
     ) -> Result<Done, GuestError> {
+        let mut results = Results::new(work);
+        let cacheable = matches!(source, Source::Plugin) && sql.len() <= cache::MAX_TEXT;
+        // A statement kept from an earlier run passed every check then.
+        if let Some(handle) = cacheable.then(|| self.cache.take(sql)).flatten() {
+            let run = Statement::kept(handle, self).run(params, &mut 0, &mut results);
+            self.cache.keep(sql, handle);
+            return run.map(|()| results.done());
+        }
         let mut rest = sql.as_bytes();
         let mut next_unnamed = 0;
-        let mut changed = 0u64;
-        let mut rows = RowBudget::shared_by(match work {
-            Work::Query { sharing } => sharing,
-            Work::Execute => 1,
-        });
+        let mut keep = None;
         while !rest.iter().all(u8::is_ascii_whitespace) {
             if let Source::Plugin = source {
                 refuse_transaction_control(&String::from_utf8_lossy(rest))?;
             }
+            let whole = rest.len() == sql.len();
             let (statement, tail) = self.prepare(rest)?;
             rest = tail;
             // Whitespace or a comment prepares to no statement.
             let Some(mut statement) = statement else {
                 continue;
             };
-            statement.bind(params, &mut next_unnamed)?;
-            while statement.step()? {
-                if let Work::Query { .. } = work {
-                    rows.admit(statement.row()?)?;
-                }
-            }
-            if !statement.read_only() {
-                // SAFETY: the handle is live and locked for us.
-                let count = unsafe { ffi::sqlite3_changes64(self.db.as_ptr()) };
-                changed += u64::try_from(count).unwrap_or(0);
+            statement.run(params, &mut next_unnamed, &mut results)?;
+            if cacheable && whole && rest.iter().all(u8::is_ascii_whitespace) {
+                keep = Some(statement.into_kept());
             }
         }
-        Ok(match work {
-            Work::Execute => Done::Executed(changed),
-            Work::Query { .. } => Done::Rows(rows.into_rows()),
-        })
+        if let Some(handle) = keep {
+            self.cache.keep(sql, handle);
+        }
+        Ok(results.done())
     }
 
     /// Prepares the first statement of `sql`; returns it (none for
@@ -150,6 +160,7 @@ impl<'a> RawConnection<'a> {
         let statement = NonNull::new(statement).map(|handle| Statement {
             handle,
             connection: self,
+            owned: true,
         });
         Ok((statement, &sql[consumed..]))
     }
@@ -181,13 +192,81 @@ enum Source {
     Plugin,
 }
 
-/// One prepared statement, finalized when dropped.
+/// What the statements of one string gave: their changed rows, or their
+/// rows within the budget `work` sets.
+struct Results {
+    work: Work,
+    changed: u64,
+    rows: RowBudget,
+}
+
+impl Results {
+    fn new(work: Work) -> Results {
+        Results {
+            work,
+            changed: 0,
+            rows: RowBudget::shared_by(match work {
+                Work::Query { sharing } => sharing,
+                Work::Execute => 1,
+            }),
+        }
+    }
+
+    fn done(self) -> Done {
+        match self.work {
+            Work::Execute => Done::Executed(self.changed),
+            Work::Query { .. } => Done::Rows(self.rows.into_rows()),
+        }
+    }
+}
+
+/// One prepared statement: finalized when dropped, unless the connection's
+/// cache keeps it.
 struct Statement<'c> {
     handle: NonNull<ffi::sqlite3_stmt>,
     connection: &'c RawConnection<'c>,
+    /// Whether dropping this finalizes the statement (it is not kept).
+    owned: bool,
 }
 
-impl Statement<'_> {
+impl<'c> Statement<'c> {
+    /// A statement taken from `connection`'s cache, which gets it back.
+    fn kept(handle: NonNull<ffi::sqlite3_stmt>, connection: &'c RawConnection<'c>) -> Self {
+        Statement {
+            handle,
+            connection,
+            owned: false,
+        }
+    }
+
+    /// Hands the statement over to be kept rather than finalized.
+    fn into_kept(mut self) -> NonNull<ffi::sqlite3_stmt> {
+        self.owned = false;
+        self.handle
+    }
+
+    /// Binds `params` and steps the statement to its end, adding what it
+    /// gives to `results`.
+    fn run(
+        &mut self,
+        params: &[Value],
+        next_unnamed: &mut usize,
+        results: &mut Results,
+    ) -> Result<(), GuestError> {
+        self.bind(params, next_unnamed)?;
+        while self.step()? {
+            if let Work::Query { .. } = results.work {
+                results.rows.admit(self.row()?)?;
+            }
+        }
+        if !self.read_only() {
+            // SAFETY: the handle is live and locked for us.
+            let count = unsafe { ffi::sqlite3_changes64(self.connection.db.as_ptr()) };
+            results.changed += u64::try_from(count).unwrap_or(0);
+        }
+        Ok(())
+    }
+
     /// Binds `params` as sqlx does; `next_unnamed` counts the arguments
     /// bare `?` parameters took, across the statements of one string.
     fn bind(&mut self, params: &[Value], next_unnamed: &mut usize) -> Result<(), GuestError> {
@@ -306,6 +385,9 @@ impl Statement<'_> {
 
 impl Drop for Statement<'_> {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // SAFETY: the statement is live and finalized exactly once.
         unsafe {
             ffi::sqlite3_finalize(self.handle.as_ptr());

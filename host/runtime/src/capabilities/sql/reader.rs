@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use libsqlite3_sys as ffi;
 
+use super::cache::StatementCache;
 use super::group_commit::{Done, Work};
 use super::raw::RawConnection;
 use super::{PROGRESS_STEPS, Value, bound_sqlite, statement_began};
@@ -55,9 +56,9 @@ impl Readers {
     /// (it failed — over budget, busy, or otherwise — or no reader was to
     /// be had).
     pub fn try_run(&self, statement: &str, params: &[Value], work: Work) -> Option<Done> {
-        let reader = self.take()?;
+        let mut reader = self.take()?;
         // SAFETY: `reader` is ours alone until it is given back.
-        let mut connection = unsafe { RawConnection::from_handle(reader.db) };
+        let mut connection = unsafe { RawConnection::from_handle(reader.db, &mut reader.cache) };
         let result = connection.run(statement, params, work);
         self.give_back(reader);
         // A read that failed here (over budget, busy, or anything else) is
@@ -94,6 +95,7 @@ impl Readers {
 /// One read-only connection, closed when dropped.
 struct Reader {
     db: NonNull<ffi::sqlite3>,
+    cache: StatementCache,
 }
 
 // SAFETY: SQLite is built thread-safe; a reader is used by one thread at a
@@ -115,6 +117,7 @@ impl Reader {
         };
         let reader = Reader {
             db: NonNull::new(db)?,
+            cache: StatementCache::default(),
         };
         if code != ffi::SQLITE_OK {
             return None;
@@ -151,8 +154,10 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        // SAFETY: the handle is open and closed exactly once; a reader has
-        // no statement left open (each is finalized after its read).
+        // Statements go before their connection.
+        self.cache.clear();
+        // SAFETY: the handle is open and closed exactly once; the reader
+        // has no statement left (its kept ones were just finalized).
         unsafe {
             ffi::sqlite3_close(self.db.as_ptr());
         }

@@ -1,0 +1,141 @@
+//! Prepared statements kept per connection, so a plugin's statement run
+//! again (the same text: parameters are bound anew) is not parsed and
+//! planned again. Only single statements up to [`MAX_TEXT`] bytes are
+//! kept, at most [`MAX_KEPT`] per connection; when more arrive, all are
+//! dropped and the cache fills again. A kept statement is reset and its
+//! parameters cleared before it goes back, so nothing of one call's values
+//! stays bound for the next.
+#![allow(unsafe_code)]
+
+use std::collections::HashMap;
+use std::ptr::NonNull;
+
+use libsqlite3_sys as ffi;
+
+/// Statements one connection keeps prepared.
+const MAX_KEPT: usize = 64;
+/// Longest statement text kept.
+pub(super) const MAX_TEXT: usize = 4096;
+
+/// The prepared statements of one connection. Its owner must drop (or
+/// [`StatementCache::clear`]) it before closing that connection.
+#[derive(Default)]
+pub(super) struct StatementCache {
+    kept: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
+}
+
+// SAFETY: the statements belong to one connection, which only the cache's
+// owner uses, one thread at a time.
+unsafe impl Send for StatementCache {}
+
+impl StatementCache {
+    /// Takes the statement prepared for `text`, if kept; it is the
+    /// caller's until given back with [`StatementCache::keep`].
+    pub(super) fn take(&mut self, text: &str) -> Option<NonNull<ffi::sqlite3_stmt>> {
+        self.kept.remove(text)
+    }
+
+    /// Resets `statement`, prepared for `text`, and keeps it — or
+    /// finalizes it when its text is too long to keep.
+    pub(super) fn keep(&mut self, text: &str, statement: NonNull<ffi::sqlite3_stmt>) {
+        // SAFETY: the statement is live and no longer stepped by anyone.
+        unsafe {
+            ffi::sqlite3_reset(statement.as_ptr());
+            ffi::sqlite3_clear_bindings(statement.as_ptr());
+        }
+        if text.len() > MAX_TEXT {
+            finalize(statement);
+            return;
+        }
+        if self.kept.len() >= MAX_KEPT {
+            self.clear();
+        }
+        if let Some(replaced) = self.kept.insert(text.to_owned(), statement) {
+            finalize(replaced);
+        }
+    }
+
+    /// Finalizes every kept statement.
+    pub(super) fn clear(&mut self) {
+        for (_, statement) in self.kept.drain() {
+            finalize(statement);
+        }
+    }
+}
+
+impl Drop for StatementCache {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn finalize(statement: NonNull<ffi::sqlite3_stmt>) {
+    // SAFETY: the statement is live, and finalized exactly once: it left
+    // the cache (or never entered it).
+    unsafe {
+        ffi::sqlite3_finalize(statement.as_ptr());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::super::{SqlPool, Value};
+
+    /// A kept statement binds each call's values afresh (one given fewer
+    /// values sees NULL, not the last call's), follows the schema as it
+    /// changes, and more statements than are kept still run right.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_statements_bind_afresh_and_follow_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kept.db").display());
+        let pool = SqlPool::connect(&url, 2, Duration::from_secs(10))
+            .await
+            .unwrap();
+        pool.execute("CREATE TABLE t (a INTEGER, b INTEGER)", vec![])
+            .await
+            .unwrap();
+        let insert = "INSERT INTO t VALUES ($1, $2)";
+        pool.execute(insert, vec![Value::Integer(1), Value::Integer(2)])
+            .await
+            .unwrap();
+        pool.execute(insert, vec![Value::Integer(3)]).await.unwrap();
+        let read = "SELECT b FROM t WHERE a = $1";
+        for (a, b) in [(1, Some(2)), (3, None), (1, Some(2))] {
+            let rows = pool.query(read, vec![Value::Integer(a)]).await.unwrap();
+            let got = match rows.as_slice() {
+                [row] => match row.as_slice() {
+                    [Value::Integer(b)] => Some(*b),
+                    [Value::Null] => None,
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(got, b, "a = {a}");
+        }
+        pool.execute("DROP TABLE t", vec![]).await.unwrap();
+        pool.execute("CREATE TABLE t (b INTEGER, a INTEGER)", vec![])
+            .await
+            .unwrap();
+        pool.execute(insert, vec![Value::Integer(5), Value::Integer(6)])
+            .await
+            .unwrap();
+        let rows = pool.query(read, vec![Value::Integer(6)]).await.unwrap();
+        assert!(
+            matches!(rows.as_slice(), [row] if matches!(row.as_slice(), [Value::Integer(5)])),
+            "{rows:?}"
+        );
+        for n in 0..150 {
+            let rows = pool
+                .query(&format!("SELECT {n} + $1"), vec![Value::Integer(1)])
+                .await
+                .unwrap();
+            assert!(
+                matches!(rows.as_slice(), [row] if matches!(row.as_slice(), [Value::Integer(m)] if *m == n + 1)),
+                "{rows:?}"
+            );
+        }
+    }
+}
