@@ -92,8 +92,8 @@ enum Command {
         /// Start over instead of continuing an interrupted pass.
         #[arg(long)]
         restart: bool,
-        /// Secrets per request.
-        #[arg(long, default_value_t = 200)]
+        /// Secrets per request (at most 1000).
+        #[arg(long, default_value_t = 1000)]
         batch: u32,
     },
     /// Edit Google Tink JSON keysets offline (like tinkey).

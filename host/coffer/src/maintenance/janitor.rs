@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::secrets::{Mode, Moved};
 
 /// Secrets per storage page the janitor asks for.
-const PAGE: u32 = 200;
+const PAGE: u32 = 1000;
 
 /// `[janitor]` settings.
 #[derive(Clone, Copy, Debug)]

@@ -21,7 +21,7 @@ pub struct ReencryptRequest {
     /// Re-encrypt values under fresh secret keys, not just re-wrap.
     #[serde(default)]
     pub full: bool,
-    /// Secrets in this batch (default 200, at most 1000).
+    /// Secrets in this batch (at most and by default 1000).
     pub limit: Option<u32>,
     /// Start over instead of continuing a saved pass.
     #[serde(default)]
@@ -59,7 +59,7 @@ impl KeyAdmin {
         request: ReencryptRequest,
     ) -> Result<ReencryptProgress> {
         check_namespace(namespace)?;
-        let limit = request.limit.unwrap_or(200).clamp(1, MAX_BATCH);
+        let limit = request.limit.unwrap_or(MAX_BATCH).clamp(1, MAX_BATCH);
         let mode = if request.full {
             Mode::Full
         } else {
