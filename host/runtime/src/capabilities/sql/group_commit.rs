@@ -2,7 +2,9 @@
 //! waiting and runs them on one connection in one transaction, then
 //! commits once: many writers share one fsync. It runs the group on the
 //! connection's handle directly ([`super::raw`]), on a thread of its own,
-//! so a statement costs no round trip between threads. A statement that
+//! so a statement costs no round trip between threads; the connection is
+//! its own, out of the pool, so the statements it keeps prepared stay
+//! valid from one group to the next. A statement that
 //! fails is undone alone (SQLite makes every statement atomic) and
 //! answered its own error (a check-and-set miss stays a miss for that
 //! statement only), and every answer leaves after the commit, so no caller

@@ -8,8 +8,9 @@
 //! sqlx: `$N` and `?N` name argument N, a bare `?` takes the next one, and
 //! a string of several statements runs them in order, its rows and changed
 //! rows added up. A plugin's single statement stays prepared in the
-//! connection's [`StatementCache`] for the next time it runs. The connection keeps its limits, busy timeout and
-//! statement deadline, which SQLite applies whoever steps the statement.
+//! connection's [`StatementCache`] for the next time it runs. The
+//! connection keeps its limits, busy timeout and statement deadline, which
+//! SQLite applies whoever steps the statement.
 #![allow(unsafe_code)]
 
 use std::ffi::{CStr, c_char, c_int};
