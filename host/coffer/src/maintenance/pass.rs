@@ -10,9 +10,10 @@ use crate::store::layout;
 
 /// Secrets read, and written back, in one storage call.
 const BATCH: usize = 32;
-/// Batches of a page moved at once, so the round trips of a backend that
-/// answers a batch key by key still overlap.
-const BATCHES_AT_ONCE: usize = 8;
+/// Batches of a page moved at once: a backend that answers a batch key by
+/// key (a remote one) still has 32 round trips in flight, and SQLite's
+/// writer gets groups large enough to share its commits widely.
+const BATCHES_AT_ONCE: usize = 32;
 
 /// One page of a namespace-wide pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
