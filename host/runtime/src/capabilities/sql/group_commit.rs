@@ -62,9 +62,18 @@ struct Job {
     reply: oneshot::Sender<Result<Done, GuestError>>,
 }
 
+/// What the writer's queue carries.
+enum Message {
+    /// A statement for the next group.
+    Write(Job),
+    /// Close the writer's connection, as its pool closes; answered once
+    /// it is closed. A later write opens another.
+    Release(oneshot::Sender<()>),
+}
+
 /// The queue of a SQLite database's writes.
 pub(super) struct GroupCommit {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Message>,
 }
 
 impl GroupCommit {
@@ -95,8 +104,20 @@ impl GroupCommit {
             work,
             reply,
         };
-        self.jobs.send(job).await.map_err(|_| stopped())?;
+        self.jobs
+            .send(Message::Write(job))
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+
+    /// Closes the writer's own connection (statements first), so that
+    /// closing the pool closes every connection to the database.
+    pub(super) async fn release(&self) {
+        let (ack, closed) = oneshot::channel();
+        if self.jobs.send(Message::Release(ack)).await.is_ok() {
+            let _ = closed.await;
+        }
     }
 
     /// Runs `statements` in order in the next groups, which they share
@@ -119,7 +140,7 @@ impl GroupCommit {
                         work,
                         reply,
                     };
-                    match self.jobs.send(job).await {
+                    match self.jobs.send(Message::Write(job)).await {
                         Ok(()) => Ok(answer),
                         Err(_) => Err(stopped()),
                     }
@@ -146,7 +167,7 @@ fn stopped() -> GuestError {
 /// runs it on one connection. It has a thread of its own, since it runs a
 /// group on the connection's handle directly (an fsync included) and must
 /// not hold up the tasks of the server's runtime meanwhile.
-fn spawn_writer(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, queue: mpsc::Receiver<Job>) {
+fn spawn_writer(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, queue: mpsc::Receiver<Message>) {
     let spawned = std::thread::Builder::new()
         .name("sqlite-writer".to_owned())
         .spawn(move || {
@@ -174,52 +195,97 @@ struct WriterConnection {
     connection: sqlx::SqliteConnection,
 }
 
-async fn write_loop(pool: sqlx::SqlitePool, turn: Arc<Mutex<()>>, mut queue: mpsc::Receiver<Job>) {
+impl WriterConnection {
+    /// Takes a connection out of `pool`; a replacement opens in the pool,
+    /// which keeps its size.
+    async fn open(pool: &sqlx::SqlitePool) -> Result<WriterConnection, sqlx::Error> {
+        Ok(WriterConnection {
+            cache: StatementCache::default(),
+            connection: pool.acquire().await?.detach(),
+        })
+    }
+
+    async fn close(self) {
+        let WriterConnection { cache, connection } = self;
+        drop(cache);
+        if let Err(error) = sqlx::Connection::close(connection).await {
+            tracing::warn!(%error, "could not close the SQLite writer's connection");
+        }
+    }
+}
+
+async fn write_loop(
+    pool: sqlx::SqlitePool,
+    turn: Arc<Mutex<()>>,
+    mut queue: mpsc::Receiver<Message>,
+) {
     let mut writer: Option<WriterConnection> = None;
     while let Some(first) = queue.recv().await {
-        let mut waiting = vec![first];
-        while waiting.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => waiting.push(job),
-                Err(_) => break,
-            }
-        }
-        let _turn = turn.lock().await;
-        let written = match writer.take() {
-            Some(own) => Ok(own),
-            // A replacement opens in the pool, which keeps its size.
-            None => pool.acquire().await.map(|connection| WriterConnection {
-                cache: StatementCache::default(),
-                connection: connection.detach(),
-            }),
-        };
-        let failed = match written {
-            Ok(mut own) => {
-                let locked = match own.connection.lock_handle().await {
-                    Ok(mut handle) => {
-                        write_all(
-                            &mut RawConnection::new(&mut handle, &mut own.cache),
-                            waiting,
-                        );
-                        Ok(())
-                    }
-                    Err(error) => Err((error, waiting)),
-                };
-                // A connection that cannot be locked is dropped; the next
-                // group opens another.
-                if locked.is_ok() {
-                    writer = Some(own);
+        let mut waiting = Vec::new();
+        let mut release = None;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(job) => waiting.push(job),
+                Message::Release(ack) => {
+                    release = Some(ack);
+                    break;
                 }
-                locked.err()
             }
-            Err(error) => Some((error, waiting)),
-        };
-        if let Some((error, waiting)) = failed {
-            let error = classify(error);
-            for job in waiting {
-                let _ = job.reply.send(Err(error.clone()));
+            if waiting.len() < MAX_GROUP {
+                next = queue.try_recv().ok();
             }
         }
+        if !waiting.is_empty() {
+            let _turn = turn.lock().await;
+            writer = write_group(&pool, writer.take(), waiting).await;
+        }
+        if let Some(ack) = release {
+            if let Some(own) = writer.take() {
+                own.close().await;
+            }
+            let _ = ack.send(());
+        }
+    }
+}
+
+/// Runs `waiting` on the writer's connection, opening one when there is
+/// none; returns the connection to keep (none when it failed: the next
+/// group opens another).
+async fn write_group(
+    pool: &sqlx::SqlitePool,
+    writer: Option<WriterConnection>,
+    waiting: Vec<Job>,
+) -> Option<WriterConnection> {
+    let opened = match writer {
+        Some(own) => Ok(own),
+        None => WriterConnection::open(pool).await,
+    };
+    let mut own = match opened {
+        Ok(own) => own,
+        Err(error) => {
+            refuse_all(waiting, error);
+            return None;
+        }
+    };
+    match own.connection.lock_handle().await {
+        Ok(mut handle) => write_all(
+            &mut RawConnection::new(&mut handle, &mut own.cache),
+            waiting,
+        ),
+        Err(error) => {
+            refuse_all(waiting, error);
+            return None;
+        }
+    }
+    Some(own)
+}
+
+/// Answers every job of `waiting` with `error`.
+fn refuse_all(waiting: Vec<Job>, error: sqlx::Error) {
+    let error = classify(error);
+    for job in waiting {
+        let _ = job.reply.send(Err(error.clone()));
     }
 }
 

@@ -225,10 +225,17 @@ impl SqlPool {
         }
     }
 
-    /// Closes every connection, waiting for those in use.
+    /// Closes every connection, waiting for those in use: the pool's, the
+    /// SQLite writer's own and the readers'.
     pub async fn close(&self) {
         match self {
-            SqlPool::Sqlite(db) => db.pool.close().await,
+            SqlPool::Sqlite(db) => {
+                if let Some(readers) = &db.readers {
+                    readers.close();
+                }
+                db.writes.release().await;
+                db.pool.close().await;
+            }
             SqlPool::Postgres(pool) => pool.close().await,
         }
     }
@@ -705,6 +712,30 @@ mod tests {
         );
         let failed = pool.query("SELECT missing FROM t", vec![]).await;
         assert!(matches!(failed, Err(GuestError::Invalid(_))), "{failed:?}");
+    }
+
+    /// Closing the pool closes every connection to the file, the writer's
+    /// and the readers' included, so the last one out checkpoints the WAL
+    /// and removes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn closing_the_pool_closes_every_connection_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("closing.db");
+        let url = format!("sqlite://{}", file.display());
+        let pool = SqlPool::connect(&url, 2, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        pool.execute("CREATE TABLE t (x INTEGER)", vec![])
+            .await
+            .unwrap();
+        pool.execute("INSERT INTO t VALUES (1)", vec![])
+            .await
+            .unwrap();
+        pool.query("SELECT x FROM t", vec![]).await.unwrap();
+        let wal = dir.path().join("closing.db-wal");
+        assert!(wal.exists());
+        pool.close().await;
+        assert!(!wal.exists(), "a connection outlived the pool");
     }
 
     #[test]

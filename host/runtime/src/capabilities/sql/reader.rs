@@ -16,6 +16,7 @@ use std::ffi::{CString, c_int, c_void};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use libsqlite3_sys as ffi;
@@ -35,6 +36,8 @@ pub(super) struct Readers {
     path: CString,
     idle: Mutex<Vec<Reader>>,
     open: Mutex<usize>,
+    /// Set once the pool closes: no reader opens or stays open after.
+    closed: AtomicBool,
 }
 
 impl Readers {
@@ -49,6 +52,7 @@ impl Readers {
             path: CString::new(text).ok()?,
             idle: Mutex::new(Vec::new()),
             open: Mutex::new(0),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -66,7 +70,17 @@ impl Readers {
         result.ok()
     }
 
+    /// Closes every reader connection (one in use, as it comes back);
+    /// reads go to the pool from now on.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     fn take(&self) -> Option<Reader> {
+        if self.closed.load(Ordering::SeqCst) {
+            return None;
+        }
         if let Some(reader) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Some(reader);
         }
@@ -85,10 +99,10 @@ impl Readers {
     }
 
     fn give_back(&self, reader: Reader) {
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(reader);
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.closed.load(Ordering::SeqCst) {
+            idle.push(reader);
+        }
     }
 }
 
