@@ -38,7 +38,7 @@ impl From<Error> for Failure {
 const TRANSIENT: &[&str] = &["InternalServerError", "ServiceUnavailable"];
 
 /// Operations that change nothing, safe to send again.
-const READS: &[&str] = &["GetItem", "Query", "DescribeTable"];
+const READS: &[&str] = &["GetItem", "BatchGetItem", "Query", "DescribeTable"];
 
 const RETRIES: Retries = Retries {
     attempts: 5,

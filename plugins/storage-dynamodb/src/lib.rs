@@ -9,7 +9,8 @@
 //! key `ns` and sort key `k`, so a prefix listing is one ordered `Query`.
 //! Every write is conditional on the revision; a key created anew starts
 //! at a random revision, so a key deleted and written again never matches
-//! a revision read before. Reads are strongly consistent.
+//! a revision read before. Reads are strongly consistent; a batch of keys
+//! is read with `BatchGetItem`, 100 keys per request.
 
 mod api;
 
@@ -23,6 +24,12 @@ use api::Failure;
 
 /// Most queries one listing page makes.
 const MAX_QUERIES: usize = 16;
+
+/// Most keys one `BatchGetItem` may ask for.
+const BATCH_GET_KEYS: usize = 100;
+/// Requests one batch of keys may take while DynamoDB leaves some of them
+/// unprocessed (for its rate, or the size of its answer).
+const BATCH_GET_ROUNDS: u32 = 8;
 
 /// DynamoDB's largest item, names and values included.
 const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -109,6 +116,69 @@ impl DynamoDb {
     }
 }
 
+impl DynamoDb {
+    /// Reads up to [`BATCH_GET_KEYS`] distinct keys into `found`, asking
+    /// again for what DynamoDB leaves unprocessed.
+    fn batch_get(
+        &self,
+        keys: &[&str],
+        found: &mut std::collections::HashMap<String, Entry>,
+    ) -> Result<(), Error> {
+        let mut pending: Vec<Value> = keys.iter().map(|key| self.key(key)).collect();
+        for round in 0..BATCH_GET_ROUNDS {
+            let answer = self
+                .call(
+                    "BatchGetItem",
+                    json!({ "RequestItems": { self.table.as_str(): {
+                        "Keys": pending,
+                        "ConsistentRead": true,
+                        "ProjectionExpression": "#k, #v, #rev",
+                        "ExpressionAttributeNames": { "#k": "k", "#v": "v", "#rev": "rev" },
+                    } } }),
+                )
+                .map_err(plain)?;
+            let items = answer["Responses"][self.table.as_str()]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for item in items {
+                let key = item["k"]["S"]
+                    .as_str()
+                    .filter(|key| keys.contains(key))
+                    .ok_or_else(|| {
+                        Error::Internal("BatchGetItem answered a key not asked".to_owned())
+                    })?;
+                found.insert(key.to_owned(), entry(key, item)?);
+            }
+            pending = answer["UnprocessedKeys"][self.table.as_str()]["Keys"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            // Left for DynamoDB's rate: wait a little before asking again.
+            if items.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(25 << round.min(5)));
+            }
+        }
+        Err(Error::Unavailable(
+            "DynamoDB kept keys of a batch unprocessed".to_owned(),
+        ))
+    }
+}
+
+/// The entry an item of key `key` holds.
+fn entry(key: &str, item: &Value) -> Result<Entry, Error> {
+    let value = item["v"]["B"]
+        .as_str()
+        .and_then(|v| STANDARD.decode(v).ok());
+    match (value, number(&item["rev"])) {
+        (Some(value), Some(revision)) => Ok(Entry { value, revision }),
+        _ => Err(Error::Internal(format!("{key}: not an item coffer wrote"))),
+    }
+}
+
 /// A failure as the plugin's error; a failed condition is a conflict.
 fn plain(failure: Failure) -> Error {
     match failure {
@@ -133,6 +203,30 @@ impl Storage for DynamoDb {
         })
     }
 
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
+        // DynamoDB refuses a request that names one key twice.
+        let mut unique: Vec<&str> = keys.iter().map(String::as_str).collect();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut found = std::collections::HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_KEYS) {
+            match self.batch_get(chunk, &mut found) {
+                Ok(()) => {}
+                // A batch DynamoDB or the host would not answer whole (an
+                // answer over the grant's size, keys left unprocessed):
+                // key by key, each read's own error standing.
+                Err(_) => {
+                    for key in chunk {
+                        if let Some(entry) = self.get(key)? {
+                            found.insert((*key).to_owned(), entry);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(keys.iter().map(|key| found.get(key).cloned()).collect())
+    }
+
     fn get(&self, key: &str) -> Result<Option<Entry>, Error> {
         let answer = self
             .call(
@@ -150,13 +244,7 @@ impl Storage for DynamoDb {
         if item.is_null() {
             return Ok(None);
         }
-        let value = item["v"]["B"]
-            .as_str()
-            .and_then(|v| STANDARD.decode(v).ok());
-        match (value, number(&item["rev"])) {
-            (Some(value), Some(revision)) => Ok(Some(Entry { value, revision })),
-            _ => Err(Error::Internal(format!("{key}: not an item coffer wrote"))),
-        }
+        entry(key, item).map(Some)
     }
 
     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
