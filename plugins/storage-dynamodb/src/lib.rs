@@ -114,9 +114,7 @@ impl DynamoDb {
             None => Error::NotFound,
         }
     }
-}
 
-impl DynamoDb {
     /// Reads up to [`BATCH_GET_KEYS`] distinct keys into `found`, asking
     /// again for what DynamoDB leaves unprocessed.
     fn batch_get(
