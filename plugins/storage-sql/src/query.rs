@@ -64,9 +64,7 @@ impl Statements {
             ),
         }
     }
-}
 
-impl Statements {
     /// The statement reading the rows of `count` keys (`k, v, rev`), the
     /// keys bound as `$1` … `$count`.
     pub fn get_many(&self, count: usize) -> String {
