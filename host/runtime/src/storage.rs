@@ -137,11 +137,6 @@ impl StoragePlugin {
         Ok(StoragePlugin { pool, batches })
     }
 
-    /// Whether the plugin reads and writes many keys per call.
-    pub fn batches(&self) -> bool {
-        self.batches
-    }
-
     /// The plugin's configured name.
     pub fn name(&self) -> &str {
         &self.pool.prepared.name
@@ -150,6 +145,15 @@ impl StoragePlugin {
     /// SHA-256 of the loaded `.wasm`.
     pub fn sha256(&self) -> &str {
         &self.pool.prepared.sha256
+    }
+}
+
+impl From<wit::Entry> for Entry {
+    fn from(entry: wit::Entry) -> Self {
+        Entry {
+            value: entry.value,
+            revision: entry.revision,
+        }
     }
 }
 
@@ -173,10 +177,7 @@ impl Storage for StoragePlugin {
                 Box::pin(async move { w.guest.storage.call_get(&mut w.store, &key).await })
             })
             .await?;
-        Ok(entry.map(|e| Entry {
-            value: e.value,
-            revision: e.revision,
-        }))
+        Ok(entry.map(Entry::from))
     }
 
     async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
@@ -254,12 +255,7 @@ impl Storage for StoragePlugin {
         self.answered(entries.len(), keys.len())?;
         Ok(entries
             .into_iter()
-            .map(|entry| {
-                entry.map(|e| Entry {
-                    value: e.value,
-                    revision: e.revision,
-                })
-            })
+            .map(|entry| entry.map(Entry::from))
             .collect())
     }
 

@@ -4,7 +4,7 @@
 
 use super::storage::Scope;
 use super::{Report, conflict, ensure, fails, ok};
-use crate::{Expected, Storage, Write};
+use crate::{Entry, Expected, Storage, Write};
 
 /// Items in the largest batch checked: enough to cross any page or chunk
 /// a backend might split a batch into.
@@ -35,10 +35,7 @@ async fn get_many(s: &dyn Storage, at: &Scope) -> super::Outcome {
     let rb = ok("put", s.put(&b, b"B", Expected::Absent).await)?;
     let keys = [b.clone(), at.key("many/get/missing"), a, b];
     let got = ok("get-many", s.get_many(&keys).await)?;
-    let got: Vec<_> = got
-        .iter()
-        .map(|entry| entry.as_ref().map(|e| (e.value.as_slice(), e.revision)))
-        .collect();
+    let got = values_and_revisions(&got);
     let wanted = [
         Some((&b"B"[..], rb)),
         None,
@@ -100,10 +97,7 @@ async fn put_many(s: &dyn Storage, at: &Scope) -> super::Outcome {
         format!("revisions {created}, {updated} (from {first}), {overwritten}")
     })?;
     let read = ok("get-many", s.get_many(&[fresh, existing, any]).await)?;
-    let read: Vec<_> = read
-        .iter()
-        .map(|entry| entry.as_ref().map(|e| (e.value.as_slice(), e.revision)))
-        .collect();
+    let read = values_and_revisions(&read);
     let wanted = [
         Some((&b"created"[..], created)),
         Some((&b"updated"[..], updated)),
@@ -148,4 +142,12 @@ async fn large_batch(s: &dyn Storage, at: &Scope) -> super::Outcome {
             wrong.map(|(i, (entry, _))| (i, entry))
         )
     })
+}
+
+/// Each answer of a read as its value and revision, to compare.
+fn values_and_revisions(entries: &[Option<Entry>]) -> Vec<Option<(&[u8], u64)>> {
+    entries
+        .iter()
+        .map(|entry| entry.as_ref().map(|e| (e.value.as_slice(), e.revision)))
+        .collect()
 }

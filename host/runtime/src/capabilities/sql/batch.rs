@@ -125,6 +125,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
+    use super::super::tests::scratch_sqlite;
     use super::{MAX_STATEMENTS, SqlPool, Statement, Value};
     use crate::error::GuestError;
 
@@ -193,11 +194,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_sqlite_batch_answers_each_statement_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("batch.db").display());
-        let pool = SqlPool::connect(&url, 2, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let (_dir, pool) = scratch_sqlite("batch.db").await;
         answers_each_statement_alone(&pool, "batch").await;
     }
 

@@ -80,20 +80,15 @@ fn finalize(statement: NonNull<ffi::sqlite3_stmt>) {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use std::time::Duration;
-
-    use super::super::{SqlPool, Value};
+    use super::super::Value;
+    use super::super::tests::scratch_sqlite;
 
     /// A kept statement binds each call's values afresh (one given fewer
     /// values sees NULL, not the last call's), follows the schema as it
     /// changes, and more statements than are kept still run right.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn kept_statements_bind_afresh_and_follow_the_schema() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("kept.db").display());
-        let pool = SqlPool::connect(&url, 2, Duration::from_secs(10))
-            .await
-            .unwrap();
+        let (_dir, pool) = scratch_sqlite("kept.db").await;
         pool.execute("CREATE TABLE t (a INTEGER, b INTEGER)", vec![])
             .await
             .unwrap();

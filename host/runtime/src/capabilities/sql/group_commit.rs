@@ -96,10 +96,22 @@ impl GroupCommit {
         params: Vec<Value>,
         work: Work,
     ) -> Result<Done, GuestError> {
-        refuse_transaction_control(statement)?;
+        let answer = self.enqueue(statement.to_owned(), params, work).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Queues `statement` for the next group; its answer comes on the
+    /// returned channel once it is committed.
+    async fn enqueue(
+        &self,
+        statement: String,
+        params: Vec<Value>,
+        work: Work,
+    ) -> Result<oneshot::Receiver<Result<Done, GuestError>>, GuestError> {
+        refuse_transaction_control(&statement)?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
-            statement: statement.to_owned(),
+            statement,
             params,
             work,
             reply,
@@ -108,7 +120,7 @@ impl GroupCommit {
             .send(Message::Write(job))
             .await
             .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        Ok(answer)
     }
 
     /// Closes the writer's own connection (statements first), so that
@@ -131,22 +143,7 @@ impl GroupCommit {
         };
         let mut answers = Vec::with_capacity(statements.len());
         for (statement, params) in statements {
-            answers.push(match refuse_transaction_control(&statement) {
-                Ok(()) => {
-                    let (reply, answer) = oneshot::channel();
-                    let job = Job {
-                        statement,
-                        params,
-                        work,
-                        reply,
-                    };
-                    match self.jobs.send(Message::Write(job)).await {
-                        Ok(()) => Ok(answer),
-                        Err(_) => Err(stopped()),
-                    }
-                }
-                Err(refused) => Err(refused),
-            });
+            answers.push(self.enqueue(statement, params, work).await);
         }
         let mut done = Vec::with_capacity(answers.len());
         for answer in answers {

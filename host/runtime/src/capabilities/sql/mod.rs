@@ -681,15 +681,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::{GuestError, SqlPool, Value, is_read_only, redact};
 
+    /// A SQLite pool on a fresh file `name` in a directory of its own, for
+    /// the capability's tests.
+    pub(super) async fn scratch_sqlite(name: &str) -> (tempfile::TempDir, SqlPool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join(name).display());
+        let pool = SqlPool::connect(&url, 2, std::time::Duration::from_secs(30))
+            .await
+            .unwrap();
+        (dir, pool)
+    }
+
     /// Reads run first on the calling thread; one that takes longer than
     /// its budget there, or fails, is answered by the pool.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_over_the_inline_budget_or_failing_are_answered_by_the_pool() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("reads.db").display());
-        let pool = SqlPool::connect(&url, 2, std::time::Duration::from_secs(30))
-            .await
-            .unwrap();
+        let (_dir, pool) = scratch_sqlite("reads.db").await;
         pool.execute("CREATE TABLE t (x INTEGER)", vec![])
             .await
             .unwrap();
@@ -719,12 +726,7 @@ mod tests {
     /// and removes it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn closing_the_pool_closes_every_connection_to_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("closing.db");
-        let url = format!("sqlite://{}", file.display());
-        let pool = SqlPool::connect(&url, 2, std::time::Duration::from_secs(30))
-            .await
-            .unwrap();
+        let (dir, pool) = scratch_sqlite("closing.db").await;
         pool.execute("CREATE TABLE t (x INTEGER)", vec![])
             .await
             .unwrap();
