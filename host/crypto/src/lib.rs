@@ -24,7 +24,8 @@
 //! # Features
 //!
 //! * `envelope` (default): the AES-GCM parts — [`aead`], [`wrap`], [`envelope`],
-//!   [`KeyMaterial::generate`] and [`random_key_id`]. These need OS randomness.
+//!   the sealed transport's HPKE ([`sealing`]), [`KeyMaterial::generate`] and
+//!   [`random_key_id`]. These need OS randomness.
 //! * Without it the crate offers only [`error`], [`key`], [`prefix`], [`aad`],
 //!   [`record`], [`sealed`], [`lifecycle`] and [`tink`], needs no randomness and builds for
 //!   `wasm32-wasip2`, so plugins can parse keysets and records.
@@ -41,6 +42,8 @@ pub mod lifecycle;
 pub mod prefix;
 pub mod record;
 pub mod sealed;
+#[cfg(feature = "envelope")]
+pub mod sealing;
 pub mod sigv4;
 pub mod tink;
 #[cfg(feature = "envelope")]
