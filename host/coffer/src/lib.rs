@@ -21,6 +21,7 @@ pub mod memory;
 pub mod metrics;
 pub mod plugins;
 pub mod pseudonyms;
+pub mod sealing;
 pub mod secrets;
 pub mod service;
 pub mod store;

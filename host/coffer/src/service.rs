@@ -21,6 +21,7 @@ use crate::maintenance::{Janitor, KeyAdmin, Lease};
 use crate::plugins::reload::{LivePlugins, LiveRoot};
 use crate::plugins::{self, Live, PluginInfo};
 use crate::pseudonyms::Pseudonyms;
+use crate::sealing::Transport;
 use crate::secrets::{Secrets, SecretsSettings};
 use crate::store::{Store, format};
 
@@ -196,6 +197,8 @@ pub struct Coffer {
     pub auth: Auth,
     pub storage: Arc<dyn Storage>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The sealed transport's keys and replay memory.
+    pub transport: Arc<Transport>,
     foundation: Foundation,
     /// Where the config was read from, to read it again on a reload.
     config_source: std::sync::OnceLock<ConfigSource>,
@@ -281,7 +284,12 @@ impl Coffer {
             keys: key_admin,
             janitor,
             audit: Arc::new(audit),
-            auth: Auth::new(store),
+            auth: Auth::new(store.clone()),
+            transport: Arc::new(Transport::new(
+                store,
+                foundation.root.clone(),
+                config.transport_settings(),
+            )),
             storage: foundation.storage.clone(),
             metrics: Arc::new(crate::metrics::Metrics::new(
                 foundation.live.as_ref().map(|live| live.call_metrics()),

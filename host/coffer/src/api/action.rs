@@ -91,6 +91,9 @@ actions! {
     KekRotate => "kek.rotate", Requirement::Admin(Admin::KeysManage), true;
     KekRewrap => "kek.rewrap", Requirement::Admin(Admin::KeysManage), true;
     KekReload => "kek.reload", Requirement::Admin(Admin::KeysManage), true;
+    /// The key clients seal requests to: public, but handed to token holders.
+    TransportKey => "transport.key", Requirement::Authenticated, false;
+    TransportRotate => "transport.rotate", Requirement::Admin(Admin::KeysManage), true;
     JanitorRun => "janitor.run", Requirement::Admin(Admin::KeysManage), true;
     SysHealth => "sys.health", Requirement::Open, false;
     SysOpenApi => "sys.openapi", Requirement::Open, false;

@@ -87,6 +87,7 @@ impl RequestContext {
             status: status.as_u16(),
             remote: self.remote.clone(),
             detail,
+            sealed: false,
         }
     }
 }
@@ -184,7 +185,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<Target>()
         .cloned()
         .unwrap_or_else(|| Target::unknown(Some(path)));
-    let answered = context.entry(
+    let mut answered = context.entry(
         &state.audit,
         &target,
         status,
@@ -195,6 +196,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
             .get::<AuditNote>()
             .map(|note| note.0.clone()),
     );
+    answered.sealed = response.extensions().get::<super::transport::Sealed>().is_some();
     let mut response =
         if state.audit.records(target.action.name()) && state.audit.write(answered).is_err() {
             unavailable().into_response()

@@ -1,7 +1,8 @@
 //! The guard every route runs behind, built from what the route declares
 //! ([`Resolve`]): it finds the request's [`Target`], checks the token and
-//! the right the action takes, records a change before it is made, and
-//! bounds the handler's time.
+//! the right the action takes, admits the request's sealed transport
+//! ([`transport`]), records a change before it is made, and bounds the
+//! handler's time.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use zeroize::Zeroizing;
 
 use super::action::{Action, Requirement, Resolve, Target};
 use super::audit::{AuditNote, RequestContext, unavailable};
+use super::transport;
 use super::{ApiError, AppState, bearer};
 use crate::auth::Actor;
 use crate::error::Error;
@@ -63,9 +65,20 @@ pub async fn guard(
                 request.extensions_mut().insert(authorized.clone());
             }
             actor = authorized;
-            match record_change(state, &target, actor.as_ref(), &request) {
+            let admitted =
+                transport::admit(state, guard.resolve, &target, actor.as_ref(), request).await;
+            match admitted.and_then(|(request, sealed)| {
+                record_change(state, &target, actor.as_ref(), &request, sealed)?;
+                Ok((request, sealed))
+            }) {
                 Err(refused) => refused.into_response(),
-                Ok(()) => run(guard.timeout, request, next).await,
+                Ok((request, sealed)) => {
+                    let mut response = run(guard.timeout, request, next).await;
+                    if sealed {
+                        response.extensions_mut().insert(transport::Sealed);
+                    }
+                    response
+                }
             }
         }
     };
@@ -160,6 +173,7 @@ fn record_change(
     target: &Target,
     actor: Option<&Actor>,
     request: &Request,
+    sealed: bool,
 ) -> Result<(), ApiError> {
     let audit = &state.audit;
     if !audit.records(target.action.name()) {
@@ -174,7 +188,7 @@ fn record_change(
     let Some(context) = request.extensions().get::<RequestContext>() else {
         return Err(unavailable());
     };
-    let entry = context.entry(
+    let mut entry = context.entry(
         audit,
         target,
         StatusCode::ACCEPTED,
@@ -182,6 +196,7 @@ fn record_change(
         "requested",
         None,
     );
+    entry.sealed = sealed;
     audit.write(entry).map_err(|_| unavailable())
 }
 

@@ -258,11 +258,24 @@ pub async fn kek_status(State(state): State<AppState>) -> Result<Response, ApiEr
     post,
     path = "/v1/sys/kek/rotate",
     tag = "keys",
-    summary = "Rotate the KEK at its KMS (`keys:manage`)",
-    responses((status = 200, description = "The KEK status", body = Object)),
+    summary = "Rotate the KEK, and the transport key with it (`keys:manage`)",
+    responses((status = 200, description = "What was re-wrapped, and the new transport key's id", body = Object)),
 )]
 pub async fn kek_rotate(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(ok(state.keys.kek_rotate().await?))
+    let report = state.keys.kek_rotate().await?;
+    let transport = state.transport.rotate().await?;
+    Ok(ok(KekRotated {
+        report,
+        transport_key_id: transport.current.kid,
+    }))
+}
+
+/// A KEK rotation's report, with the transport key rotated along.
+#[derive(serde::Serialize)]
+struct KekRotated {
+    #[serde(flatten)]
+    report: crate::maintenance::KekReport,
+    transport_key_id: String,
 }
 
 #[utoipa::path(

@@ -16,6 +16,7 @@ pub mod serve;
 mod sys;
 pub mod tls;
 mod tokens;
+mod transport;
 mod vault;
 
 use std::sync::Arc;
@@ -43,10 +44,7 @@ const BODY_OVERHEAD: usize = 16 * 1024;
 /// ([`routes`]); every request is audited, and answered within
 /// `request_timeout`.
 pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -> Router {
-    // JSON escapes can grow a value up to six-fold (\uXXXX).
-    let body_limit = max_value_bytes
-        .saturating_mul(6)
-        .saturating_add(BODY_OVERHEAD);
+    let body_limit = body_limit(max_value_bytes);
     let routes = routes::Routes::new(state.clone(), request_timeout);
     let vault = vault::routes(routes::Routes::new(state.clone(), request_timeout));
     routes::native(routes)
@@ -58,6 +56,14 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn_with_state(state.clone(), audit::layer))
         .with_state(state)
+}
+
+/// The largest request body for values of up to `max_value_bytes`: JSON
+/// escapes can grow a value up to six-fold (\uXXXX).
+fn body_limit(max_value_bytes: usize) -> usize {
+    max_value_bytes
+        .saturating_mul(6)
+        .saturating_add(BODY_OVERHEAD)
 }
 
 /// The token a request presents, if any: a bearer, or (for Vault

@@ -10,7 +10,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 
-use super::{audit_log, keys, lifecycle, secrets, sys, tokens};
+use super::{audit_log, keys, lifecycle, secrets, sys, tokens, transport};
+use crate::sealing::SealedRequest;
 
 /// A namespace in the path.
 #[derive(Deserialize, IntoParams)]
@@ -102,6 +103,8 @@ pub struct ErrorDetail {
         keys::kek_rewrap,
         keys::kek_reload,
         keys::run_janitor,
+        transport::transport_key,
+        transport::rotate,
         audit_log::read,
         audit_log::verify,
         audit_log::hash,
@@ -115,7 +118,7 @@ pub struct ErrorDetail {
         sys::metrics,
         sys::openapi,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    components(schemas(ErrorBody, ErrorDetail, SealedRequest)),
     modifiers(&Conventions),
     security(("token" = [])),
     tags(

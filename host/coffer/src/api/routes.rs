@@ -84,7 +84,7 @@ impl Routes {
 
 /// The native API.
 pub fn native(routes: Routes) -> Routes {
-    use super::{audit_log, keys, secrets, sys, tokens};
+    use super::{audit_log, keys, secrets, sys, tokens, transport};
     use axum::routing::{delete, get, post};
     routes
         .route("/v1/sys/health", Action::SysHealth, get(sys::health))
@@ -178,6 +178,16 @@ pub fn native(routes: Routes) -> Routes {
             "/v1/sys/kek/reload",
             Action::KekReload,
             post(keys::kek_reload),
+        )
+        .route(
+            "/v1/sys/transport-key",
+            Action::TransportKey,
+            get(transport::transport_key),
+        )
+        .route(
+            "/v1/sys/transport-key/rotate",
+            Action::TransportRotate,
+            post(transport::rotate),
         )
         .route(
             "/v1/sys/janitor/run",

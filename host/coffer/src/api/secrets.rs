@@ -14,9 +14,11 @@ use super::action::{Action, Target};
 use super::extract::{PathParams, QueryParams, RawBody, parse};
 use super::lifecycle;
 use super::openapi::{NamespacePath, SecretPath};
+use super::transport::{SealTo, bound_path};
 use super::{ApiError, AppState};
 use crate::auth::Actor;
 use crate::clock::rfc3339;
+use crate::sealing::SealedValue;
 use coffer_crypto::record::ValueFormat;
 
 /// The body of a write.
@@ -50,6 +52,22 @@ pub struct Read<'a> {
     name: &'a str,
     value: &'a str,
     /// `json` for an object written through the KV v2 API; text otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<&'static str>,
+    version: u32,
+    created_at: String,
+}
+
+/// A version's value sealed to the client's one-time key
+/// (`Coffer-Seal-To`).
+#[derive(Serialize, ToSchema)]
+pub struct SealedRead<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    /// The value, sealed (HPKE auth mode) to the key in `Coffer-Seal-To`
+    /// by the server's transport key `sealed.kid`, bound to the path and
+    /// `version`.
+    sealed: SealedValue,
     #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<&'static str>,
     version: u32,
@@ -93,10 +111,14 @@ const DEFAULT_LIST_LIMIT: u32 = 100;
 pub async fn get(
     State(state): State<AppState>,
     Extension(target): Extension<Target>,
+    seal_to: Option<Extension<SealTo>>,
     QueryParams(query): QueryParams<ReadQuery>,
 ) -> Result<Response, ApiError> {
     match target.action {
-        Action::SecretRead => read(&state, &target, query.version).await,
+        Action::SecretRead => {
+            let seal_to = seal_to.map(|Extension(key)| key);
+            read(&state, &target, query.version, seal_to).await
+        }
         Action::SecretMetadataRead if query.version.is_some() => {
             Err(ApiError::bad_request("metadata takes no version"))
         }
@@ -161,7 +183,7 @@ pub(super) fn note_pruned(response: &mut Response, pruned: &[u32]) {
     put,
     path = "/v1/secrets/{namespace}/{name}",
     tag = "secrets",
-    summary = "Write a new version (`write`); POST does the same",
+    summary = "Write a new version (`write`); POST does the same. The body may instead be a `SealedRequest` holding this body sealed to the transport key",
     params(SecretPath),
     request_body = WriteBody,
     responses((status = 200, description = "The version written", body = Written)),
@@ -194,15 +216,39 @@ pub(super) async fn write(
     tag = "secrets",
     summary = "Read the latest or a given version (`read`)",
     params(SecretPath, ReadQuery),
-    responses((status = 200, description = "The value", body = Read)),
+    responses(
+        (status = 200, description = "The value", body = Read),
+        (status = 200, description = "With `Coffer-Seal-To`: the value sealed to that key", body = SealedRead),
+    ),
 )]
 pub(super) async fn read(
     state: &AppState,
     target: &Target,
     version: Option<u32>,
+    seal_to: Option<SealTo>,
 ) -> Result<Response, ApiError> {
     let (namespace, name) = (target.namespace(), target.name());
     let secret = state.secrets.get(namespace, name, version).await?;
+    let format = match secret.format {
+        ValueFormat::Text => None,
+        ValueFormat::Json => Some("json"),
+    };
+    let created_at = rfc3339(secret.created_at_ms);
+    if let Some(SealTo(client_key)) = seal_to {
+        let sealed = state
+            .transport
+            .seal(&client_key, &bound_path(target), secret.version, &secret.value)
+            .await?;
+        return Ok(Json(SealedRead {
+            namespace,
+            name,
+            sealed,
+            format,
+            version: secret.version,
+            created_at,
+        })
+        .into_response());
+    }
     let value = std::str::from_utf8(&secret.value).map_err(|_| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -214,12 +260,9 @@ pub(super) async fn read(
         namespace,
         name,
         value,
-        format: match secret.format {
-            ValueFormat::Text => None,
-            ValueFormat::Json => Some("json"),
-        },
+        format,
         version: secret.version,
-        created_at: rfc3339(secret.created_at_ms),
+        created_at,
     };
     Ok(Json(answer).into_response())
 }

@@ -209,6 +209,7 @@ impl Audit {
             status,
             remote: "engine".to_owned(),
             detail: Some(record::bounded_detail(&detail)),
+            sealed: false,
         }
     }
 

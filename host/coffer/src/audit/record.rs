@@ -47,6 +47,10 @@ pub struct Entry {
     /// tampered, requests dropped by throttling. Never a secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The request's value crossed the wire sealed (HPKE): its body, or
+    /// the answer, or both. Left out when it did not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sealed: bool,
 }
 
 /// An entry as stored: numbered and chained.

@@ -234,6 +234,7 @@ mod tests {
             status: 200,
             remote: "127.0.0.1".into(),
             detail: None,
+            sealed: false,
         }
     }
 

@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::store::{Change, Store, layout};
-pub use policy::{Admin, Capability, Policy, Role, Rule};
+pub use policy::{Admin, Capability, Pattern, Policy, Role, Rule};
 pub use throttle::Throttle;
 
 /// Every coffer token starts with this, so secret scanners can spot leaks.

@@ -145,6 +145,11 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     #[serde(default)]
     pub admin: BTreeSet<Admin>,
+    /// Values this token writes and reads must cross the wire sealed
+    /// (HPKE): plaintext writes and reads are refused, and so is the
+    /// Vault-compatible API, for every namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_sealed: bool,
 }
 
 /// The built-in roles.
@@ -192,6 +197,7 @@ impl Role {
                     Admin::Sys,
                 ]
                 .into(),
+                require_sealed: false,
             },
             Role::Operator => Policy {
                 rules: Vec::new(),
@@ -202,6 +208,7 @@ impl Role {
                     Admin::Sys,
                 ]
                 .into(),
+                require_sealed: false,
             },
         }
     }
@@ -254,7 +261,9 @@ impl Policy {
                 })
             })
         });
-        admin && rules
+        // A token bound to sealed transport cannot mint one that is not.
+        let sealed = other.require_sealed || !self.require_sealed;
+        admin && rules && sealed
     }
 }
 
@@ -355,26 +364,44 @@ mod tests {
         let manager = Policy {
             rules: vec![rule("payments-*:read,write")],
             admin: [Admin::TokensManage].into(),
+            ..Policy::default()
         };
         let narrower = Policy {
             rules: vec![rule("payments-prod:read"), rule("payments-eu-*:write")],
-            admin: BTreeSet::new(),
+            ..Policy::default()
         };
         assert!(manager.covers(&narrower));
         assert!(!manager.covers(&Policy {
             rules: vec![rule("payments-*:delete")],
-            admin: BTreeSet::new()
+            ..Policy::default()
         }));
         assert!(!manager.covers(&Policy {
             rules: vec![rule("*:read")],
-            admin: BTreeSet::new()
+            ..Policy::default()
         }));
         assert!(!manager.covers(&Policy {
             rules: vec![rule("orders:read")],
-            admin: BTreeSet::new()
+            ..Policy::default()
         }));
         assert!(!manager.covers(&Role::Operator.policy()));
         assert!(Role::Admin.policy().covers(&Role::Operator.policy()));
+
+        let sealed_only = Policy {
+            require_sealed: true,
+            ..manager.clone()
+        };
+        assert!(sealed_only.covers(&Policy {
+            require_sealed: true,
+            ..narrower.clone()
+        }));
+        assert!(
+            !sealed_only.covers(&narrower),
+            "a token bound to sealed transport cannot mint one that is not"
+        );
+        assert!(manager.covers(&Policy {
+            require_sealed: true,
+            ..narrower
+        }));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub use http_grant::{HttpAuthKind, HttpGrantSection};
 pub use plugin::{FileGrantSection, LimitsSection, PluginSection, SqlGrant};
 pub use sections::{
     AuditSection, HttpSection, JanitorSection, KeysSection, MetricsSection, TlsSection,
+    TransportSection,
 };
 
 /// The whole configuration.
@@ -56,6 +57,7 @@ pub struct Config {
     /// HTTPS; plain HTTP when absent.
     pub tls: Option<TlsSection>,
     pub metrics: MetricsSection,
+    pub transport: TransportSection,
 }
 
 /// The embedded default: SQLite and a Tink keyset in the data directory,
@@ -79,6 +81,7 @@ impl Default for Config {
             http: HttpSection::default(),
             tls: None,
             metrics: MetricsSection::default(),
+            transport: TransportSection::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The server's own tables of `coffer.toml`: `[http]`, `[tls]`,
-//! `[metrics]`, `[keys]`, `[janitor]` and `[audit]`. Each table's defaults
-//! are its `Default`, and a key left out takes the default's value.
+//! `[metrics]`, `[keys]`, `[janitor]`, `[audit]` and `[transport]`. Each
+//! table's defaults are its `Default`, and a key left out takes the
+//! default's value.
 
 use std::path::PathBuf;
 
@@ -141,6 +142,35 @@ impl Default for AuditSection {
             keep_bytes: None,
             checkpoint_ms: 1_000,
             exclude: vec!["sys.health".to_owned(), "sys.metrics".to_owned()],
+        }
+    }
+}
+
+/// The `[transport]` table: the sealed transport (HPKE to the server's
+/// transport key, and back to a client's one-time key).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransportSection {
+    /// How long a transport key is the one clients seal to; the first
+    /// request for the key after that rotates it.
+    pub key_lifetime_ms: u64,
+    /// How long a replaced transport key still opens what was sealed to it.
+    pub grace_ms: u64,
+    /// How far a sealed request's timestamp may be from the server's clock.
+    pub window_ms: u64,
+    /// Namespaces (patterns, as in policies) whose values cross the wire
+    /// only sealed: plaintext writes and reads there are refused, and so is
+    /// the Vault-compatible API.
+    pub require_sealed: Vec<crate::auth::Pattern>,
+}
+
+impl Default for TransportSection {
+    fn default() -> Self {
+        TransportSection {
+            key_lifetime_ms: 30 * 24 * 3_600_000,
+            grace_ms: 24 * 3_600_000,
+            window_ms: 60_000,
+            require_sealed: Vec::new(),
         }
     }
 }

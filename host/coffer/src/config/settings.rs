@@ -85,6 +85,17 @@ impl Config {
         }
     }
 
+    /// The sealed transport's settings.
+    pub fn transport_settings(&self) -> crate::sealing::TransportSettings {
+        let millis = |ms: u64| i64::try_from(ms).unwrap_or(i64::MAX);
+        crate::sealing::TransportSettings {
+            key_lifetime_ms: millis(self.transport.key_lifetime_ms),
+            grace_ms: millis(self.transport.grace_ms),
+            window: Duration::from_millis(self.transport.window_ms),
+            require_sealed: self.transport.require_sealed.clone(),
+        }
+    }
+
     /// The audit settings with defaults resolved against the data dir.
     pub fn audit_settings(&self) -> crate::audit::AuditSettings {
         let file = match &self.audit.file {

@@ -90,6 +90,11 @@ impl Secrets {
         }
     }
 
+    /// The largest value a write takes, in bytes.
+    pub fn max_value_bytes(&self) -> usize {
+        self.settings.max_value_bytes
+    }
+
     /// The versions a secret keeps unless its metadata says fewer.
     pub fn max_versions(&self) -> u32 {
         self.settings.max_versions

@@ -38,6 +38,9 @@ pub fn system_key(name: &str) -> String {
     format!("{SYSTEM_KEYS}{name}")
 }
 
+/// The ring of the sealed transport's keys.
+pub const TRANSPORT_KEYS: &str = "sys/transport/keys";
+
 /// The key-management lease.
 pub const LEASE: &str = "sys/leases/keys";
 

@@ -83,6 +83,7 @@ json_records! {
     crate::maintenance::ReencryptPass => b'J', "re-encryption pass", false;
     crate::audit::Checkpoint => b'C', "audit checkpoint", true;
     FormatMarker => b'M', "format marker", false;
+    crate::sealing::ring::TransportRing => b'X', "transport key ring", true;
 }
 
 /// Which record format a store holds; written once, when the store is new
