@@ -1,8 +1,10 @@
 //! A TCP proxy in front of a backend, which a test can cut (new
 //! connections refused, open ones dropped) and restore: the backend looks
-//! dead to coffer, and comes back with its data.
+//! dead to coffer, and comes back with its data. It also keeps every byte
+//! that crossed it, both ways, for tests of what an intermediary sees.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,6 +23,8 @@ struct State {
     /// Connections accepted so far (their numbers).
     next: AtomicU64,
     listener: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Every byte that crossed the proxy, either way.
+    seen: Mutex<Vec<u8>>,
 }
 
 impl Proxy {
@@ -36,6 +40,7 @@ impl Proxy {
                 open: Mutex::new(HashMap::new()),
                 next: AtomicU64::new(0),
                 listener: Mutex::new(None),
+                seen: Mutex::new(Vec::new()),
             }),
         };
         proxy.serve(listener);
@@ -60,9 +65,10 @@ impl Proxy {
                         pipe(
                             client.try_clone().unwrap(),
                             server.try_clone().unwrap(),
+                            state.clone(),
                             None,
                         );
-                        pipe(server, client, Some((state.clone(), id)));
+                        pipe(server, client, state.clone(), Some(id));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
@@ -75,6 +81,11 @@ impl Proxy {
     /// every connection after one (as moto does).
     pub fn connections(&self) -> u64 {
         self.state.next.load(Ordering::SeqCst)
+    }
+
+    /// Every byte that crossed the proxy so far, both ways.
+    pub fn seen(&self) -> Vec<u8> {
+        self.state.seen.lock().unwrap().clone()
     }
 
     /// The backend goes dark: the port refuses connections and every open
@@ -105,13 +116,23 @@ impl Drop for Proxy {
     }
 }
 
-/// Copies `from` to `to` on a thread until either side closes; then
-/// forgets connection `done`, if given.
-fn pipe(mut from: TcpStream, mut to: TcpStream, done: Option<(Arc<State>, u64)>) {
+/// Copies `from` to `to` on a thread until either side closes, keeping
+/// what crossed; then forgets connection `done`, if given.
+fn pipe(mut from: TcpStream, mut to: TcpStream, state: Arc<State>, done: Option<u64>) {
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let read = match from.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => read,
+            };
+            state.seen.lock().unwrap().extend_from_slice(&buffer[..read]);
+            if to.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Write);
-        if let Some((state, id)) = done {
+        if let Some(id) = done {
             state.open.lock().unwrap().remove(&id);
         }
     });

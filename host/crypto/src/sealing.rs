@@ -34,6 +34,10 @@ type EncappedKey = <Kem as hpke::Kem>::EncappedKey;
 /// Length of an X25519 public key, private key and encapsulated key.
 pub const KEY_LEN: usize = 32;
 
+/// The request header carrying a client's one-time public key (base64):
+/// the value read is sealed to it.
+pub const SEAL_TO_HEADER: &str = "coffer-seal-to";
+
 /// The suite, as documentation and `/v1/sys/transport-key` name it.
 pub const SUITE: &str = "DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM";
 
@@ -50,11 +54,7 @@ pub struct TransportKey {
 
 impl fmt::Debug for TransportKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TransportKey(public {})",
-            hex::encode(self.public_key())
-        )
+        write!(f, "TransportKey(public {})", hex::encode(self.public_key()))
     }
 }
 

@@ -196,7 +196,10 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
             .get::<AuditNote>()
             .map(|note| note.0.clone()),
     );
-    answered.sealed = response.extensions().get::<super::transport::Sealed>().is_some();
+    answered.sealed = response
+        .extensions()
+        .get::<super::transport::Sealed>()
+        .is_some();
     let mut response =
         if state.audit.records(target.action.name()) && state.audit.write(answered).is_err() {
             unavailable().into_response()

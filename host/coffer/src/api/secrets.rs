@@ -237,7 +237,12 @@ pub(super) async fn read(
     if let Some(SealTo(client_key)) = seal_to {
         let sealed = state
             .transport
-            .seal(&client_key, &bound_path(target), secret.version, &secret.value)
+            .seal(
+                &client_key,
+                &bound_path(target),
+                secret.version,
+                &secret.value,
+            )
             .await?;
         return Ok(Json(SealedRead {
             namespace,

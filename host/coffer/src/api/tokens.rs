@@ -34,6 +34,9 @@ pub struct CreateBody {
     rules: Vec<Rule>,
     #[serde(default)]
     admin: BTreeSet<Admin>,
+    /// Values this token writes and reads must cross the wire sealed.
+    #[serde(default)]
+    require_sealed: bool,
     /// Lifetime; none for a token that does not expire.
     #[schema(minimum = 1, maximum = 315_359_999)]
     ttl_seconds: Option<u64>,
@@ -100,6 +103,8 @@ pub async fn create(
     };
     policy.rules.extend(body.rules);
     policy.admin.extend(body.admin);
+    // A token bound to sealed transport mints only tokens bound to it.
+    policy.require_sealed = body.require_sealed || actor.policy.require_sealed;
     if !actor.policy.covers(&policy) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

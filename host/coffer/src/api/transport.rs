@@ -8,21 +8,18 @@
 //! sealed, plaintext writes and reads — and the Vault-compatible API,
 //! which has no sealed form — are refused here, before anything runs.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::action::{Action, Resolve, Target};
 use super::{ApiError, AppState};
 use crate::auth::Actor;
 use crate::sealing::replay::Refusal;
 use crate::sealing::{SealError, SealedRequest, TransportKeys, parse_client_key};
-
-/// The header carrying a client's one-time public key (X25519, base64) to
-/// seal a read's value to.
-pub const SEAL_TO: &str = "coffer-seal-to";
+use coffer_crypto::sealing::SEAL_TO_HEADER;
 
 /// A read's one-time client key: a request extension.
 #[derive(Clone, Copy)]
@@ -82,10 +79,7 @@ async fn open_write(
     let (parts, body) = request.into_parts();
     let limit = sealed_body_limit(super::body_limit(state.secrets.max_value_bytes()));
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if error
-            .into_inner()
-            .is::<http_body_util::LengthLimitError>()
-        {
+        if error.into_inner().is::<http_body_util::LengthLimitError>() {
             super::extract::too_large()
         } else {
             ApiError::bad_request("the request body could not be read whole")
@@ -122,7 +116,7 @@ fn is_sealed(body: &[u8]) -> bool {
 
 /// A read: takes the client's one-time key, if it sent one.
 fn read_sealed(mut request: Request, required: bool) -> Result<(Request, bool), ApiError> {
-    let Some(header) = request.headers().get(SEAL_TO) else {
+    let Some(header) = request.headers().get(SEAL_TO_HEADER) else {
         if required {
             return Err(plaintext_refused(
                 "values read here are only sent sealed: send a one-time X25519 public key in \
@@ -133,7 +127,13 @@ fn read_sealed(mut request: Request, required: bool) -> Result<(Request, bool), 
     };
     let key = header
         .to_str()
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "seal_invalid", "Coffer-Seal-To is not text"))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "seal_invalid",
+                "Coffer-Seal-To is not text",
+            )
+        })
         .and_then(|text| parse_client_key(text).map_err(refused))?;
     request.extensions_mut().insert(SealTo(key));
     Ok((request, true))

@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use super::output::{Format, Table, cell, print_json};
+use super::sealed::{OneTimeKey, ServerKeys};
 use crate::config::default_data_dir;
+use coffer_crypto::sealing::SEAL_TO_HEADER;
 
 #[derive(Args)]
 pub struct Connection {
@@ -52,6 +54,10 @@ pub enum SecretCommand {
         /// Write only if the latest version is this one (0: only if new).
         #[arg(long)]
         cas: Option<u32>,
+        /// Send the value in plaintext (inside TLS only), not sealed to the
+        /// server's transport key.
+        #[arg(long)]
+        no_seal: bool,
     },
     /// Print a secret's value (latest, or --version); raw by default.
     Get {
@@ -62,6 +68,10 @@ pub enum SecretCommand {
         /// The same as --format json.
         #[arg(long, hide = true)]
         json: bool,
+        /// Take the value in plaintext (inside TLS only), not sealed to a
+        /// one-time key of this command's.
+        #[arg(long)]
+        no_seal: bool,
     },
     /// List names in a namespace, one per line by default.
     List {
@@ -131,7 +141,15 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// The server answered 404.
+    pub(super) fn is_not_found(&self) -> bool {
+        self.code == NOT_FOUND_EXIT
+    }
 }
+
+/// The exit code of a 404.
+const NOT_FOUND_EXIT: u8 = 3;
 
 fn token() -> Result<Zeroizing<String>, Failure> {
     if let Ok(token) = std::env::var("COFFER_TOKEN") {
@@ -146,6 +164,11 @@ fn token() -> Result<Zeroizing<String>, Failure> {
                 file.display()
             ))
         })
+}
+
+/// The path a sealed request or answer about a secret is bound to.
+fn secret_path(namespace: &str, name: &str) -> String {
+    format!("/v1/secrets/{namespace}/{name}")
 }
 
 /// Percent-encodes one path segment, keeping `/` inside secret names.
@@ -169,6 +192,7 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             name,
             value,
             cas,
+            no_seal,
         } => {
             let value = match value {
                 Some(v) if v != "-" => Zeroizing::new(v),
@@ -188,7 +212,11 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
                 encode_path(&namespace),
                 encode_path(&name)
             );
-            let body = Zeroizing::new(json!({ "value": value.as_str(), "cas": cas }).to_string());
+            let mut body =
+                Zeroizing::new(json!({ "value": value.as_str(), "cas": cas }).to_string());
+            if !no_seal && let Some(keys) = ServerKeys::fetch(base).await? {
+                body = keys.seal("PUT", &secret_path(&namespace, &name), &body)?;
+            }
             let answer = request(Method::PUT, &url, Some(body)).await?;
             println!("{}/{} version {}", namespace, name, answer["version"]);
         }
@@ -197,6 +225,7 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             name,
             version,
             json,
+            no_seal,
         } => {
             let mut url = format!(
                 "{base}/v1/secrets/{}/{}",
@@ -206,7 +235,19 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             if let Some(version) = version {
                 url.push_str(&format!("?version={version}"));
             }
-            let answer = request(Method::GET, &url, None).await?;
+            let server_keys = match no_seal {
+                true => None,
+                false => ServerKeys::fetch(base).await?,
+            };
+            let answer = match server_keys {
+                None => request(Method::GET, &url, None).await?,
+                Some(keys) => {
+                    let one_time = OneTimeKey::new();
+                    let header = [(SEAL_TO_HEADER, one_time.header())];
+                    let sealed = request_with(Method::GET, &url, None, &header).await?;
+                    one_time.open(&keys, &secret_path(&namespace, &name), sealed)?
+                }
+            };
             let format = if json {
                 Format::Json
             } else {
@@ -387,9 +428,22 @@ pub(super) async fn request(
     url: &str,
     body: Option<Zeroizing<String>>,
 ) -> Result<Value, Failure> {
+    request_with(method, url, body, &[]).await
+}
+
+/// [`request`] with extra headers.
+pub(super) async fn request_with(
+    method: Method,
+    url: &str,
+    body: Option<Zeroizing<String>>,
+    headers: &[(&str, String)],
+) -> Result<Value, Failure> {
     let token = token()?;
     let client = http_client()?;
     let mut builder = client.request(method, url).bearer_auth(token.as_str());
+    for (name, value) in headers {
+        builder = builder.header(*name, value);
+    }
     if let Some(body) = body {
         builder = builder
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -416,7 +470,7 @@ pub(super) async fn request(
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or(text);
     let code = match status {
-        StatusCode::NOT_FOUND => 3,
+        StatusCode::NOT_FOUND => NOT_FOUND_EXIT,
         StatusCode::CONFLICT => 4,
         StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => 2,
         _ => 1,

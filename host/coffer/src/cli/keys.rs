@@ -66,7 +66,8 @@ pub enum KeysCommand {
 pub enum KekCommand {
     /// The keyset's keys and how many data keys each still wraps.
     Status,
-    /// Add a key to the keyset, promote it, re-wrap every data key.
+    /// Add a key to the keyset, promote it, re-wrap every data key; the
+    /// transport key rotates too.
     Rotate,
     /// Re-wrap every data key not yet under the primary KEK.
     Rewrap,
@@ -338,6 +339,9 @@ async fn kek(connection: &Connection, command: KekCommand) -> Result<(), Failure
             answer["system_keys_rewrapped"],
             answer["elapsed_ms"]
         );
+        if let Some(kid) = answer["transport_key_id"].as_str() {
+            println!("transport key {kid} is now current");
+        }
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod migrate;
 mod output;
 mod plugin;
 mod scaffold;
+mod sealed;
 mod server;
 mod tokens;
 mod upgrade;
@@ -78,6 +79,13 @@ enum Command {
         connection: client::Connection,
         #[command(subcommand)]
         command: keys::KekCommand,
+    },
+    /// The sealed transport's key: show it, rotate it.
+    Transport {
+        #[command(flatten)]
+        connection: client::Connection,
+        #[command(subcommand)]
+        command: sealed::TransportCommand,
     },
     /// Move secrets onto their namespace's Active data key (resumable).
     Reencrypt {
@@ -205,6 +213,10 @@ pub fn main() -> ExitCode {
                 connection,
                 command,
             } => keys::run_kek(connection, command).await,
+            Command::Transport {
+                connection,
+                command,
+            } => sealed::run(connection, command).await,
             Command::Reencrypt {
                 connection,
                 namespace,

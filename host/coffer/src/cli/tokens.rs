@@ -29,6 +29,10 @@ pub enum TokenCommand {
         /// Lifetime in seconds; tokens do not expire otherwise.
         #[arg(long)]
         ttl: Option<u64>,
+        /// Values this token writes and reads must cross the wire sealed
+        /// (plaintext writes and reads, and the Vault-compatible API, are refused).
+        #[arg(long)]
+        require_sealed: bool,
     },
     /// List tokens (ids, names, policies, expiry; never the tokens).
     List,
@@ -49,12 +53,20 @@ async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), F
             rules,
             admin,
             ttl,
+            require_sealed,
         } => {
             let rules = rules
                 .iter()
                 .map(|rule| rule.parse::<crate::auth::Rule>().map_err(Failure::usage))
                 .collect::<Result<Vec<_>, _>>()?;
-            let body = json!({ "name": name, "role": role, "rules": rules, "admin": admin, "ttl_seconds": ttl });
+            let body = json!({
+                "name": name,
+                "role": role,
+                "rules": rules,
+                "admin": admin,
+                "require_sealed": require_sealed,
+                "ttl_seconds": ttl,
+            });
             let answer =
                 request(Method::POST, &url, Some(Zeroizing::new(body.to_string()))).await?;
             let token = answer["token"]
@@ -105,8 +117,8 @@ async fn execute(connection: &Connection, command: TokenCommand) -> Result<(), F
     Ok(())
 }
 
-/// A policy in the `--allow` and `--admin` terms it was made with:
-/// `payments-*:read,list admin:sys`.
+/// A policy in the `--allow`, `--admin` and `--require-sealed` terms it
+/// was made with: `payments-*:read,list admin:sys sealed-only`.
 fn policy_summary(policy: &Value) -> String {
     let words = |value: &Value| -> Vec<String> {
         value
@@ -131,6 +143,9 @@ fn policy_summary(policy: &Value) -> String {
     let admin = words(&policy["admin"]);
     if !admin.is_empty() {
         parts.push(format!("admin:{}", admin.join(",")));
+    }
+    if policy["require_sealed"].as_bool() == Some(true) {
+        parts.push("sealed-only".to_owned());
     }
     if parts.is_empty() {
         "-".to_owned()

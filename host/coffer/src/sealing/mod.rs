@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use coffer_crypto::sealing::{
-    self, KEY_LEN, RequestBinding, ResponseBinding, SUITE, TransportKey,
-};
+use coffer_crypto::sealing::{self, KEY_LEN, RequestBinding, ResponseBinding, SUITE, TransportKey};
 use coffer_runtime::Expected;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
