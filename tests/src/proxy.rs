@@ -126,7 +126,11 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, state: Arc<State>, done: Option<
                 Ok(0) | Err(_) => break,
                 Ok(read) => read,
             };
-            state.seen.lock().unwrap().extend_from_slice(&buffer[..read]);
+            state
+                .seen
+                .lock()
+                .unwrap()
+                .extend_from_slice(&buffer[..read]);
             if to.write_all(&buffer[..read]).is_err() {
                 break;
             }

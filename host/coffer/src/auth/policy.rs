@@ -339,7 +339,7 @@ mod tests {
     fn everything_not_granted_is_denied() {
         let policy = Policy {
             rules: vec![rule("payments-*:read,list")],
-            admin: BTreeSet::new(),
+            ..Policy::default()
         };
         assert!(policy.allows(Capability::Read, "payments-prod"));
         assert!(!policy.allows(Capability::Write, "payments-prod"));

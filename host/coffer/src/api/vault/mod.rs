@@ -142,6 +142,10 @@ async fn vault_errors(request: Request, next: Next) -> Response {
     let code = error["code"].as_str().unwrap_or_default();
     let message = error["message"].as_str().unwrap_or_default();
     let mut answer = match (parts.status, code) {
+        // Refused for the transport, not the token: say so.
+        (StatusCode::FORBIDDEN, "sealed_required") => {
+            vault_error(StatusCode::FORBIDDEN, &["permission denied", message])
+        }
         (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN, _) => {
             vault_error(StatusCode::FORBIDDEN, &["permission denied"])
         }
