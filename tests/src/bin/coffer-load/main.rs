@@ -17,6 +17,11 @@
 //! what coffer's envelope and audit add on top of the store it uses), and
 //! `storage-dynamodb` on moto, the AWS emulator the tests use (served one
 //! request at a time, so this measures the plugin path, not DynamoDB).
+//!
+//! Last, coffer's own writes and reads are compared in plaintext and
+//! sealed ([`sealed`]).
+
+mod sealed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use coffer_e2e::aws::{Moto, REGION};
 use reqwest::{Client, Method};
+use sealed::Carriage;
 use serde_json::{Value, json};
 
 struct Options {
@@ -374,6 +380,7 @@ async fn wait_writable(client: &Client, target: &Target) -> Result<()> {
 }
 
 /// Throughput and latency of one phase.
+#[derive(Clone)]
 struct Figures {
     requests: usize,
     seconds: f64,
@@ -408,6 +415,7 @@ async fn send(
     method: Method,
     path: &str,
     body: Option<&Value>,
+    header: Option<(&str, &str)>,
 ) -> Result<Duration> {
     let started = Instant::now();
     let mut request = client
@@ -415,6 +423,9 @@ async fn send(
         .header(target.auth.0, &target.auth.1);
     if let Some(body) = body {
         request = request.json(body);
+    }
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
     }
     let response = request.send().await?;
     let status = response.status();
@@ -439,11 +450,12 @@ async fn write_phase(
     target: Arc<Target>,
     options: &Options,
     names: Names,
+    carriage: &Carriage,
 ) -> Result<Figures> {
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..options.concurrency {
-        let (client, target) = (client.clone(), target.clone());
+        let (client, target, carriage) = (client.clone(), target.clone(), carriage.clone());
         let (keys, concurrency) = (options.keys, options.concurrency);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -453,7 +465,8 @@ async fn write_phase(
                     Names::One => "hot".to_owned(),
                 };
                 let (method, path, body) = (target.write)(&key);
-                latencies.push(send(&client, &target, method, &path, Some(&body)).await?);
+                let body = carriage.body(method.as_str(), &path, body)?;
+                latencies.push(send(&client, &target, method, &path, Some(&body), None).await?);
             }
             anyhow::Ok(latencies)
         }));
@@ -470,12 +483,14 @@ async fn read_phase(
     target: Arc<Target>,
     options: &Options,
     length: Duration,
+    carriage: &Carriage,
 ) -> Result<Figures> {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut workers = Vec::new();
     for worker in 0..options.concurrency {
         let (client, target, stop) = (client.clone(), target.clone(), stop.clone());
+        let carriage = carriage.clone();
         let keys = options.keys;
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -483,7 +498,8 @@ async fn read_phase(
             while !stop.load(Ordering::Relaxed) {
                 next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 let path = (target.read)(&format!("key-{}", next % keys));
-                latencies.push(send(&client, &target, Method::GET, &path, None).await?);
+                let header = carriage.read_header();
+                latencies.push(send(&client, &target, Method::GET, &path, None, header).await?);
             }
             anyhow::Ok(latencies)
         }));
@@ -594,16 +610,31 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
     let mut writes = Vec::new();
     let mut hot_writes = Vec::new();
     for target in &targets {
-        let distinct = write_phase(&client, target.clone(), options, Names::Distinct).await?;
+        let distinct = write_phase(
+            &client,
+            target.clone(),
+            options,
+            Names::Distinct,
+            &Carriage::Plain,
+        )
+        .await?;
         writes.push(Summary::of(&[distinct]));
-        let one = write_phase(&client, target.clone(), options, Names::One).await?;
+        let one = write_phase(
+            &client,
+            target.clone(),
+            options,
+            Names::One,
+            &Carriage::Plain,
+        )
+        .await?;
         hot_writes.push(Summary::of(&[one]));
     }
     let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
     let mut rounds: Vec<Vec<Figures>> = targets.iter().map(|_| Vec::new()).collect();
     for _ in 0..ROUNDS {
         for (target, figures) in targets.iter().zip(rounds.iter_mut()) {
-            figures.push(read_phase(&client, target.clone(), options, round).await?);
+            let phase = read_phase(&client, target.clone(), options, round, &Carriage::Plain);
+            figures.push(phase.await?);
         }
     }
     let reads: Vec<Summary> = rounds.iter().map(|r| Summary::of(r)).collect();
@@ -666,6 +697,8 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
         "without",
         &reads[unaudited],
     );
+    let coffer_pid = processes[coffer].0.id();
+    sealed::compare(&client, targets[coffer].clone(), coffer_pid, options).await?;
     for (index, flavour) in flavours.iter().enumerate().skip(2) {
         let at = index + 2;
         line(
