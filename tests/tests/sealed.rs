@@ -16,10 +16,10 @@ use base64::engine::general_purpose::STANDARD;
 use coffer_crypto::sealing::{
     self, KEY_LEN, RequestBinding, ResponseBinding, SEAL_TO_HEADER, TransportKey,
 };
-use coffer_e2e::Server;
 use coffer_e2e::proxy::Proxy;
 use coffer_e2e::python::{python, support_script};
 use coffer_e2e::server::coffer_binary;
+use coffer_e2e::{Server, records};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -465,4 +465,56 @@ async fn a_proxy_between_the_cli_and_the_server_sees_no_value() {
         "--no-seal",
     ]);
     assert!(proxy.seen().windows(16).any(|w| w == b"plain-on-purpose"));
+}
+
+#[tokio::test]
+async fn storage_cannot_bring_back_a_retired_transport_key_or_plant_a_ring() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let db = data.join("coffer.db");
+    let server = Server::start(&data, "[transport]\ngrace_ms = 1\n");
+    let first = Sealer::of(&server).await;
+    let old_ring = records::read(&db, "sys/transport/keys").await.unwrap();
+    let old_key = records::read(&db, "sys/keys/transport-1").await.unwrap();
+
+    // Two rotations past a grace of 1 ms: key 1 leaves the ring, and its
+    // private half leaves storage.
+    for _ in 0..2 {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let (status, _) = server
+            .call(Method::POST, "/v1/sys/transport-key/rotate", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(records::read(&db, "sys/keys/transport-1").await, None);
+
+    // Storage puts both back, as a restored backup would.
+    records::plant(&db, "sys/transport/keys", &old_ring).await;
+    records::plant(&db, "sys/keys/transport-1", &old_key).await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let body = first.seal(
+        "PUT",
+        "/v1/secrets/app/db",
+        &json!({ "value": "replayed key" }),
+    );
+    let (status, answer) = server
+        .call(Method::PUT, "/v1/secrets/app/db", Some(body))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "integrity"),
+        "{answer}"
+    );
+
+    // A ring row storage made up is no ring either; plaintext still serves.
+    records::plant(&db, "sys/transport/keys", b"{\"keys\":[]}").await;
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let body = first.seal("PUT", "/v1/secrets/app/db", &json!({ "value": "planted" }));
+    let (status, answer) = server
+        .call(Method::PUT, "/v1/secrets/app/db", Some(body))
+        .await;
+    assert_eq!(error_code(&answer), "integrity", "{status} {answer}");
+    let (status, _) = server.put("app/db", "plain").await;
+    assert_eq!(status, StatusCode::OK);
+    server.assert_reads("app/db", "plain").await;
 }

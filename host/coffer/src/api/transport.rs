@@ -85,22 +85,23 @@ async fn open_write(
             ApiError::bad_request("the request body could not be read whole")
         }
     })?;
-    let sealed = match is_sealed(&bytes) {
-        false if required => {
+    if !is_sealed(&bytes) {
+        if required {
             return Err(plaintext_refused(
                 "values written here must be sealed to the server's transport key \
                  (GET /v1/sys/transport-key)",
             ));
         }
-        false => return Ok((Request::from_parts(parts, Body::from(bytes)), false)),
-        true => super::extract::parse::<SealedRequest>(&bytes)?,
-    };
-    let plain = state
+        return Ok((Request::from_parts(parts, Body::from(bytes)), false));
+    }
+    let sealed: SealedRequest = super::extract::parse(&bytes)?;
+    let mut plain = state
         .transport
         .open(parts.method.as_str(), &bound_path(target), &sealed.sealed)
         .await
         .map_err(refused)?;
-    let body = Body::from(plain.to_vec());
+    // The handler reads the plain body as it reads any other.
+    let body = Body::from(std::mem::take(&mut *plain));
     Ok((Request::from_parts(parts, body), true))
 }
 

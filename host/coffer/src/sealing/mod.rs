@@ -185,14 +185,7 @@ impl Transport {
     /// The key clients seal to (made, or rotated, when due) and the
     /// replaced keys still accepted.
     pub async fn published(&self) -> Result<TransportKeys> {
-        let loaded = self.fresh().await?;
-        let loaded = if loaded.ring.due(now_ms()) {
-            self.rotate_from(loaded.ring.current().map(|key| key.kid))
-                .await?
-        } else {
-            loaded
-        };
-        publish(&loaded)
+        publish(&*self.current().await?)
     }
 
     /// Makes a new transport key current now.
@@ -243,12 +236,7 @@ impl Transport {
         version: u32,
         value: &[u8],
     ) -> Result<SealedValue> {
-        let loaded = self.fresh().await?;
-        let loaded = match loaded.ring.current() {
-            Some(_) => loaded,
-            None => self.rotate_from(None).await?,
-        };
-        let (kid, key) = current_key(&loaded)?;
+        let (kid, key) = current_key(&*self.current().await?)?;
         let kid = kid.to_string();
         let binding = ResponseBinding {
             path,
@@ -262,6 +250,17 @@ impl Transport {
             enc: STANDARD.encode(sealed.enc),
             ciphertext: STANDARD.encode(sealed.ciphertext),
         })
+    }
+
+    /// The ring, with a current key that has not expired: made, or
+    /// rotated, when due.
+    async fn current(&self) -> Result<Arc<Loaded>> {
+        let loaded = self.fresh().await?;
+        if !loaded.ring.due(now_ms()) {
+            return Ok(loaded);
+        }
+        self.rotate_from(loaded.ring.current().map(|key| key.kid))
+            .await
     }
 
     /// The private key `kid` names, if the ring still accepts it; an id
@@ -310,9 +309,8 @@ impl Transport {
     /// Reads the ring now.
     async fn read(&self) -> Result<Arc<Loaded>> {
         let mut last = self.reading.lock().await;
-        let loaded = self.load().await?;
         *last = Some(Instant::now());
-        Ok(loaded)
+        self.load().await
     }
 
     /// Reads the ring unless it was read within `within`; none then.
@@ -321,9 +319,10 @@ impl Transport {
         if last.is_some_and(|at| at.elapsed() < within) {
             return Ok(None);
         }
-        let loaded = self.load().await?;
+        // A read that fails counts too: a broken ring is not read again
+        // for every request naming an unknown key.
         *last = Some(Instant::now());
-        Ok(Some(loaded))
+        self.load().await.map(Some)
     }
 
     /// Reads the ring and unwraps its keys; keeps the result.
