@@ -65,21 +65,8 @@ pub async fn guard(
                 request.extensions_mut().insert(authorized.clone());
             }
             actor = authorized;
-            let admitted =
-                transport::admit(state, guard.resolve, &target, actor.as_ref(), request).await;
-            match admitted.and_then(|(request, sealed)| {
-                record_change(state, &target, actor.as_ref(), &request, sealed)?;
-                Ok((request, sealed))
-            }) {
-                Err(refused) => refused.into_response(),
-                Ok((request, sealed)) => {
-                    let mut response = run(guard.timeout, request, next).await;
-                    if sealed {
-                        response.extensions_mut().insert(transport::Sealed);
-                    }
-                    response
-                }
-            }
+            let admitted = admit_and_run(&guard, &target, actor.as_ref(), request, next);
+            within(guard.timeout, admitted).await
         }
     };
     response.extensions_mut().insert(target);
@@ -200,11 +187,37 @@ fn record_change(
     audit.write(entry).map_err(|_| unavailable())
 }
 
+/// Admits the request's transport ([`transport::admit`]: a sealed body is
+/// opened), records a change before it is made, then runs the handler.
+async fn admit_and_run(
+    guard: &Guard,
+    target: &Target,
+    actor: Option<&Actor>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let state = &guard.state;
+    let admitted = transport::admit(state, guard.resolve, target, actor, request).await;
+    let (request, sealed) = match admitted.and_then(|(request, sealed)| {
+        record_change(state, target, actor, &request, sealed)?;
+        Ok((request, sealed))
+    }) {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut response = next.run(request).await;
+    if sealed {
+        response.extensions_mut().insert(transport::Sealed);
+    }
+    response
+}
+
 /// Answers 503 when a request is not done within `limit`, body included.
 /// Work cut off is only ever work a retry redoes: every change is one
-/// compare-and-set, and key maintenance resumes where it stopped.
-async fn run(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
+/// compare-and-set, and key maintenance resumes where it stopped (a sealed
+/// body cut off after it was opened is sealed afresh, as any retry is).
+async fn within(limit: Duration, request: impl Future<Output = Response>) -> Response {
+    match tokio::time::timeout(limit, request).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
