@@ -215,7 +215,12 @@ pub(super) async fn write(
     path = "/v1/secrets/{namespace}/{name}",
     tag = "secrets",
     summary = "Read the latest or a given version (`read`)",
-    params(SecretPath, ReadQuery),
+    params(
+        SecretPath,
+        ReadQuery,
+        ("Coffer-Seal-To" = Option<String>, Header,
+         description = "A one-time X25519 public key (base64): the value comes back sealed to it"),
+    ),
     responses(
         (status = 200, description = "The value", body = Read),
         (status = 200, description = "With `Coffer-Seal-To`: the value sealed to that key", body = SealedRead),

@@ -291,19 +291,25 @@ impl Transport {
     /// The ring, read again when this node's copy is older than
     /// [`RING_TTL`].
     async fn fresh(&self) -> Result<Arc<Loaded>> {
-        if let Some(loaded) = self.cached()
-            && loaded.read_at.elapsed() < RING_TTL
-        {
+        if let Some(loaded) = self.cached() {
             return Ok(loaded);
         }
-        self.read().await
+        let mut last = self.reading.lock().await;
+        // Requests that waited here while another read it take that read.
+        if let Some(loaded) = self.cached() {
+            return Ok(loaded);
+        }
+        *last = Some(Instant::now());
+        self.load().await
     }
 
+    /// This node's copy of the ring, unless older than [`RING_TTL`].
     fn cached(&self) -> Option<Arc<Loaded>> {
         self.loaded
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+            .filter(|loaded| loaded.read_at.elapsed() < RING_TTL)
     }
 
     /// Reads the ring now.
