@@ -233,8 +233,17 @@ async fn a_wrong_sealed_write_is_refused_with_its_own_code_and_changes_nothing()
     extra["value"] = json!("smuggled");
     assert_eq!(
         refused(extra, Method::PUT, path).await,
-        code(StatusCode::BAD_REQUEST, "bad_request")
+        code(StatusCode::BAD_REQUEST, "seal_invalid")
     );
+    // A seal that opens to something other than a write: what is wrong
+    // with it is said without quoting it.
+    let not_a_write = sealer.seal("PUT", path, &json!({ "value": 4921 }));
+    let (status, answer) = server.call(Method::PUT, path, Some(not_a_write)).await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (StatusCode::BAD_REQUEST, "seal_invalid")
+    );
+    assert!(!answer.to_string().contains("4921"), "{answer}");
 
     // Every bit of enc and of the ciphertext, flipped one at a time.
     let fresh = sealer.seal("PUT", path, &plain);
@@ -454,6 +463,24 @@ async fn a_proxy_between_the_cli_and_the_server_sees_no_value() {
         !seen.windows(value.len()).any(|w| w == value.as_bytes()),
         "the value crossed the proxy in plaintext"
     );
+
+    // Pinned to a key the server does not hold, the CLI seals nothing.
+    let output = Command::new(coffer_binary())
+        .args(["secret", "put", "captured", "db", "never-sent"])
+        .env("COFFER_ADDR", format!("http://127.0.0.1:{}", proxy.port))
+        .env("COFFER_TOKEN", &server.token)
+        .env(
+            "COFFER_TRANSPORT_PIN",
+            STANDARD.encode(TransportKey::generate().public_key()),
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("COFFER_TRANSPORT_PIN"),
+        "{output:?}"
+    );
+    assert!(!proxy.seen().windows(10).any(|w| w == b"never-sent"));
 
     // The capture would have shown it: plaintext on request does cross.
     cli(&[

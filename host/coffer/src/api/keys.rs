@@ -263,19 +263,28 @@ pub async fn kek_status(State(state): State<AppState>) -> Result<Response, ApiEr
 )]
 pub async fn kek_rotate(State(state): State<AppState>) -> Result<Response, ApiError> {
     let report = state.keys.kek_rotate().await?;
-    let transport = state.transport.rotate().await?;
+    // The KEK has rotated whatever happens next: a transport key that
+    // cannot rotate now is reported, not the KEK's rotation undone.
+    let transport_key_id = match state.transport.rotate().await {
+        Ok(transport) => Some(transport.current.kid),
+        Err(error) => {
+            tracing::warn!(%error, "rotated the KEK, but not the transport key");
+            None
+        }
+    };
     Ok(ok(KekRotated {
         report,
-        transport_key_id: transport.current.kid,
+        transport_key_id,
     }))
 }
 
-/// A KEK rotation's report, with the transport key rotated along.
+/// A KEK rotation's report, with the transport key rotated along (none
+/// when it could not be: `coffer transport rotate` then).
 #[derive(serde::Serialize)]
 struct KekRotated {
     #[serde(flatten)]
     report: crate::maintenance::KekReport,
-    transport_key_id: String,
+    transport_key_id: Option<String>,
 }
 
 #[utoipa::path(

@@ -15,10 +15,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::action::{Action, Resolve, Target};
+use super::secrets::WriteBody;
 use super::{ApiError, AppState};
 use crate::auth::Actor;
 use crate::sealing::replay::Refusal;
 use crate::sealing::{SealError, SealedRequest, TransportKeys, parse_client_key};
+use crate::secrets::{check_namespace, check_new_name};
 use coffer_crypto::sealing::SEAL_TO_HEADER;
 
 /// A read's one-time client key: a request extension.
@@ -94,14 +96,30 @@ async fn open_write(
         }
         return Ok((Request::from_parts(parts, Body::from(bytes)), false));
     }
-    let sealed: SealedRequest = super::extract::parse(&bytes)?;
-    let mut plain = state
+    // The name is checked before anything is opened for it: a seal is
+    // bound to the path only as the route decoded it.
+    check_namespace(target.namespace())?;
+    check_new_name(target.name())?;
+    let sealed: SealedRequest = serde_json::from_slice(&bytes).map_err(|_| {
+        invalid(
+            "a sealed body is {\"sealed\": {\"kid\", \"enc\", \"ciphertext\", \"timestamp\"}} \
+             and nothing else",
+        )
+    })?;
+    let plain = state
         .transport
         .open(parts.method.as_str(), &bound_path(target), &sealed.sealed)
         .await
         .map_err(refused)?;
+    // What is wrong with a sealed body stays sealed: serde's message would
+    // quote the value.
+    if serde_json::from_slice::<WriteBody>(&plain).is_err() {
+        return Err(invalid(
+            "the sealed body opened, but is not a write: {\"value\": string, \"cas\": number}",
+        ));
+    }
     // The handler reads the plain body as it reads any other.
-    let body = Body::from(std::mem::take(&mut *plain));
+    let body = Body::from(plain.to_vec());
     Ok((Request::from_parts(parts, body), true))
 }
 
@@ -128,16 +146,14 @@ fn read_sealed(mut request: Request, required: bool) -> Result<(Request, bool), 
     };
     let key = header
         .to_str()
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "seal_invalid",
-                "Coffer-Seal-To is not text",
-            )
-        })
+        .map_err(|_| invalid("Coffer-Seal-To is not text"))
         .and_then(|text| parse_client_key(text).map_err(refused))?;
     request.extensions_mut().insert(SealTo(key));
     Ok((request, true))
+}
+
+fn invalid(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "seal_invalid", message)
 }
 
 fn plaintext_refused(message: &str) -> ApiError {
@@ -147,9 +163,7 @@ fn plaintext_refused(message: &str) -> ApiError {
 /// The answer to a refused sealed request.
 fn refused(error: SealError) -> ApiError {
     match error {
-        SealError::Invalid(message) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "seal_invalid", message)
-        }
+        SealError::Invalid(message) => invalid(&message),
         SealError::UnknownKey(message) => {
             ApiError::new(StatusCode::BAD_REQUEST, "seal_unknown_key", message)
         }

@@ -141,15 +141,13 @@ impl Failure {
             message: message.into(),
         }
     }
-
-    /// The server answered 404.
-    pub(super) fn is_not_found(&self) -> bool {
-        self.code == NOT_FOUND_EXIT
-    }
 }
 
-/// The exit code of a 404.
-const NOT_FOUND_EXIT: u8 = 3;
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
 
 fn token() -> Result<Zeroizing<String>, Failure> {
     if let Ok(token) = std::env::var("COFFER_TOKEN") {
@@ -214,7 +212,8 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             );
             let mut body =
                 Zeroizing::new(json!({ "value": value.as_str(), "cas": cas }).to_string());
-            if !no_seal && let Some(keys) = ServerKeys::fetch(base).await? {
+            if !no_seal {
+                let keys = ServerKeys::fetch(base).await?;
                 body = keys.seal("PUT", &secret_path(&namespace, &name), &body)?;
             }
             let answer = request(Method::PUT, &url, Some(body)).await?;
@@ -235,13 +234,10 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             if let Some(version) = version {
                 url.push_str(&format!("?version={version}"));
             }
-            let server_keys = match no_seal {
-                true => None,
-                false => ServerKeys::fetch(base).await?,
-            };
-            let answer = match server_keys {
-                None => request(Method::GET, &url, None).await?,
-                Some(keys) => {
+            let answer = match no_seal {
+                true => request(Method::GET, &url, None).await?,
+                false => {
+                    let keys = ServerKeys::fetch(base).await?;
                     let one_time = OneTimeKey::new();
                     let header = [(SEAL_TO_HEADER, one_time.header())];
                     let sealed = request_with(Method::GET, &url, None, &header).await?;
@@ -470,7 +466,7 @@ pub(super) async fn request_with(
         .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
         .unwrap_or(text);
     let code = match status {
-        StatusCode::NOT_FOUND => NOT_FOUND_EXIT,
+        StatusCode::NOT_FOUND => 3,
         StatusCode::CONFLICT => 4,
         StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => 2,
         _ => 1,

@@ -19,6 +19,11 @@ use zeroize::Zeroizing;
 use super::client::{Connection, Failure, exit, request};
 use super::output::{Format, Table, print_json};
 
+/// Transport public keys (base64, comma-separated) the CLI accepts, when
+/// set: the key fetched from the server must be one of them, so whatever
+/// sits in between cannot hand over a key of its own.
+const PIN_ENV: &str = "COFFER_TRANSPORT_PIN";
+
 /// The server's transport keys: the one to seal to, and every key whose
 /// sealed answers are accepted.
 pub struct ServerKeys {
@@ -27,15 +32,17 @@ pub struct ServerKeys {
 }
 
 impl ServerKeys {
-    /// The server's keys; none when it offers no sealed transport (an
-    /// older server).
-    pub async fn fetch(base: &str) -> Result<Option<ServerKeys>, Failure> {
+    /// The server's keys. A server that offers none is refused, not
+    /// written to in plaintext: whatever sits in between could answer
+    /// that it has none.
+    pub async fn fetch(base: &str) -> Result<ServerKeys, Failure> {
         let url = format!("{base}/v1/sys/transport-key");
-        let answer = match request(Method::GET, &url, None).await {
-            Ok(answer) => answer,
-            Err(failure) if failure.is_not_found() => return Ok(None),
-            Err(failure) => return Err(failure),
-        };
+        let answer = request(Method::GET, &url, None).await.map_err(|failure| {
+            Failure::other(format!(
+                "cannot fetch the server's transport key to seal with ({failure}); \
+                 --no-seal sends the value in plaintext instead"
+            ))
+        })?;
         let malformed = || Failure::other("the server's transport key is malformed");
         let mut keys = HashMap::new();
         let listed =
@@ -49,8 +56,19 @@ impl ServerKeys {
                 .ok_or_else(malformed)?;
             keys.insert(kid.to_owned(), public);
         }
+        if let Ok(pins) = std::env::var(PIN_ENV) {
+            // Only keys the operator handed over out of band count.
+            let pinned: Vec<&str> = pins.split(',').map(str::trim).collect();
+            keys.retain(|_, public| pinned.contains(&STANDARD.encode(*public).as_str()));
+        }
         let current = answer["kid"].as_str().ok_or_else(malformed)?.to_owned();
-        Ok(Some(ServerKeys { current, keys }))
+        if !keys.contains_key(&current) {
+            return Err(Failure::other(format!(
+                "the server's transport key {current} is not one {PIN_ENV} names: refusing to \
+                 seal to it"
+            )));
+        }
+        Ok(ServerKeys { current, keys })
     }
 
     /// `body` (plain JSON) sealed for `method` on the secret `path`.

@@ -18,6 +18,7 @@ const OVERRIDABLE: &[&str] = &[
     "keys",
     "janitor",
     "http",
+    "transport",
 ];
 
 /// Applies `COFFER_A__B__C=value` overrides to `table`.

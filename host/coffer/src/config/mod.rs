@@ -254,6 +254,29 @@ mod tests {
     }
 
     #[test]
+    fn transport_settings_that_would_break_sealing_are_refused() {
+        for (var, value, key) in [
+            ("COFFER_TRANSPORT__WINDOW_MS", "0", "transport.window_ms"),
+            (
+                "COFFER_TRANSPORT__WINDOW_MS",
+                "86400000",
+                "transport.window_ms",
+            ),
+            (
+                "COFFER_TRANSPORT__KEY_LIFETIME_MS",
+                "1",
+                "transport.key_lifetime_ms",
+            ),
+        ] {
+            let error = Config::load(None, vars(&[(var, value)]), None).unwrap_err();
+            assert!(error.to_string().contains(key), "{var}={value}: {error}");
+        }
+        let config =
+            Config::load(None, vars(&[("COFFER_TRANSPORT__GRACE_MS", "0")]), None).unwrap();
+        assert_eq!(config.transport.grace_ms, 0, "a key may retire at once");
+    }
+
+    #[test]
     fn bad_values_name_their_key() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("coffer.toml");

@@ -78,6 +78,17 @@ impl Config {
         if self.http.request_timeout_ms < 100 {
             return Err(fail("http.request_timeout_ms", "must be at least 100"));
         }
+        if self.transport.key_lifetime_ms < 60_000 {
+            return Err(fail("transport.key_lifetime_ms", "must be at least 60000"));
+        }
+        // The replay memory spans twice the window: a long one never turns
+        // over, a short one refuses honest clients whose clocks drift.
+        if !(1_000..=600_000).contains(&self.transport.window_ms) {
+            return Err(fail(
+                "transport.window_ms",
+                "must be between 1000 and 600000",
+            ));
+        }
         if self.keyring.is_some() && self.kms.is_some() {
             return Err(fail(
                 "kms",

@@ -50,8 +50,12 @@ const MAX_RING: usize = 8;
 const RING_TTL: Duration = Duration::from_secs(30);
 
 /// Fewest time between two reads of the ring prompted by an unknown key
-/// id, so a flood of made-up ids costs storage nothing.
+/// id, so a flood of made-up ids costs at most one read a second.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(1);
+
+/// How long a failed rotation is not tried again; the current key serves
+/// meanwhile.
+const ROTATION_RETRY: Duration = Duration::from_secs(30);
 
 /// Most sealed requests remembered per replay generation.
 const REPLAY_CAPACITY: usize = 500_000;
@@ -156,6 +160,8 @@ pub struct Transport {
     loaded: RwLock<Option<Arc<Loaded>>>,
     /// One read of the ring at a time; when the last one was.
     reading: tokio::sync::Mutex<Option<Instant>>,
+    /// When a due rotation last failed.
+    rotation_failed: std::sync::Mutex<Option<Instant>>,
     replay: ReplayGuard,
 }
 
@@ -168,6 +174,7 @@ impl Transport {
             settings,
             loaded: RwLock::new(None),
             reading: tokio::sync::Mutex::new(None),
+            rotation_failed: std::sync::Mutex::new(None),
             replay,
         }
     }
@@ -254,13 +261,32 @@ impl Transport {
 
     /// The ring, with a current key that has not expired: made, or
     /// rotated, when due.
+    /// A rotation that fails while the expired key still works is logged
+    /// and tried again after [`ROTATION_RETRY`]; the expired key serves.
     async fn current(&self) -> Result<Arc<Loaded>> {
         let loaded = self.fresh().await?;
         if !loaded.ring.due(now_ms()) {
             return Ok(loaded);
         }
-        self.rotate_from(loaded.ring.current().map(|key| key.kid))
-            .await
+        let seen = loaded.ring.current().map(|key| key.kid);
+        let failed = || {
+            self.rotation_failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        let backing_off = failed().is_some_and(|at| at.elapsed() < ROTATION_RETRY);
+        if backing_off && seen.is_some() {
+            return Ok(loaded);
+        }
+        match self.rotate_from(seen).await {
+            Ok(rotated) => Ok(rotated),
+            Err(error) if seen.is_some() => {
+                tracing::warn!(%error, "could not rotate the expired transport key; it serves on");
+                *failed() = Some(Instant::now());
+                Ok(loaded)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The private key `kid` names, if the ring still accepts it; an id
@@ -268,12 +294,18 @@ impl Transport {
     /// once a second).
     async fn accepted_key(&self, kid: &str) -> std::result::Result<Arc<TransportKey>, SealError> {
         let unknown = || {
-            SealError::UnknownKey(format!(
-                "transport key `{kid}` is unknown or retired: fetch /v1/sys/transport-key and \
-                 seal again"
-            ))
+            SealError::UnknownKey(
+                "the transport key `kid` names is unknown or retired: fetch \
+                 /v1/sys/transport-key and seal again"
+                    .to_owned(),
+            )
         };
-        let id: u32 = kid.parse().map_err(|_| unknown())?;
+        // Ids are written as the ring writes them, or not at all.
+        let id: u32 = kid
+            .parse()
+            .ok()
+            .filter(|id: &u32| id.to_string() == kid)
+            .ok_or_else(unknown)?;
         let find = |loaded: &Loaded| {
             loaded
                 .ring
@@ -331,7 +363,10 @@ impl Transport {
         self.load().await.map(Some)
     }
 
-    /// Reads the ring and unwraps its keys; keeps the result.
+    /// Reads the ring and unwraps the keys this node does not hold yet (a
+    /// key's private half never changes, so one unwrapped stays good);
+    /// keeps the result. A key that will not unwrap opens nothing, and is
+    /// an error only when it is the current one.
     async fn load(&self) -> Result<Arc<Loaded>> {
         let ring = self
             .store
@@ -339,21 +374,28 @@ impl Transport {
             .await?
             .map(|stored| stored.record)
             .unwrap_or_default();
-        let kek = self.root.current();
-        let storage = self.store.storage().as_ref();
+        let held = self
+            .loaded
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|loaded| loaded.keys.clone())
+            .unwrap_or_default();
+        let current = ring.current().map(|key| key.kid);
         let mut keys = HashMap::new();
         for entry in &ring.keys {
-            let name = system_key_name(entry.kid);
-            match read_system_key(storage, &kek, &name).await? {
-                Some(secret) => {
-                    let key = TransportKey::from_secret(&secret)
-                        .map_err(|e| Error::Integrity(format!("system key {name}: {e}")))?;
-                    keys.insert(entry.kid, Arc::new(key));
+            let key = match held.get(&entry.kid) {
+                Some(key) => Ok(key.clone()),
+                None => self.unwrap_key(entry.kid).await,
+            };
+            match key {
+                Ok(key) => {
+                    keys.insert(entry.kid, key);
                 }
-                None => tracing::error!(
-                    kid = entry.kid,
-                    "a transport key in the ring has no private key in storage; it opens nothing"
-                ),
+                Err(error) if Some(entry.kid) == current => return Err(error),
+                Err(error) => {
+                    tracing::error!(kid = entry.kid, %error, "a replaced transport key opens nothing");
+                }
             }
         }
         let loaded = Arc::new(Loaded {
@@ -363,6 +405,18 @@ impl Transport {
         });
         *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Some(loaded.clone());
         Ok(loaded)
+    }
+
+    /// The private half of transport key `kid`, unwrapped by the KEK.
+    async fn unwrap_key(&self, kid: u32) -> Result<Arc<TransportKey>> {
+        let name = system_key_name(kid);
+        let kek = self.root.current();
+        let secret = read_system_key(self.store.storage().as_ref(), &kek, &name)
+            .await?
+            .ok_or_else(|| Error::Integrity(format!("system key {name} is missing")))?;
+        let key = TransportKey::from_secret(&secret)
+            .map_err(|e| Error::Integrity(format!("system key {name}: {e}")))?;
+        Ok(Arc::new(key))
     }
 
     /// Rotates the ring unless its current key is no longer `seen` (another
