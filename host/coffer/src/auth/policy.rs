@@ -261,9 +261,7 @@ impl Policy {
                 })
             })
         });
-        // A token bound to sealed transport cannot mint one that is not.
-        let sealed = other.require_sealed || !self.require_sealed;
-        admin && rules && sealed
+        admin && rules
     }
 }
 
@@ -385,23 +383,6 @@ mod tests {
         }));
         assert!(!manager.covers(&Role::Operator.policy()));
         assert!(Role::Admin.policy().covers(&Role::Operator.policy()));
-
-        let sealed_only = Policy {
-            require_sealed: true,
-            ..manager.clone()
-        };
-        assert!(sealed_only.covers(&Policy {
-            require_sealed: true,
-            ..narrower.clone()
-        }));
-        assert!(
-            !sealed_only.covers(&narrower),
-            "a token bound to sealed transport cannot mint one that is not"
-        );
-        assert!(manager.covers(&Policy {
-            require_sealed: true,
-            ..narrower
-        }));
     }
 
     #[test]

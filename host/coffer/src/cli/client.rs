@@ -143,9 +143,13 @@ impl Failure {
     }
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+impl Failure {
+    /// The same failure (and exit code), told with what was being done.
+    pub(super) fn while_doing(self, what: impl FnOnce(&str) -> String) -> Failure {
+        Failure {
+            code: self.code,
+            message: what(&self.message),
+        }
     }
 }
 

@@ -38,10 +38,12 @@ impl ServerKeys {
     pub async fn fetch(base: &str) -> Result<ServerKeys, Failure> {
         let url = format!("{base}/v1/sys/transport-key");
         let answer = request(Method::GET, &url, None).await.map_err(|failure| {
-            Failure::other(format!(
-                "cannot fetch the server's transport key to seal with ({failure}); \
-                 --no-seal sends the value in plaintext instead"
-            ))
+            failure.while_doing(|message| {
+                format!(
+                    "cannot fetch the server's transport key to seal with ({message}); \
+                     --no-seal sends the value in plaintext instead"
+                )
+            })
         })?;
         let malformed = || Failure::other("the server's transport key is malformed");
         let mut keys = HashMap::new();
