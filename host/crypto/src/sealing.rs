@@ -90,6 +90,12 @@ pub struct Sealed {
     pub ciphertext: Vec<u8>,
 }
 
+/// The path a seal about the secret `name` in `namespace` is bound to:
+/// the route's, decoded.
+pub fn secret_path(namespace: &str, name: &str) -> String {
+    format!("/v1/secrets/{namespace}/{name}")
+}
+
 /// What a sealed request is bound to. `path` is the request's path as its
 /// route names it, decoded: `/v1/secrets/{namespace}/{name}`.
 #[derive(Clone, Copy, Debug)]

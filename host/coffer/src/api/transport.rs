@@ -41,9 +41,9 @@ fn sealed_body_limit(plain_limit: usize) -> usize {
         .saturating_add(1024)
 }
 
-/// The path a seal is bound to: the route's, decoded.
+/// The path a seal about `target` is bound to.
 pub fn bound_path(target: &Target) -> String {
-    format!("/v1/secrets/{}/{}", target.namespace(), target.name())
+    coffer_crypto::sealing::secret_path(target.namespace(), target.name())
 }
 
 /// Lets `request` through as the handler should see it, and says whether

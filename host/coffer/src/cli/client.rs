@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 use super::output::{Format, Table, cell, print_json};
 use super::sealed::{OneTimeKey, ServerKeys};
 use crate::config::default_data_dir;
-use coffer_crypto::sealing::SEAL_TO_HEADER;
+use coffer_crypto::sealing::{SEAL_TO_HEADER, secret_path};
 
 #[derive(Args)]
 pub struct Connection {
@@ -168,11 +168,6 @@ fn token() -> Result<Zeroizing<String>, Failure> {
         })
 }
 
-/// The path a sealed request or answer about a secret is bound to.
-fn secret_path(namespace: &str, name: &str) -> String {
-    format!("/v1/secrets/{namespace}/{name}")
-}
-
 /// Percent-encodes one path segment, keeping `/` inside secret names.
 pub(super) fn encode_path(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -238,15 +233,14 @@ async fn execute(connection: &Connection, command: SecretCommand) -> Result<(), 
             if let Some(version) = version {
                 url.push_str(&format!("?version={version}"));
             }
-            let answer = match no_seal {
-                true => request(Method::GET, &url, None).await?,
-                false => {
-                    let keys = ServerKeys::fetch(base).await?;
-                    let one_time = OneTimeKey::new();
-                    let header = [(SEAL_TO_HEADER, one_time.header())];
-                    let sealed = request_with(Method::GET, &url, None, &header).await?;
-                    one_time.open(&keys, &secret_path(&namespace, &name), sealed)?
-                }
+            let answer = if no_seal {
+                request(Method::GET, &url, None).await?
+            } else {
+                let keys = ServerKeys::fetch(base).await?;
+                let one_time = OneTimeKey::new();
+                let header = [(SEAL_TO_HEADER, one_time.header())];
+                let sealed = request_with(Method::GET, &url, None, &header).await?;
+                one_time.open(&keys, &secret_path(&namespace, &name), sealed)?
             };
             let format = if json {
                 Format::Json
