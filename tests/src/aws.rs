@@ -90,18 +90,7 @@ impl Drop for Moto {
 
 /// Runs `tests/support/aws_tool.py` with `env`; returns its stdout.
 pub fn aws_tool(env: &[(&str, &str)], args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg(support_script("aws_tool.py"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "aws_tool {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    crate::python::support_tool("aws_tool.py", env, args)
 }
 
 /// Waits until something accepts connections on `port`.

@@ -27,17 +27,24 @@ pub fn support_script(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/support")).join(name)
 }
 
-/// Runs `tests/support/tink_tool.py` with `args`; returns its stdout.
-pub fn tink_tool(args: &[&str]) -> String {
+/// Runs `tests/support/<script>` with `env` added and `args`; asserts it
+/// succeeded and returns its stdout, trimmed.
+pub fn support_tool(script: &str, env: &[(&str, &str)], args: &[&str]) -> String {
     let output = Command::new(python())
-        .arg(support_script("tink_tool.py"))
+        .arg(support_script(script))
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "tink_tool {args:?} failed:\n{}",
+        "{script} {args:?} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs `tests/support/tink_tool.py` with `args`; returns its stdout.
+pub fn tink_tool(args: &[&str]) -> String {
+    support_tool("tink_tool.py", &[], args)
 }

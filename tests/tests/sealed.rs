@@ -17,7 +17,7 @@ use coffer_crypto::sealing::{
     self, KEY_LEN, RequestBinding, ResponseBinding, SEAL_TO_HEADER, TransportKey,
 };
 use coffer_e2e::proxy::Proxy;
-use coffer_e2e::python::{python, support_script};
+use coffer_e2e::python::support_tool;
 use coffer_e2e::server::coffer_binary;
 use coffer_e2e::{Server, records};
 use reqwest::{Method, StatusCode};
@@ -117,22 +117,12 @@ async fn sealed_read(server: &Server, path: &str, server_key: &[u8; KEY_LEN]) ->
     (String::from_utf8(value.to_vec()).unwrap(), version)
 }
 
-/// Runs `tests/support/sealed_client.py` (pyhpke) against `server`.
-fn pyhpke_client(server: &Server, args: &[&str]) -> String {
-    let output = Command::new(python())
-        .arg(support_script("sealed_client.py"))
-        .args(args.iter().take(1))
-        .arg(&server.addr)
-        .args(args.iter().skip(1))
-        .env("COFFER_TOKEN", &server.token)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "sealed_client.py {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+/// Runs `tests/support/sealed_client.py` (pyhpke): `command` against
+/// `server`, with `args`.
+fn pyhpke_client(server: &Server, command: &str, args: &[&str]) -> String {
+    let mut all = vec![command, server.addr.as_str()];
+    all.extend_from_slice(args);
+    support_tool("sealed_client.py", &[("COFFER_TOKEN", &server.token)], &all)
 }
 
 fn error_code(body: &Value) -> &str {
@@ -145,14 +135,14 @@ async fn pyhpke_seals_writes_coffer_opens_and_opens_reads_coffer_seals() {
     let server = Server::start(&dir.path().join("data"), "");
 
     assert_eq!(
-        pyhpke_client(&server, &["put", "interop", "greeting", "hello, hpke"]),
+        pyhpke_client(&server, "put", &["interop", "greeting", "hello, hpke"]),
         "1"
     );
     server.assert_reads("interop/greeting", "hello, hpke").await;
 
     server.put("interop/plain", "written in plaintext").await;
     assert_eq!(
-        pyhpke_client(&server, &["get", "interop", "plain"]),
+        pyhpke_client(&server, "get", &["interop", "plain"]),
         "written in plaintext"
     );
 
@@ -439,13 +429,17 @@ async fn a_proxy_between_the_cli_and_the_server_sees_no_value() {
     let server = Server::start(&dir.path().join("data"), "");
     let port = server.addr.rsplit(':').next().unwrap().parse().unwrap();
     let proxy = Proxy::start(port);
-    let cli = |args: &[&str]| {
-        let output = Command::new(coffer_binary())
+    let through_proxy = |args: &[&str], pin: Option<String>| {
+        Command::new(coffer_binary())
             .args(args)
             .env("COFFER_ADDR", format!("http://127.0.0.1:{}", proxy.port))
             .env("COFFER_TOKEN", &server.token)
+            .envs(pin.map(|pin| ("COFFER_TRANSPORT_PIN", pin)))
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let cli = |args: &[&str]| {
+        let output = through_proxy(args, None);
         assert!(
             output.status.success(),
             "coffer {args:?}: {}",
@@ -453,34 +447,31 @@ async fn a_proxy_between_the_cli_and_the_server_sees_no_value() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
+    let carried = |text: &str| {
+        proxy
+            .seen()
+            .windows(text.len())
+            .any(|w| w == text.as_bytes())
+    };
     let value = "correct-horse-battery-staple";
     cli(&["secret", "put", "captured", "db", value]);
     assert_eq!(cli(&["secret", "get", "captured", "db"]).trim(), value);
     assert!(cli(&["secret", "get", "captured", "db", "--format", "json"]).contains(value));
-    let seen = proxy.seen();
-    assert!(seen.len() > 1000, "the proxy carried the traffic");
-    assert!(
-        !seen.windows(value.len()).any(|w| w == value.as_bytes()),
-        "the value crossed the proxy in plaintext"
-    );
+    assert!(proxy.seen().len() > 1000, "the proxy carried the traffic");
+    assert!(!carried(value), "the value crossed the proxy in plaintext");
 
     // Pinned to a key the server does not hold, the CLI seals nothing.
-    let output = Command::new(coffer_binary())
-        .args(["secret", "put", "captured", "db", "never-sent"])
-        .env("COFFER_ADDR", format!("http://127.0.0.1:{}", proxy.port))
-        .env("COFFER_TOKEN", &server.token)
-        .env(
-            "COFFER_TRANSPORT_PIN",
-            STANDARD.encode(TransportKey::generate().public_key()),
-        )
-        .output()
-        .unwrap();
+    let stranger = STANDARD.encode(TransportKey::generate().public_key());
+    let output = through_proxy(
+        &["secret", "put", "captured", "db", "never-sent"],
+        Some(stranger),
+    );
     assert!(!output.status.success());
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("COFFER_TRANSPORT_PIN"),
         "{output:?}"
     );
-    assert!(!proxy.seen().windows(10).any(|w| w == b"never-sent"));
+    assert!(!carried("never-sent"));
 
     // The capture would have shown it: plaintext on request does cross.
     cli(&[
@@ -491,7 +482,7 @@ async fn a_proxy_between_the_cli_and_the_server_sees_no_value() {
         "plain-on-purpose",
         "--no-seal",
     ]);
-    assert!(proxy.seen().windows(16).any(|w| w == b"plain-on-purpose"));
+    assert!(carried("plain-on-purpose"));
 }
 
 #[tokio::test]
