@@ -1,7 +1,8 @@
 //! Two nodes sharing one PostgreSQL database and one keyset file: key
 //! changes made on either reach the other, concurrent rotations from both
 //! never leave two Active keys, and a KEK rotated on one node is picked up
-//! by the other without a restart.
+//! by the other without a restart. A node's first write of a secret the
+//! other wrote keeps every version there.
 
 #![allow(clippy::unwrap_used)]
 
@@ -95,6 +96,60 @@ async fn two_nodes_share_keys_and_never_make_two_active_keys() {
     let (_, kek) = b.call(Method::GET, "/v1/sys/kek", None).await;
     assert_eq!(kek["primary_key_id"], report["primary_key_id"], "{kek}");
     assert_eq!(kek["pending_rewrap"], 0, "{kek}");
+}
+
+/// A node writes a secret's first version without reading it first when
+/// it has never seen it; where the other node already wrote it, the write
+/// must still land on top of what is there, and check-and-set must judge
+/// it against the stored versions, not the guess.
+#[tokio::test]
+async fn a_node_writing_a_secret_it_never_saw_keeps_what_the_other_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shared_config(dir.path(), &format!("unseen_{}", std::process::id()));
+    let a = Server::start(&dir.path().join("a"), &config);
+    let mut b = Server::start(&dir.path().join("b"), &config);
+    b.token = a.token.clone();
+    let names = ["orders/plain", "orders/checked", "orders/taken"];
+    for value in ["one", "two"] {
+        for name in names {
+            let (status, body) = a.put(name, value).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+
+    // Each name is new to B, and each write takes another way past its
+    // guess: storage refuses the guessed-new record (no check-and-set,
+    // and `cas: 0`), or the write refuses the guess itself (`cas: 2`).
+    let body = |cas: Option<u32>| match cas {
+        Some(cas) => serde_json::json!({ "value": "from b", "cas": cas }),
+        None => serde_json::json!({ "value": "from b" }),
+    };
+    let (status, answer) = b.put("orders/plain", "from b").await;
+    assert_eq!(
+        (status, &answer["version"]),
+        (StatusCode::OK, &3.into()),
+        "{answer}"
+    );
+    let path = "/v1/secrets/orders/checked";
+    let (status, answer) = b.call(Method::PUT, path, Some(body(Some(2)))).await;
+    assert_eq!(
+        (status, &answer["version"]),
+        (StatusCode::OK, &3.into()),
+        "{answer}"
+    );
+    let path = "/v1/secrets/orders/taken";
+    let (status, answer) = b.call(Method::PUT, path, Some(body(Some(0)))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+
+    for (name, latest) in names.into_iter().zip(["from b", "from b", "two"]) {
+        a.assert_reads(name, latest).await;
+        let (status, first) = a.get(&format!("{name}?version=1")).await;
+        assert_eq!(
+            (status, &first["value"]),
+            (StatusCode::OK, &"one".into()),
+            "{first}"
+        );
+    }
 }
 
 /// Runs the futures concurrently on spawned tasks.

@@ -20,7 +20,7 @@ use coffer_crypto::record::{SecretMeta, SecretRecord, VersionEntry};
 use super::{Secrets, check_name, check_namespace, check_new_name};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::store::{Change, layout};
+use crate::store::{Change, Start, layout};
 
 /// Most custom metadata entries one secret carries.
 pub const MAX_CUSTOM_ENTRIES: usize = 64;
@@ -252,7 +252,7 @@ impl Secrets {
     pub async fn purge(&self, namespace: &str, name: &str) -> Result<Purged> {
         check_namespace(namespace)?;
         check_name(name)?;
-        self.update(namespace, name, move |record| async move {
+        self.update(namespace, name, Start::Read, move |record| async move {
             if is_empty(&record) {
                 return Err(not_found(namespace, name));
             }
@@ -278,7 +278,7 @@ impl Secrets {
                 "name between 1 and {MAX_VERSIONS_PER_REQUEST} versions"
             )));
         }
-        self.update(namespace, name, move |mut record| async move {
+        self.update(namespace, name, Start::Read, move |mut record| async move {
             if record.versions.is_empty() {
                 return Err(not_found(namespace, name));
             }

@@ -32,7 +32,7 @@ use coalesce::{Draining, Lines, Pending};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::keys::DataKeys;
-use crate::store::{Change, Store, layout};
+use crate::store::{Change, Start, Store, layout};
 
 /// Most names one list call returns.
 pub const MAX_LIST_LIMIT: u32 = 1000;
@@ -185,7 +185,7 @@ impl Secrets {
             Err(error) => return batch.iter().map(|_| Err(error.clone())).collect(),
         };
         let written = self
-            .update(namespace, name, |mut record| {
+            .update(namespace, name, Start::Create, |mut record| {
                 let data_key = active.clone();
                 async move {
                     let answers: Vec<Result<Written>> = batch
@@ -316,7 +316,7 @@ impl Secrets {
         check_namespace(namespace)?;
         check_name(name)?;
         let not_found = || Error::NotFound(format!("secret {namespace}/{name} not found"));
-        self.update(namespace, name, move |mut record| async move {
+        self.update(namespace, name, Start::Read, move |mut record| async move {
             let latest = record.versions.last_mut().ok_or_else(not_found)?;
             if latest.deleted_at_ms.is_some() {
                 return Err(not_found());
@@ -380,16 +380,23 @@ impl Secrets {
 
     /// Lets `change` edit the record of `namespace/name` (one without
     /// versions when there is none) and writes it back with
-    /// compare-and-set; see [`Store::edit`].
-    async fn update<T, F, Edit>(&self, namespace: &str, name: &str, mut change: F) -> Result<T>
+    /// compare-and-set; see [`Store::edit_from`].
+    async fn update<T, F, Edit>(
+        &self,
+        namespace: &str,
+        name: &str,
+        start: Start,
+        mut change: F,
+    ) -> Result<T>
     where
         F: FnMut(SecretRecord) -> Edit,
         Edit: Future<Output = Result<(SecretRecord, Change<T>)>>,
     {
         let (answer, _) = self
             .store
-            .edit(
+            .edit_from(
                 &layout::secret(namespace, name),
+                start,
                 || std::future::ready(Ok(SecretRecord::default())),
                 |record, _| change(record),
             )

@@ -15,7 +15,7 @@ use coffer_crypto::record::SecretRecord;
 
 use super::Secrets;
 use crate::error::{Error, Result};
-use crate::store::{Change, Stored, layout};
+use crate::store::{Change, Start, Stored, layout};
 
 /// How versions are moved onto the Active key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ impl Moved {
 impl Secrets {
     /// Moves the versions of one secret onto the Active data key.
     pub async fn rewrap(&self, namespace: &str, name: &str, mode: Mode) -> Result<Moved> {
-        self.update(namespace, name, move |mut record| async move {
+        self.update(namespace, name, Start::Read, move |mut record| async move {
             if record.versions.is_empty() {
                 return Ok((record, Change::Keep(Moved::default())));
             }

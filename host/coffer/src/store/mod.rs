@@ -57,6 +57,19 @@ pub struct Stored<R> {
     pub version: Version,
 }
 
+/// How an edit of a record starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// By reading the record.
+    Read,
+    /// When this node has never seen the record (no [`watermark`]), by
+    /// writing a fresh one as new, without a read: storage refuses it if a
+    /// record is there, and the edit reads and goes on as from `Read`. It
+    /// saves the read where the record is most likely new (the first write
+    /// of a secret), at the price of one refused write where it was not.
+    Create,
+}
+
 /// What an edit of a stored record decided.
 pub enum Change<T> {
     /// Nothing changed; do not write.
@@ -284,6 +297,24 @@ impl Store {
     pub async fn edit<R, T, Fresh, Made, F, Edited>(
         &self,
         key: &str,
+        fresh: Fresh,
+        change: F,
+    ) -> Result<(T, R)>
+    where
+        R: Record,
+        Fresh: FnMut() -> Made,
+        Made: Future<Output = Result<R>>,
+        F: FnMut(R, bool) -> Edited,
+        Edited: Future<Output = Result<(R, Change<T>)>>,
+    {
+        self.edit_from(key, Start::Read, fresh, change).await
+    }
+
+    /// [`Store::edit`], starting as `start` says.
+    pub async fn edit_from<R, T, Fresh, Made, F, Edited>(
+        &self,
+        key: &str,
+        start: Start,
         mut fresh: Fresh,
         mut change: F,
     ) -> Result<(T, R)>
@@ -299,6 +330,13 @@ impl Store {
         } else {
             None
         };
+        if start == Start::Create
+            && R::TRACKED
+            && self.seen.get(key).await.is_none()
+            && let Some(created) = self.create(key, &mut fresh, &mut change).await?
+        {
+            return Ok(created);
+        }
         for attempt in 0..EDIT_ATTEMPTS {
             backoff(attempt).await;
             let (record, base) = match self.read::<R>(key).await? {
@@ -317,6 +355,33 @@ impl Store {
             "the {} keeps changing under concurrent writers; retry",
             R::NAME
         )))
+    }
+
+    /// Writes the record `change` makes of a fresh one at `key`, expecting
+    /// nothing there, without reading first. None when a record was there
+    /// after all, or when `change` would not write a fresh record as it
+    /// is: what it answered about a record it only guessed absent does not
+    /// stand, and the edit goes on from a read.
+    async fn create<R, T, Fresh, Made, F, Edited>(
+        &self,
+        key: &str,
+        fresh: &mut Fresh,
+        change: &mut F,
+    ) -> Result<Option<(T, R)>>
+    where
+        R: Record,
+        Fresh: FnMut() -> Made,
+        Made: Future<Output = Result<R>>,
+        F: FnMut(R, bool) -> Edited,
+        Edited: Future<Output = Result<(R, Change<T>)>>,
+    {
+        let Ok((record, Change::Write(answer))) = change(fresh().await?, true).await else {
+            return Ok(None);
+        };
+        Ok(self
+            .put(key, &record, None)
+            .await?
+            .map(|_| (answer, record)))
     }
 
     /// Every key under `prefix`, page by checked page.
