@@ -98,57 +98,70 @@ async fn two_nodes_share_keys_and_never_make_two_active_keys() {
     assert_eq!(kek["pending_rewrap"], 0, "{kek}");
 }
 
-/// A node writes a secret's first version without reading it first when
-/// it has never seen it; where the other node already wrote it, the write
-/// must still land on top of what is there, and check-and-set must judge
-/// it against the stored versions, not the guess.
+/// A node writes a secret without reading it first: as new when it has
+/// never seen it, and from what it wrote last otherwise. Where the other
+/// node wrote in between, the write must still land on top of what is
+/// there, and check-and-set must judge it against the stored versions,
+/// not the guess.
 #[tokio::test]
-async fn a_node_writing_a_secret_it_never_saw_keeps_what_the_other_wrote() {
+async fn writes_from_a_nodes_guess_keep_what_the_other_node_wrote() {
     let dir = tempfile::tempdir().unwrap();
-    let config = shared_config(dir.path(), &format!("unseen_{}", std::process::id()));
+    let config = shared_config(dir.path(), &format!("guess_{}", std::process::id()));
     let a = Server::start(&dir.path().join("a"), &config);
     let mut b = Server::start(&dir.path().join("b"), &config);
     b.token = a.token.clone();
     let names = ["orders/plain", "orders/checked", "orders/taken"];
-    for value in ["one", "two"] {
+    for (version, value) in [(1, "one"), (2, "two")] {
         for name in names {
-            let (status, body) = a.put(name, value).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(write(&a, name, value, None).await, Ok(version), "{name}");
         }
     }
 
-    // Each name is new to B, and each write takes another way past its
-    // guess: storage refuses the guessed-new record (no check-and-set,
-    // and `cas: 0`), or the write refuses the guess itself (`cas: 2`).
-    let body = |cas: Option<u32>| match cas {
-        Some(cas) => serde_json::json!({ "value": "from b", "cas": cas }),
-        None => serde_json::json!({ "value": "from b" }),
-    };
-    let (status, answer) = b.put("orders/plain", "from b").await;
-    assert_eq!(
-        (status, &answer["version"]),
-        (StatusCode::OK, &3.into()),
-        "{answer}"
-    );
-    let path = "/v1/secrets/orders/checked";
-    let (status, answer) = b.call(Method::PUT, path, Some(body(Some(2)))).await;
-    assert_eq!(
-        (status, &answer["version"]),
-        (StatusCode::OK, &3.into()),
-        "{answer}"
-    );
-    let path = "/v1/secrets/orders/taken";
-    let (status, answer) = b.call(Method::PUT, path, Some(body(Some(0)))).await;
-    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    // Each name is new to B, and each write gets past the guess its own
+    // way: storage refuses the record guessed new (no check-and-set, and
+    // `cas: 0`), or the write refuses the guess itself (`cas: 2`).
+    assert_eq!(write(&b, "orders/plain", "from b", None).await, Ok(3));
+    assert_eq!(write(&b, "orders/checked", "from b", Some(2)).await, Ok(3));
+    let refused = write(&b, "orders/taken", "from b", Some(0)).await;
+    assert_eq!(refused, Err(StatusCode::CONFLICT));
 
-    for (name, latest) in names.into_iter().zip(["from b", "from b", "two"]) {
-        a.assert_reads(name, latest).await;
-        let (status, first) = a.get(&format!("{name}?version=1")).await;
-        assert_eq!(
-            (status, &first["value"]),
-            (StatusCode::OK, &"one".into()),
-            "{first}"
-        );
+    // A remembers writing version 2 of each, and its next write starts
+    // from that: storage refuses it where B wrote since.
+    assert_eq!(write(&a, "orders/plain", "from a", None).await, Ok(4));
+    assert_eq!(write(&a, "orders/checked", "from a", Some(3)).await, Ok(4));
+    assert_eq!(write(&a, "orders/taken", "from a", None).await, Ok(3));
+
+    for name in names {
+        let kept: &[&str] = match name {
+            "orders/taken" => &["one", "two", "from a"],
+            _ => &["one", "two", "from b", "from a"],
+        };
+        for (version, value) in (1..).zip(kept) {
+            let (status, read) = b.get(&format!("{name}?version={version}")).await;
+            assert_eq!(
+                (status, read["value"].as_str()),
+                (StatusCode::OK, Some(*value))
+            );
+        }
+    }
+}
+
+/// Writes `value` to the secret `name` on `server`, with `cas` when
+/// given; the version written, or the refusal's status.
+async fn write(
+    server: &Server,
+    name: &str,
+    value: &str,
+    cas: Option<u32>,
+) -> Result<u64, StatusCode> {
+    let mut body = serde_json::json!({ "value": value });
+    if let Some(cas) = cas {
+        body["cas"] = cas.into();
+    }
+    let path = format!("/v1/secrets/{name}");
+    match server.call(Method::PUT, &path, Some(body)).await {
+        (StatusCode::OK, answer) => Ok(answer["version"].as_u64().unwrap()),
+        (status, _) => Err(status),
     }
 }
 

@@ -185,7 +185,7 @@ impl Secrets {
             Err(error) => return batch.iter().map(|_| Err(error.clone())).collect(),
         };
         let written = self
-            .update(namespace, name, Start::Create, |mut record| {
+            .update(namespace, name, Start::Guess, |mut record| {
                 let data_key = active.clone();
                 async move {
                     let answers: Vec<Result<Written>> = batch

@@ -12,7 +12,10 @@
 //! - a sealed record carries a generation, and this node refuses a tracked
 //!   record older than one it has seen ([`watermark`]): rolling a secret, a
 //!   key set or a token back to an earlier copy shows;
-//! - listings are checked page by page ([`paging`]).
+//! - listings are checked page by page ([`paging`]);
+//! - an edit that starts from what this node last wrote ([`recent`])
+//!   instead of a read still expects that version: storage's
+//!   compare-and-set decides, and a refusal sends the edit to a read.
 //!
 //! Whatever fails these checks is [`Error::Integrity`], described with the
 //! secret name replaced by its pseudonym.
@@ -20,6 +23,7 @@
 pub mod format;
 pub mod layout;
 mod paging;
+mod recent;
 mod records;
 mod watermark;
 
@@ -31,6 +35,7 @@ use coffer_crypto::sealed::{self, RecordKey};
 use coffer_runtime::{Entry, Expected, GuestError, Page, PluginError, Storage, Write};
 
 pub use paging::{Scan, check_page};
+use recent::{Recent, RecentWrites};
 pub use records::{FormatMarker, Record};
 use watermark::{Mark, Watermarks};
 
@@ -62,12 +67,15 @@ pub struct Stored<R> {
 pub enum Start {
     /// By reading the record.
     Read,
-    /// When this node has never seen the record (no [`watermark`]), by
-    /// writing a fresh one as new, without a read: storage refuses it if a
-    /// record is there, and the edit reads and goes on as from `Read`. It
-    /// saves the read where the record is most likely new (the first write
-    /// of a secret), at the price of one refused write where it was not.
-    Create,
+    /// From a guess, without a read: the record as this node last wrote
+    /// it ([`recent`]), or, when this node has never seen the record (no
+    /// [`watermark`]), a fresh one written as new. The write expects what
+    /// was guessed, so storage refuses it if the guess was wrong, and the
+    /// edit then reads and goes on as from `Read`. It saves the read for
+    /// records written over and over, and for new ones (a secret's first
+    /// write), at the price of one refused write when another node wrote
+    /// in between, or after this node forgot.
+    Guess,
 }
 
 /// What an edit of a stored record decided.
@@ -83,6 +91,7 @@ pub struct Store {
     storage: Arc<dyn Storage>,
     key: RecordKey,
     seen: Watermarks,
+    recent: RecentWrites,
     locks: Box<[tokio::sync::Mutex<()>]>,
     names: Arc<Pseudonyms>,
 }
@@ -93,6 +102,7 @@ impl Store {
             storage,
             key,
             seen: Watermarks::new(),
+            recent: RecentWrites::new(),
             locks: (0..WRITE_LOCK_STRIPES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -188,12 +198,27 @@ impl Store {
         record: &R,
         base: Option<Version>,
     ) -> Result<Option<Version>> {
-        let (write, generation) = self.seal(key, record, base)?;
+        Ok(self
+            .write_record(key, record, base)
+            .await?
+            .map(|(version, _)| version))
+    }
+
+    /// [`Store::put`], answering the record's encoded body with its new
+    /// version.
+    async fn write_record<R: Record>(
+        &self,
+        key: &str,
+        record: &R,
+        base: Option<Version>,
+    ) -> Result<Option<(Version, Vec<u8>)>> {
+        let (write, generation, body) = self.seal(key, record, base)?;
         let written = self
             .storage
             .put(&write.key, &write.value, write.expected)
             .await;
-        self.settle::<R>(&write, generation, written).await
+        let settled = self.settle::<R>(&write, generation, written).await?;
+        Ok(settled.map(|version| (version, body)))
     }
 
     /// Writes many records (at most [`coffer_runtime::MAX_BATCH`]) in one
@@ -207,7 +232,7 @@ impl Store {
         let mut writes = Vec::with_capacity(edits.len());
         let mut generations = Vec::with_capacity(edits.len());
         for (key, record, base) in edits {
-            let (write, generation) = self.seal(key, record, *base)?;
+            let (write, generation, _) = self.seal(key, record, *base)?;
             writes.push(write);
             generations.push(generation);
         }
@@ -219,14 +244,14 @@ impl Store {
         Ok(settled)
     }
 
-    /// The sealed write of `record` at `key` over `base`, and the
-    /// generation it carries.
+    /// The sealed write of `record` at `key` over `base`, the generation
+    /// it carries and the record's encoded body.
     fn seal<R: Record>(
         &self,
         key: &str,
         record: &R,
         base: Option<Version>,
-    ) -> Result<(Write, u64)> {
+    ) -> Result<(Write, u64, Vec<u8>)> {
         let (expected, generation) = match base {
             Some(base) => (
                 Expected::Revision(base.revision),
@@ -234,13 +259,14 @@ impl Store {
             ),
             None => (Expected::Absent, 1),
         };
-        let value = sealed::seal(&self.key, key, R::KIND, generation, &record.encode()?);
+        let body = record.encode()?;
+        let value = sealed::seal(&self.key, key, R::KIND, generation, &body);
         let write = Write {
             key: key.to_owned(),
             value,
             expected,
         };
-        Ok((write, generation))
+        Ok((write, generation, body))
     }
 
     /// What storage's answer to `write` means: the new version (remembered
@@ -330,12 +356,9 @@ impl Store {
         } else {
             None
         };
-        if start == Start::Create
-            && R::TRACKED
-            && self.seen.get(key).await.is_none()
-            && let Some(created) = self.create(key, &mut fresh, &mut change).await?
-        {
-            return Ok(created);
+        let remember = start == Start::Guess && R::TRACKED;
+        if remember && let Some(guessed) = self.guess(key, &mut fresh, &mut change).await? {
+            return Ok(guessed);
         }
         for attempt in 0..EDIT_ATTEMPTS {
             backoff(attempt).await;
@@ -347,7 +370,10 @@ impl Store {
                 (record, Change::Keep(answer)) => return Ok((answer, record)),
                 (record, Change::Write(answer)) => (record, answer),
             };
-            if self.put(key, &record, base).await?.is_some() {
+            if let Some((version, body)) = self.write_record(key, &record, base).await? {
+                if remember {
+                    self.recent.remember(key, body, version);
+                }
                 return Ok((answer, record));
             }
         }
@@ -357,12 +383,12 @@ impl Store {
         )))
     }
 
-    /// Writes the record `change` makes of a fresh one at `key`, expecting
-    /// nothing there, without reading first. None when a record was there
-    /// after all, or when `change` would not write a fresh record as it
-    /// is: what it answered about a record it only guessed absent does not
-    /// stand, and the edit goes on from a read.
-    async fn create<R, T, Fresh, Made, F, Edited>(
+    /// Edits what this node guesses the record at `key` is, without
+    /// reading it ([`Start::Guess`]), and writes the edit expecting what
+    /// was guessed. None when storage refused it (the guess was wrong), or
+    /// when `change` would not write the guess as it is: what it answered
+    /// about a guess does not stand, and the edit goes on from a read.
+    async fn guess<R, T, Fresh, Made, F, Edited>(
         &self,
         key: &str,
         fresh: &mut Fresh,
@@ -375,13 +401,30 @@ impl Store {
         F: FnMut(R, bool) -> Edited,
         Edited: Future<Output = Result<(R, Change<T>)>>,
     {
-        let Ok((record, Change::Write(answer))) = change(fresh().await?, true).await else {
+        let (record, base) = match self.seen.get(key).await {
+            None => (fresh().await?, None),
+            Some(mark) => match self.recent.get(key) {
+                // What this node wrote last is still the newest it saw.
+                Some(recent) if recent.version.generation == mark.generation => {
+                    let Recent { body, version } = recent.as_ref();
+                    (R::decode(body)?, Some(*version))
+                }
+                _ => return Ok(None),
+            },
+        };
+        let Ok((record, Change::Write(answer))) = change(record, base.is_none()).await else {
             return Ok(None);
         };
-        Ok(self
-            .put(key, &record, None)
-            .await?
-            .map(|_| (answer, record)))
+        match self.write_record(key, &record, base).await? {
+            Some((version, body)) => {
+                self.recent.remember(key, body, version);
+                Ok(Some((answer, record)))
+            }
+            None => {
+                self.recent.forget(key);
+                Ok(None)
+            }
+        }
     }
 
     /// Every key under `prefix`, page by checked page.
