@@ -20,6 +20,7 @@
 //! Whatever fails these checks is [`Error::Integrity`], described with the
 //! secret name replaced by its pseudonym.
 
+mod bounded;
 pub mod format;
 pub mod layout;
 mod paging;
@@ -118,9 +119,9 @@ impl Store {
 
     /// Reads and opens the record at `key`; none when there is none.
     pub async fn read<R: Record>(&self, key: &str) -> Result<Option<Stored<R>>> {
-        let floor = self.floor::<R>(key).await;
+        let floor = self.floor::<R>(key);
         let entry = self.storage.get(key).await?;
-        self.open(key, floor, entry).await
+        self.open(key, floor, entry)
     }
 
     /// Reads and opens the records at `keys` (at most
@@ -133,28 +134,24 @@ impl Store {
     ) -> Result<Vec<Result<Option<Stored<R>>>>> {
         let mut floors = Vec::with_capacity(keys.len());
         for key in keys {
-            floors.push(self.floor::<R>(key).await);
+            floors.push(self.floor::<R>(key));
         }
         let entries = self.storage.get_many(keys).await?;
         let mut opened = Vec::with_capacity(keys.len());
         for ((key, floor), entry) in keys.iter().zip(floors).zip(entries) {
-            opened.push(self.open(key, floor, entry).await);
+            opened.push(self.open(key, floor, entry));
         }
         Ok(opened)
     }
 
     /// What this node has seen of the record at `key`, taken before it is
     /// read ([`watermark`]).
-    async fn floor<R: Record>(&self, key: &str) -> Option<Mark> {
-        if R::TRACKED {
-            self.seen.get(key).await
-        } else {
-            None
-        }
+    fn floor<R: Record>(&self, key: &str) -> Option<Mark> {
+        if R::TRACKED { self.seen.get(key) } else { None }
     }
 
     /// Opens what storage answered for `key`, checking it against `floor`.
-    async fn open<R: Record>(
+    fn open<R: Record>(
         &self,
         key: &str,
         floor: Option<Mark>,
@@ -178,7 +175,7 @@ impl Store {
         let record = R::decode(opened.body)?;
         // Reads of a record that has not changed leave the mark as it is.
         if R::TRACKED && floor != Some(mark) {
-            self.seen.raise(key, mark).await;
+            self.seen.raise(key, mark);
         }
         Ok(Some(Stored {
             record,
@@ -217,7 +214,7 @@ impl Store {
             .storage
             .put(&write.key, &write.value, write.expected)
             .await;
-        let settled = self.settle::<R>(&write, generation, written).await?;
+        let settled = self.settle::<R>(&write, generation, written)?;
         Ok(settled.map(|version| (version, body)))
     }
 
@@ -239,7 +236,7 @@ impl Store {
         let answers = self.storage.put_many(&writes).await?;
         let mut settled = Vec::with_capacity(writes.len());
         for ((write, generation), written) in writes.iter().zip(generations).zip(answers) {
-            settled.push(self.settle::<R>(write, generation, written).await);
+            settled.push(self.settle::<R>(write, generation, written));
         }
         Ok(settled)
     }
@@ -272,7 +269,7 @@ impl Store {
     /// What storage's answer to `write` means: the new version (remembered
     /// for a tracked record), none when another writer was first, or the
     /// error.
-    async fn settle<R: Record>(
+    fn settle<R: Record>(
         &self,
         write: &Write,
         generation: u64,
@@ -282,9 +279,7 @@ impl Store {
             Ok(revision) => {
                 if R::TRACKED {
                     let tag = &write.value[write.value.len().saturating_sub(sealed::TAG_LEN)..];
-                    self.seen
-                        .raise(&write.key, Mark::new(generation, tag))
-                        .await;
+                    self.seen.raise(&write.key, Mark::new(generation, tag));
                 }
                 Ok(Some(Version {
                     revision,
@@ -401,7 +396,7 @@ impl Store {
         F: FnMut(R, bool) -> Edited,
         Edited: Future<Output = Result<(R, Change<T>)>>,
     {
-        let (record, base) = match self.seen.get(key).await {
+        let (record, base) = match self.seen.get(key) {
             None => (fresh().await?, None),
             Some(mark) => match self.recent.get(key) {
                 // What this node wrote last is still the newest it saw.

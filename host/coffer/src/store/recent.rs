@@ -7,11 +7,13 @@
 //!
 //! Bodies are what storage holds anyway (versions' wrapped keys and
 //! ciphertexts), never a plaintext. The memory is bounded in bytes
-//! ([`RECENT_BYTES`]), least recently used forgotten first.
+//! ([`RECENT_BYTES`]), least recently used forgotten first
+//! ([`super::bounded`]).
 
 use std::sync::Arc;
 
 use super::Version;
+use super::bounded::{BoundedMap, Weigh};
 
 /// Bytes of records (and their keys) a node remembers.
 pub const RECENT_BYTES: u64 = 32 * 1024 * 1024;
@@ -22,20 +24,21 @@ pub struct Recent {
     pub version: Version,
 }
 
+impl Weigh for Arc<Recent> {
+    fn weight(&self, key: &str) -> u64 {
+        (key.len() + self.body.len()) as u64
+    }
+}
+
 /// The records this node last wrote, by storage key.
 pub struct RecentWrites {
-    records: moka::sync::Cache<String, Arc<Recent>>,
+    records: BoundedMap<Arc<Recent>>,
 }
 
 impl RecentWrites {
     pub fn new() -> RecentWrites {
         RecentWrites {
-            records: moka::sync::Cache::builder()
-                .weigher(|key: &String, recent: &Arc<Recent>| {
-                    u32::try_from(key.len() + recent.body.len()).unwrap_or(u32::MAX)
-                })
-                .max_capacity(RECENT_BYTES)
-                .build(),
+            records: BoundedMap::new(RECENT_BYTES),
         }
     }
 
@@ -46,12 +49,12 @@ impl RecentWrites {
 
     /// Remembers `body`, just written at `key` at `version`.
     pub fn remember(&self, key: &str, body: Vec<u8>, version: Version) {
-        self.records
-            .insert(key.to_owned(), Arc::new(Recent { body, version }));
+        let recent = Arc::new(Recent { body, version });
+        self.records.update(key, |_| recent);
     }
 
     /// Forgets `key`: what this node wrote there is no longer the record.
     pub fn forget(&self, key: &str) {
-        self.records.invalidate(key);
+        self.records.remove(key);
     }
 }

@@ -9,10 +9,13 @@
 //! may legitimately return either side of it.
 //!
 //! The memory is per node and bounded ([`REMEMBERED`] records, least
-//! recently used forgotten first): a node that restarts, or has never read
-//! a record, accepts whatever authentic copy storage shows it first.
+//! recently used forgotten first, [`super::bounded`]): a node that
+//! restarts, or has never read a record, accepts whatever authentic copy
+//! storage shows it first.
 
 use coffer_crypto::sealed::Opened;
+
+use super::bounded::{BoundedMap, Weigh};
 
 /// Records whose generation a node remembers.
 pub const REMEMBERED: u64 = 200_000;
@@ -59,34 +62,35 @@ impl Mark {
     }
 }
 
+impl Weigh for Mark {
+    fn weight(&self, _: &str) -> u64 {
+        1
+    }
+}
+
 /// The marks of the most recently used records.
 pub struct Watermarks {
-    marks: moka::future::Cache<String, Mark>,
+    marks: BoundedMap<Mark>,
 }
 
 impl Watermarks {
     pub fn new() -> Watermarks {
         Watermarks {
-            marks: moka::future::Cache::new(REMEMBERED),
+            marks: BoundedMap::new(REMEMBERED),
         }
     }
 
     /// The mark of `key`, if this node has seen it.
-    pub async fn get(&self, key: &str) -> Option<Mark> {
-        self.marks.get(key).await
+    pub fn get(&self, key: &str) -> Option<Mark> {
+        self.marks.get(key)
     }
 
     /// Remembers `mark` for `key` unless a newer one is remembered.
-    pub async fn raise(&self, key: &str, mark: Mark) {
-        self.marks
-            .entry(key.to_owned())
-            .and_upsert_with(|current| async move {
-                match current.map(|entry| entry.into_value()) {
-                    Some(current) if current.generation > mark.generation => current,
-                    _ => mark,
-                }
-            })
-            .await;
+    pub fn raise(&self, key: &str, mark: Mark) {
+        self.marks.update(key, |current| match current {
+            Some(current) if current.generation > mark.generation => *current,
+            _ => mark,
+        });
     }
 }
 
@@ -111,13 +115,13 @@ mod tests {
         assert_eq!(seen.refuses(&mark(6, 9)), None);
     }
 
-    #[tokio::test]
-    async fn marks_only_go_up() {
+    #[test]
+    fn marks_only_go_up() {
         let marks = Watermarks::new();
-        marks.raise("k", mark(3, 1)).await;
-        marks.raise("k", mark(2, 1)).await;
-        assert_eq!(marks.get("k").await, Some(mark(3, 1)));
-        marks.raise("k", mark(4, 1)).await;
-        assert_eq!(marks.get("k").await, Some(mark(4, 1)));
+        marks.raise("k", mark(3, 1));
+        marks.raise("k", mark(2, 1));
+        assert_eq!(marks.get("k"), Some(mark(3, 1)));
+        marks.raise("k", mark(4, 1));
+        assert_eq!(marks.get("k"), Some(mark(4, 1)));
     }
 }
