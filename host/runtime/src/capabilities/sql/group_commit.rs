@@ -218,26 +218,12 @@ async fn write_loop(
 ) {
     let mut writer: Option<WriterConnection> = None;
     while let Some(first) = queue.recv().await {
-        let mut waiting = Vec::new();
-        let mut release = None;
-        let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Write(job) => waiting.push(job),
-                Message::Release(ack) => {
-                    release = Some(ack);
-                    break;
-                }
-            }
-            if waiting.len() < MAX_GROUP {
-                next = queue.try_recv().ok();
-            }
-        }
-        if !waiting.is_empty() {
+        let mut waiting = Waiting::after(first, &mut queue);
+        if !waiting.jobs.is_empty() {
             let _turn = turn.lock().await;
-            writer = write_group(&pool, writer.take(), waiting).await;
+            writer = write_groups(&pool, writer.take(), &mut waiting, &mut queue).await;
         }
-        if let Some(ack) = release {
+        if let Some(ack) = waiting.release {
             if let Some(own) = writer.take() {
                 own.close().await;
             }
@@ -246,13 +232,54 @@ async fn write_loop(
     }
 }
 
-/// Runs `waiting` on the writer's connection, opening one when there is
-/// none; returns the connection to keep (none when it failed: the next
-/// group opens another).
-async fn write_group(
+/// Groups one turn runs back to back at most, while more keep coming,
+/// before the writer lets the host's maintenance take its turn.
+const GROUPS_PER_TURN: usize = 16;
+
+/// What the writer took from its queue: statements, up to [`MAX_GROUP`],
+/// and a request to release its connection, which ends the taking.
+struct Waiting {
+    jobs: Vec<Job>,
+    release: Option<oneshot::Sender<()>>,
+}
+
+impl Waiting {
+    /// `first` and whatever is waiting behind it.
+    fn after(first: Message, queue: &mut mpsc::Receiver<Message>) -> Waiting {
+        let mut waiting = Waiting {
+            jobs: Vec::new(),
+            release: None,
+        };
+        waiting.take(Some(first), queue);
+        waiting
+    }
+
+    fn take(&mut self, mut next: Option<Message>, queue: &mut mpsc::Receiver<Message>) {
+        while let Some(message) = next.take() {
+            match message {
+                Message::Write(job) => self.jobs.push(job),
+                Message::Release(ack) => {
+                    self.release = Some(ack);
+                    return;
+                }
+            }
+            if self.jobs.len() < MAX_GROUP {
+                next = queue.try_recv().ok();
+            }
+        }
+    }
+}
+
+/// Runs the jobs of `waiting` on the writer's connection, opening one when
+/// there is none, then the groups that came meanwhile, back to back on the
+/// one hold of the connection (up to [`GROUPS_PER_TURN`], and not past a
+/// request to release it); returns the connection to keep (none when it
+/// failed: the next group opens another).
+async fn write_groups(
     pool: &sqlx::SqlitePool,
     writer: Option<WriterConnection>,
-    waiting: Vec<Job>,
+    waiting: &mut Waiting,
+    queue: &mut mpsc::Receiver<Message>,
 ) -> Option<WriterConnection> {
     let opened = match writer {
         Some(own) => Ok(own),
@@ -261,17 +288,26 @@ async fn write_group(
     let mut own = match opened {
         Ok(own) => own,
         Err(error) => {
-            refuse_all(waiting, error);
+            refuse_all(std::mem::take(&mut waiting.jobs), error);
             return None;
         }
     };
     match own.connection.lock_handle().await {
-        Ok(mut handle) => write_all(
-            &mut RawConnection::new(&mut handle, &mut own.cache),
-            waiting,
-        ),
+        Ok(mut handle) => {
+            let mut connection = RawConnection::new(&mut handle, &mut own.cache);
+            for group in 1..=GROUPS_PER_TURN {
+                write_all(&mut connection, std::mem::take(&mut waiting.jobs));
+                if waiting.release.is_some() || group == GROUPS_PER_TURN {
+                    break;
+                }
+                waiting.take(queue.try_recv().ok(), queue);
+                if waiting.jobs.is_empty() {
+                    break;
+                }
+            }
+        }
         Err(error) => {
-            refuse_all(waiting, error);
+            refuse_all(std::mem::take(&mut waiting.jobs), error);
             return None;
         }
     }
