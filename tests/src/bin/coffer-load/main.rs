@@ -5,12 +5,14 @@
 //! (integrated raft storage, one node, initialised and unsealed here, KV v2
 //! mounted at `secret/`); the second is OpenBao's dev server, which keeps
 //! everything in memory.
-//! Each gets the same workload: a write phase of distinct secrets, a write
-//! phase of one name every client writes at once, then random reads by
-//! concurrent clients, bounded in time, in rounds the servers take in turn.
-//! Figures are reported as coffer/OpenBao ratios, and the audit trail's cost
-//! as a ratio of coffer with and without it; absolute numbers depend on the
-//! machine.
+//! Each gets the same workloads ([`phase`]), each bounded in time and
+//! split in rounds the servers take in turn: writes of names never
+//! written before, writes of `--keys` names over and over (the first of
+//! each makes it, the rest replace it), writes of one name every client
+//! writes at once, then random reads of the `--keys` names. Figures are
+//! reported as coffer/OpenBao ratios, with each server's CPU time per
+//! request, and the audit trail's cost as a ratio of coffer with and
+//! without it; absolute numbers depend on the machine.
 //!
 //! `--remote vault|dynamodb|all` adds coffer on its remote storage plugins:
 //! `storage-vault` on a KV v2 mount of the same OpenBao (so the ratio is
@@ -21,16 +23,18 @@
 //! Last, coffer's own writes and reads are compared in plaintext and
 //! sealed ([`sealed`]).
 
+mod phase;
 mod sealed;
+mod wire;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use coffer_e2e::aws::{Moto, REGION};
+use phase::{Figures, Summary, Work};
 use reqwest::{Client, Method};
 use sealed::Carriage;
 use serde_json::{Value, json};
@@ -114,9 +118,11 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// How one target is driven: its address, auth header and request shapes.
+/// How one target is driven: its address, auth header and request
+/// shapes, and its process, whose CPU time is measured.
 struct Target {
     name: &'static str,
+    pid: u32,
     base: String,
     auth: (&'static str, String),
     write: fn(&str) -> (Method, String, Value),
@@ -228,6 +234,7 @@ async fn start_coffer(
         .to_owned();
     let target = Target {
         name: flavour.name,
+        pid: process.0.id(),
         base,
         auth: ("authorization", format!("Bearer {token}")),
         write: |key| {
@@ -305,7 +312,7 @@ async fn start_openbao(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let target = openbao_target("openbao", base, token);
+    let target = openbao_target("openbao", process.0.id(), base, token);
     wait_writable(client, &target).await?;
     Ok((process, target))
 }
@@ -330,15 +337,16 @@ async fn start_openbao_dev(
     let process = Process(child);
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(client, &format!("{base}/v1/sys/health")).await?;
-    let target = openbao_target("openbao-dev", base, token);
+    let target = openbao_target("openbao-dev", process.0.id(), base, token);
     wait_writable(client, &target).await?;
     Ok((process, target))
 }
 
 /// KV v2 at `secret/` of the OpenBao at `base`.
-fn openbao_target(name: &'static str, base: String, token: String) -> Target {
+fn openbao_target(name: &'static str, pid: u32, base: String, token: String) -> Target {
     Target {
         name,
+        pid,
         base,
         auth: ("x-vault-token", token),
         write: |key| {
@@ -379,171 +387,16 @@ async fn wait_writable(client: &Client, target: &Target) -> Result<()> {
     Ok(())
 }
 
-/// Throughput and latency of one phase.
-#[derive(Clone)]
-struct Figures {
-    requests: usize,
-    seconds: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Figures {
-    fn per_second(&self) -> f64 {
-        self.requests as f64 / self.seconds
-    }
-
-    fn from(mut latencies: Vec<Duration>, elapsed: Duration) -> Figures {
-        latencies.sort_unstable();
-        let at = |q: f64| {
-            latencies
-                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-        };
-        Figures {
-            requests: latencies.len(),
-            seconds: elapsed.as_secs_f64(),
-            p50_ms: at(0.50),
-            p99_ms: at(0.99),
-        }
-    }
-}
-
-async fn send(
-    client: &Client,
-    target: &Target,
-    method: Method,
-    path: &str,
-    body: Option<&Value>,
-    header: Option<(&str, &str)>,
-) -> Result<Duration> {
-    let started = Instant::now();
-    let mut request = client
-        .request(method, format!("{}{path}", target.base))
-        .header(target.auth.0, &target.auth.1);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    if let Some((name, value)) = header {
-        request = request.header(name, value);
-    }
-    let response = request.send().await?;
-    let status = response.status();
-    response.bytes().await?;
-    if !status.is_success() {
-        bail!("{} {path}: HTTP {status}", target.name);
-    }
-    Ok(started.elapsed())
-}
-
-/// Which names a write phase writes.
-#[derive(Clone, Copy)]
-enum Names {
-    /// `--keys` distinct names, each once.
-    Distinct,
-    /// One name, `--keys` times, by every client at once.
-    One,
-}
-
-async fn write_phase(
-    client: &Client,
-    target: Arc<Target>,
-    options: &Options,
-    names: Names,
-    carriage: &Carriage,
-) -> Result<Figures> {
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..options.concurrency {
-        let (client, target, carriage) = (client.clone(), target.clone(), carriage.clone());
-        let (keys, concurrency) = (options.keys, options.concurrency);
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for i in (worker..keys).step_by(concurrency) {
-                let key = match names {
-                    Names::Distinct => format!("key-{i}"),
-                    Names::One => "hot".to_owned(),
-                };
-                let (method, path, body) = (target.write)(&key);
-                let body = carriage.body(method.as_str(), &path, body)?;
-                latencies.push(send(&client, &target, method, &path, Some(&body), None).await?);
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    Ok(Figures::from(latencies, started.elapsed()))
-}
-
-async fn read_phase(
-    client: &Client,
-    target: Arc<Target>,
-    options: &Options,
-    length: Duration,
-    carriage: &Carriage,
-) -> Result<Figures> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..options.concurrency {
-        let (client, target, stop) = (client.clone(), target.clone(), stop.clone());
-        let carriage = carriage.clone();
-        let keys = options.keys;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut next = worker.wrapping_mul(7919);
-            while !stop.load(Ordering::Relaxed) {
-                next = next.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                let path = (target.read)(&format!("key-{}", next % keys));
-                let header = carriage.read_header();
-                latencies.push(send(&client, &target, Method::GET, &path, None, header).await?);
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    tokio::time::sleep(length).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for worker in workers {
-        latencies.extend(worker.await??);
-    }
-    Ok(Figures::from(latencies, started.elapsed()))
-}
-
-/// Rounds the read time is split into. The servers take turns each round,
-/// so a shared machine's drifting speed hits all of them alike, and each
-/// figure is the median over rounds.
-const ROUNDS: usize = 5;
-
-/// The median of `values` (which is not empty).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// Median throughput and latencies over rounds.
-struct Summary {
-    per_second: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Summary {
-    fn of(rounds: &[Figures]) -> Summary {
-        Summary {
-            per_second: median(rounds.iter().map(Figures::per_second).collect()),
-            p50_ms: median(rounds.iter().map(|f| f.p50_ms).collect()),
-            p99_ms: median(rounds.iter().map(|f| f.p99_ms).collect()),
-        }
-    }
-}
-
+/// Prints how `a` compared with `b` on one workload: throughput,
+/// latencies, their ratio, and the CPU time each server spent per request.
 fn line(label: &str, a_name: &str, a: &Summary, b_name: &str, b: &Summary) {
+    let cpu = |summary: &Summary| {
+        summary
+            .server_cpu
+            .map_or_else(|| "-".to_owned(), |cpu| cpu.as_micros().to_string())
+    };
     println!(
-        "{label:<16} {a_name:<16} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | {b_name} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | ratio {:.2}",
+        "{label:<20} {a_name:<16} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | {b_name:<16} {:>8.0}/s p50 {:>6.2} ms p99 {:>6.2} ms | ratio {:>5.2} | server CPU µs/request {} vs {}",
         a.per_second,
         a.p50_ms,
         a.p99_ms,
@@ -551,6 +404,8 @@ fn line(label: &str, a_name: &str, a: &Summary, b_name: &str, b: &Summary) {
         b.p50_ms,
         b.p99_ms,
         a.per_second / b.per_second.max(f64::MIN_POSITIVE),
+        cpu(a),
+        cpu(b),
     );
 }
 
@@ -577,6 +432,11 @@ async fn main() -> Result<()> {
     }
     outcome
 }
+
+/// Rounds each workload's time is split into. The servers take turns each
+/// round, so a shared machine's drifting speed hits all of them alike, and
+/// each figure is the median over rounds.
+const ROUNDS: usize = 5;
 
 async fn run(options: &Options, dir: &Path) -> Result<()> {
     let client = Client::builder()
@@ -607,98 +467,66 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
         targets.push(Arc::new(target));
     }
 
-    let mut writes = Vec::new();
-    let mut hot_writes = Vec::new();
-    for target in &targets {
-        let distinct = write_phase(
-            &client,
-            target.clone(),
-            options,
-            Names::Distinct,
-            &Carriage::Plain,
-        )
-        .await?;
-        writes.push(Summary::of(&[distinct]));
-        let one = write_phase(
-            &client,
-            target.clone(),
-            options,
-            Names::One,
-            &Carriage::Plain,
-        )
-        .await?;
-        hot_writes.push(Summary::of(&[one]));
-    }
+    let workloads = [Work::NewNames, Work::Names, Work::OneName, Work::Reads];
+    let mut figures: Vec<Vec<Summary>> = Vec::new();
     let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
-    let mut rounds: Vec<Vec<Figures>> = targets.iter().map(|_| Vec::new()).collect();
-    for _ in 0..ROUNDS {
-        for (target, figures) in targets.iter().zip(rounds.iter_mut()) {
-            let phase = read_phase(&client, target.clone(), options, round, &Carriage::Plain);
-            figures.push(phase.await?);
+    for work in workloads {
+        let mut rounds: Vec<Vec<Figures>> = targets.iter().map(|_| Vec::new()).collect();
+        for _ in 0..ROUNDS {
+            for (target, done) in targets.iter().zip(rounds.iter_mut()) {
+                let pid = Some(target.pid);
+                let phase = phase::run(target.clone(), options, work, round, &Carriage::Plain, pid);
+                done.push(phase.await?);
+            }
         }
+        if matches!(work, Work::Names) {
+            for target in &targets {
+                phase::fill(target, options).await?;
+            }
+        }
+        figures.push(rounds.iter().map(|r| Summary::of(r)).collect());
     }
-    let reads: Vec<Summary> = rounds.iter().map(|r| Summary::of(r)).collect();
+    let [new_names, writes, hot_writes, reads] = <[Vec<Summary>; 4]>::try_from(figures)
+        .map_err(|_| anyhow::anyhow!("one summary per workload"))?;
+    let own_cpu = writes[2].own_cpu.as_micros();
 
     println!(
-        "{} keys, {} concurrent clients, reads {} s per server in {ROUNDS} alternating rounds (medians); \
-         coffer and openbao persist to local disk, openbao-dev keeps everything in memory",
+        "{} names, {} concurrent clients, each workload {} s per server in {ROUNDS} alternating rounds \
+         (medians); coffer and openbao persist to local disk, openbao-dev keeps everything in memory; \
+         the load generator spent {own_cpu} µs of CPU per coffer write",
         options.keys, options.concurrency, options.seconds
     );
     // targets: openbao (raft), openbao-dev (in memory), coffer,
     // coffer-unaudited, then the remote flavours.
     let (raft, dev, coffer, unaudited) = (0, 1, 2, 3);
-    line(
-        "writes",
-        "coffer",
-        &writes[coffer],
-        "openbao",
-        &writes[raft],
-    );
-    line(
-        "writes",
-        "coffer",
-        &writes[coffer],
-        "openbao-dev",
-        &writes[dev],
-    );
-    line(
-        "one-name writes",
-        "coffer",
-        &hot_writes[coffer],
-        "openbao",
-        &hot_writes[raft],
-    );
-    line(
-        "one-name writes",
-        "coffer",
-        &hot_writes[coffer],
-        "openbao-dev",
-        &hot_writes[dev],
-    );
-    line("reads", "coffer", &reads[coffer], "openbao", &reads[raft]);
-    line(
-        "reads",
-        "coffer",
-        &reads[coffer],
-        "openbao-dev",
-        &reads[dev],
-    );
-    line(
-        "audit writes",
-        "with",
-        &writes[coffer],
-        "without",
-        &writes[unaudited],
-    );
-    line(
-        "audit reads",
-        "with",
-        &reads[coffer],
-        "without",
-        &reads[unaudited],
-    );
-    let coffer_pid = processes[coffer].0.id();
-    sealed::compare(&client, targets[coffer].clone(), coffer_pid, options).await?;
+    let compared = [
+        ("new-name writes", &new_names),
+        ("writes", &writes),
+        ("one-name writes", &hot_writes),
+        ("reads", &reads),
+    ];
+    for (label, summaries) in compared {
+        for baseline in [raft, dev] {
+            let baseline_name = targets[baseline].name;
+            line(
+                label,
+                "coffer",
+                &summaries[coffer],
+                baseline_name,
+                &summaries[baseline],
+            );
+        }
+    }
+    for (label, summaries) in [("audit writes", &writes), ("audit reads", &reads)] {
+        line(
+            label,
+            "with",
+            &summaries[coffer],
+            "without",
+            &summaries[unaudited],
+        );
+    }
+    sealed::compare(&client, targets[coffer].clone(), options).await?;
     for (index, flavour) in flavours.iter().enumerate().skip(2) {
         let at = index + 2;
         line(

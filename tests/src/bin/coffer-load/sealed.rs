@@ -13,7 +13,8 @@ use coffer_crypto::sealing::{self, KEY_LEN, RequestBinding, TransportKey};
 use reqwest::Client;
 use serde_json::{Value, json};
 
-use super::{Figures, Names, Options, Summary, Target, line, read_phase, write_phase};
+use super::phase::{self, Figures, Summary, Work};
+use super::{Options, Target, line};
 
 /// How a phase's requests travel.
 #[derive(Clone)]
@@ -87,72 +88,33 @@ impl Carriage {
     }
 }
 
-/// The server's CPU time so far (user and system), from `/proc`.
-fn cpu_time(pid: u32) -> Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .context("malformed /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    // /proc counts in USER_HZ, which is 100 on Linux.
-    Ok(Duration::from_millis(ticks * 10))
-}
-
-/// A phase's figures and the server CPU it took per request.
-async fn measured(
-    pid: u32,
-    phase: impl Future<Output = Result<Figures>>,
-) -> Result<(Figures, Duration)> {
-    let before = cpu_time(pid)?;
-    let figures = phase.await?;
-    let spent = cpu_time(pid)?.saturating_sub(before);
-    let per_request = spent / u32::try_from(figures.requests.max(1)).unwrap_or(u32::MAX);
-    Ok((figures, per_request))
-}
-
 /// Rounds of each comparison, taken in turn.
 const ROUNDS: usize = 3;
 
 /// Compares plain and sealed writes and reads on `target`, the coffer
 /// whose process is `pid`, and prints the figures.
-pub async fn compare(
-    client: &Client,
-    target: Arc<Target>,
-    pid: u32,
-    options: &Options,
-) -> Result<()> {
+pub async fn compare(client: &Client, target: Arc<Target>, options: &Options) -> Result<()> {
     let sealed = Carriage::Sealed(Arc::new(SealKeys::fetch(client, &target).await?));
     let carriages = [Carriage::Plain, sealed];
-    let mut writes: [Vec<(Figures, Duration)>; 2] = Default::default();
-    let mut reads: [Vec<(Figures, Duration)>; 2] = Default::default();
+    let mut writes: [Vec<Figures>; 2] = Default::default();
+    let mut reads: [Vec<Figures>; 2] = Default::default();
     let round = Duration::from_secs(options.seconds).div_f64(ROUNDS as f64);
+    let pid = Some(target.pid);
     for _ in 0..ROUNDS {
-        for (carriage, figures) in carriages.iter().zip(writes.iter_mut()) {
-            let phase = write_phase(client, target.clone(), options, Names::Distinct, carriage);
-            figures.push(measured(pid, phase).await?);
-        }
-        for (carriage, figures) in carriages.iter().zip(reads.iter_mut()) {
-            let phase = read_phase(client, target.clone(), options, round, carriage);
-            figures.push(measured(pid, phase).await?);
+        for (work, figures) in [(Work::Names, &mut writes), (Work::Reads, &mut reads)] {
+            for (carriage, done) in carriages.iter().zip(figures.iter_mut()) {
+                let phase = phase::run(target.clone(), options, work, round, carriage, pid);
+                done.push(phase.await?);
+            }
         }
     }
     for (label, [plain, sealed]) in [("sealed writes", writes), ("sealed reads", reads)] {
-        let summary = |rounds: &[(Figures, Duration)]| {
-            let figures: Vec<Figures> = rounds.iter().map(|(f, _)| f.clone()).collect();
-            let mut cpu: Vec<Duration> = rounds.iter().map(|(_, cpu)| *cpu).collect();
-            cpu.sort_unstable();
-            (Summary::of(&figures), cpu[cpu.len() / 2])
-        };
-        let ((sealed, sealed_cpu), (plain, plain_cpu)) = (summary(&sealed), summary(&plain));
-        line(label, "sealed", &sealed, "plain", &plain);
-        println!(
-            "{label:<16} server CPU per request: sealed {} µs, plain {} µs",
-            sealed_cpu.as_micros(),
-            plain_cpu.as_micros()
+        line(
+            label,
+            "sealed",
+            &Summary::of(&sealed),
+            "plain",
+            &Summary::of(&plain),
         );
     }
     Ok(())
