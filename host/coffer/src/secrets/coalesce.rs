@@ -2,10 +2,12 @@
 //! each other (they would race on its compare-and-set otherwise), so a name
 //! many clients write at once is as slow as one read, one write and one
 //! commit each, back to back. Instead, the writes waiting for a name join
-//! its line, and one task takes them in batches: each batch is one read,
-//! one compare-and-set and one commit, in which every write still gets its
-//! own version, its own check-and-set verdict and its own answer — the
-//! outcome of running them one by one in the order they arrived.
+//! its line, and one task takes them in batches: each batch is one
+//! compare-and-set and one commit (after a read only when this node cannot
+//! start from what it wrote last, [`crate::store::Start::Guess`]), in
+//! which every write still gets its own version, its own check-and-set
+//! verdict and its own answer — the outcome of running them one by one in
+//! the order they arrived.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

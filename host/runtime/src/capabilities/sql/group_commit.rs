@@ -254,6 +254,8 @@ impl Waiting {
         waiting
     }
 
+    /// Takes `next` and whatever waits behind it, up to [`MAX_GROUP`]
+    /// statements, stopping at a request to release the connection.
     fn take(&mut self, mut next: Option<Message>, queue: &mut mpsc::Receiver<Message>) {
         while let Some(message) = next.take() {
             match message {
