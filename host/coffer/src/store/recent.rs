@@ -18,6 +18,10 @@ use super::bounded::{BoundedMap, Weigh};
 /// Bytes of records (and their keys) a node remembers.
 pub const RECENT_BYTES: u64 = 32 * 1024 * 1024;
 
+/// Largest record remembered: one bigger would push out many others, so
+/// its writes read it first.
+const MAX_RECENT_BODY: usize = (RECENT_BYTES / 64) as usize;
+
 /// One record as this node last wrote it.
 pub struct Recent {
     pub body: Vec<u8>,
@@ -47,8 +51,13 @@ impl RecentWrites {
         self.records.get(key)
     }
 
-    /// Remembers `body`, just written at `key` at `version`.
+    /// Remembers `body`, just written at `key` at `version` (or forgets
+    /// `key`, when the body is too large to keep).
     pub fn remember(&self, key: &str, body: Vec<u8>, version: Version) {
+        if body.len() > MAX_RECENT_BODY {
+            self.forget(key);
+            return;
+        }
         let recent = Arc::new(Recent { body, version });
         self.records.update(key, |_| recent);
     }
@@ -56,5 +65,24 @@ impl RecentWrites {
     /// Forgets `key`: what this node wrote there is no longer the record.
     pub fn forget(&self, key: &str) {
         self.records.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERSION: Version = Version {
+        revision: 1,
+        generation: 1,
+    };
+
+    #[test]
+    fn a_record_too_large_to_keep_is_forgotten() {
+        let recent = RecentWrites::new();
+        recent.remember("k", vec![0; 16], VERSION);
+        assert!(recent.get("k").is_some());
+        recent.remember("k", vec![0; MAX_RECENT_BODY + 1], VERSION);
+        assert!(recent.get("k").is_none());
     }
 }
