@@ -488,7 +488,10 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
     }
     let [new_names, writes, hot_writes, reads] = <[Vec<Summary>; 4]>::try_from(figures)
         .map_err(|_| anyhow::anyhow!("one summary per workload"))?;
-    let own_cpu = writes[2].own_cpu.as_micros();
+    // targets: openbao (raft), openbao-dev (in memory), coffer,
+    // coffer-unaudited, then the remote flavours.
+    let (raft, dev, coffer, unaudited) = (0, 1, 2, 3);
+    let own_cpu = writes[coffer].own_cpu.as_micros();
 
     println!(
         "{} names, {} concurrent clients, each workload {} s per server in {ROUNDS} alternating rounds \
@@ -496,9 +499,6 @@ async fn run(options: &Options, dir: &Path) -> Result<()> {
          the load generator spent {own_cpu} µs of CPU per coffer write",
         options.keys, options.concurrency, options.seconds
     );
-    // targets: openbao (raft), openbao-dev (in memory), coffer,
-    // coffer-unaudited, then the remote flavours.
-    let (raft, dev, coffer, unaudited) = (0, 1, 2, 3);
     let compared = [
         ("new-name writes", &new_names),
         ("writes", &writes),

@@ -131,12 +131,12 @@ async fn send_write(
 /// Throughput, latency and CPU time of one phase.
 #[derive(Clone)]
 pub struct Figures {
-    pub requests: usize,
+    requests: usize,
     seconds: f64,
     p50_ms: f64,
     p99_ms: f64,
     /// The server's CPU time per request, when it was measured.
-    pub server_cpu: Option<Duration>,
+    server_cpu: Option<Duration>,
     /// The load generator's own CPU time per request.
     own_cpu: Duration,
 }
