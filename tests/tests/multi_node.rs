@@ -25,6 +25,18 @@ fn shared_config(dir: &std::path::Path, table: &str) -> String {
     )
 }
 
+/// Two nodes on one table, `table` and this process's id, in a scratch
+/// directory that lives as long as the first value returned.
+fn two_nodes(table: &str) -> (tempfile::TempDir, Server, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = shared_config(dir.path(), &format!("{table}_{}", std::process::id()));
+    let a = Server::start(&dir.path().join("a"), &config);
+    // The second node reads the root token the first one created.
+    let mut b = Server::start(&dir.path().join("b"), &config);
+    b.token = a.token.clone();
+    (dir, a, b)
+}
+
 /// Rotates `namespace` on the node at `addr`; owns its inputs so it can
 /// run on a task of its own.
 async fn rotate(addr: String, token: String, namespace: &'static str) -> StatusCode {
@@ -40,12 +52,7 @@ async fn rotate(addr: String, token: String, namespace: &'static str) -> StatusC
 
 #[tokio::test]
 async fn two_nodes_share_keys_and_never_make_two_active_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = shared_config(dir.path(), &format!("nodes_{}", std::process::id()));
-    let a = Server::start(&dir.path().join("a"), &config);
-    // The second node reads the root token the first one created.
-    let mut b = Server::start(&dir.path().join("b"), &config);
-    b.token = a.token.clone();
+    let (_dir, a, b) = two_nodes("nodes");
 
     let (status, body) = a.put("orders/db", "from a").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -105,11 +112,7 @@ async fn two_nodes_share_keys_and_never_make_two_active_keys() {
 /// not the guess.
 #[tokio::test]
 async fn writes_from_a_nodes_guess_keep_what_the_other_node_wrote() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = shared_config(dir.path(), &format!("guess_{}", std::process::id()));
-    let a = Server::start(&dir.path().join("a"), &config);
-    let mut b = Server::start(&dir.path().join("b"), &config);
-    b.token = a.token.clone();
+    let (_dir, a, b) = two_nodes("guess");
     let names = ["orders/plain", "orders/checked", "orders/taken"];
     for (version, value) in [(1, "one"), (2, "two")] {
         for name in names {

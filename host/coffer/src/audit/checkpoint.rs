@@ -23,7 +23,7 @@ use super::verify::{Link, log_files, verify};
 use super::{Audit, AuditSettings};
 use crate::clock::now_ms;
 use crate::error::Result;
-use crate::store::{Change, layout};
+use crate::store::{Change, Start, layout};
 
 /// The audit chain as storage vouches for it, for one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,6 +70,7 @@ impl Audit {
         self.store
             .edit(
                 &layout::audit_checkpoint(&self.node),
+                Start::Read,
                 || std::future::ready(Ok(checkpoint.clone())),
                 |stored: Checkpoint, _| {
                     // Another process of this node (an older one) may have

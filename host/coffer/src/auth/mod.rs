@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::store::{Change, Store, layout};
+use crate::store::{Change, Start, Store, layout};
 pub use policy::{Admin, Capability, Pattern, Policy, Role, Rule};
 pub use throttle::Throttle;
 
@@ -240,6 +240,7 @@ impl Auth {
             .store
             .edit(
                 key,
+                Start::Read,
                 || std::future::ready(Err(not_found())),
                 |mut record: TokenRecord, _| {
                     record.revoked_at_ms.get_or_insert(now);

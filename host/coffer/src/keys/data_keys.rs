@@ -30,7 +30,7 @@ use super::{Kek, RootKeys};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
 use crate::metrics::CacheCounter;
-use crate::store::{Change, Store, layout};
+use crate::store::{Change, Start, Store, layout};
 
 /// Namespaces whose unwrapped keys stay in memory.
 const CACHED_SCOPES: u64 = 10_000;
@@ -248,6 +248,7 @@ impl DataKeys {
             .store
             .edit(
                 &layout::data_keys(scope),
+                Start::Read,
                 || async move {
                     if !create {
                         return Err(Error::NotFound(format!(

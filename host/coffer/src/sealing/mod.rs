@@ -37,7 +37,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::error::{Error, Result};
 use crate::keys::RootKeys;
 use crate::keys::system::{read_system_key, system_key};
-use crate::store::{Change, Store, layout};
+use crate::store::{Change, Start, Store, layout};
 use replay::{Refusal, ReplayGuard};
 use ring::{TransportRing, system_key_name};
 
@@ -429,6 +429,7 @@ impl Transport {
             .store
             .edit(
                 layout::TRANSPORT_KEYS,
+                Start::Read,
                 || async { Ok(TransportRing::default()) },
                 |mut ring: TransportRing, _| {
                     let (kek, storage) = (kek.clone(), storage.clone());

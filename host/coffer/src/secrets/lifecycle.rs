@@ -209,6 +209,7 @@ impl Secrets {
             .store
             .edit(
                 &layout::secret(namespace, name),
+                Start::Read,
                 || std::future::ready(Ok(SecretRecord::default())),
                 |mut record: SecretRecord, _| {
                     let change = change.clone();

@@ -380,7 +380,7 @@ impl Secrets {
 
     /// Lets `change` edit the record of `namespace/name` (one without
     /// versions when there is none) and writes it back with
-    /// compare-and-set; see [`Store::edit_from`].
+    /// compare-and-set; see [`Store::edit`].
     async fn update<T, F, Edit>(
         &self,
         namespace: &str,
@@ -394,7 +394,7 @@ impl Secrets {
     {
         let (answer, _) = self
             .store
-            .edit_from(
+            .edit(
                 &layout::secret(namespace, name),
                 start,
                 || std::future::ready(Ok(SecretRecord::default())),

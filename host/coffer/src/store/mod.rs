@@ -309,30 +309,14 @@ impl Store {
     /// Lets `change` edit the record at `key` — or, when there is none,
     /// the one `fresh` makes (its `bool` argument then says so) — and
     /// writes it back with compare-and-set, re-reading and retrying when
-    /// another node wrote it first. This node's writers of one queued
+    /// another node wrote it first. It starts from a read, or from a guess
+    /// ([`Start`]). This node's writers of one queued
     /// record ([`Record::QUEUED`]) wait on a lock instead of racing.
     /// Returns `change`'s answer and the record as it now stands.
     ///
     /// `change` takes the record and hands it back (rather than borrowing
     /// it) so its future owns what it works on and stays `Send`.
     pub async fn edit<R, T, Fresh, Made, F, Edited>(
-        &self,
-        key: &str,
-        fresh: Fresh,
-        change: F,
-    ) -> Result<(T, R)>
-    where
-        R: Record,
-        Fresh: FnMut() -> Made,
-        Made: Future<Output = Result<R>>,
-        F: FnMut(R, bool) -> Edited,
-        Edited: Future<Output = Result<(R, Change<T>)>>,
-    {
-        self.edit_from(key, Start::Read, fresh, change).await
-    }
-
-    /// [`Store::edit`], starting as `start` says.
-    pub async fn edit_from<R, T, Fresh, Made, F, Edited>(
         &self,
         key: &str,
         start: Start,
