@@ -55,6 +55,20 @@ pub async fn plant(database: &Path, key: &str, value: &[u8]) {
     pool.close().await;
 }
 
+/// Puts `value` in the row at `key` and leaves its revision as it was:
+/// a copy restored over the row by someone who also forged its revision.
+pub async fn plant_keeping_revision(database: &Path, key: &str, value: &[u8]) {
+    let pool = open(database).await;
+    let updated = sqlx::query("UPDATE coffer_kv SET v = $2 WHERE k = $1")
+        .bind(key)
+        .bind(value)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1, "no row at {key}");
+    pool.close().await;
+}
+
 pub async fn remove(database: &Path, key: &str) {
     let pool = open(database).await;
     sqlx::query("DELETE FROM coffer_kv WHERE k = $1")

@@ -149,6 +149,51 @@ async fn edited_moved_and_rolled_back_secret_records_are_refused() {
     server.assert_reads("app/db", "old-password").await;
 }
 
+/// A node writes a secret it wrote last from the copy it kept, without
+/// reading it. A rollback storage made since must neither be taken as the
+/// record nor cost a version: the write is refused when the revision
+/// moved, and when storage forged the revision too, the write lands on
+/// the node's copy, with every version.
+#[tokio::test]
+async fn a_write_from_a_kept_copy_neither_takes_a_rollback_nor_loses_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "");
+    let db = dir.path().join("coffer.db");
+    let mut old = Vec::new();
+    for name in ["app/moved", "app/forged"] {
+        server.put(name, "one").await;
+        old.push(
+            records::read(&db, &format!("secrets/{name}"))
+                .await
+                .unwrap(),
+        );
+        server.put(name, "two").await;
+    }
+
+    records::plant(&db, "secrets/app/moved", &old[0]).await;
+    let (status, body) = server.put("app/moved", "three").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (StatusCode::INTERNAL_SERVER_ERROR, Some("integrity")),
+        "{body}"
+    );
+
+    records::plant_keeping_revision(&db, "secrets/app/forged", &old[1]).await;
+    let (status, body) = server.put("app/forged", "three").await;
+    assert_eq!(
+        (status, &body["version"]),
+        (StatusCode::OK, &json!(3)),
+        "{body}"
+    );
+    for (version, value) in [(1, "one"), (2, "two"), (3, "three")] {
+        let (status, read) = server.get(&format!("app/forged?version={version}")).await;
+        assert_eq!(
+            (status, read["value"].as_str()),
+            (StatusCode::OK, Some(value))
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_data_key_set_copied_to_another_namespace_is_refused() {
     let dir = tempfile::tempdir().unwrap();
