@@ -16,6 +16,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod lower_hex;
 pub mod maintenance;
 pub mod memory;
 pub mod metrics;

@@ -7,7 +7,11 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::lower_hex::lower_hex;
 use crate::store::layout;
+
+/// What every pseudonym starts with.
+const PREFIX: &str = "hmac-sha256:";
 
 /// Pseudonyms under one key.
 pub struct Pseudonyms {
@@ -30,7 +34,10 @@ impl Pseudonyms {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .expect("HMAC takes keys of any length");
         mac.update(value.as_bytes());
-        format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        let mut shown = String::with_capacity(PREFIX.len() + 64);
+        shown.push_str(PREFIX);
+        shown.push_str(&lower_hex(&mac.finalize().into_bytes()));
+        shown
     }
 
     /// A storage key as the log may show it: a secret's name becomes its

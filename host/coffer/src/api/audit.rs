@@ -12,6 +12,7 @@
 //! ([`crate::auth::Throttle`]).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -46,6 +47,30 @@ const MAX_PUBLIC_LEN: usize = 64;
 pub struct RequestContext {
     pub id: String,
     pub remote: String,
+    /// The pseudonym of the secret the request names, shared by its records.
+    secret: SecretPseudonym,
+}
+
+/// A secret name's pseudonym, computed once for all the records of a
+/// request (a change has two).
+#[derive(Clone, Default)]
+struct SecretPseudonym(Arc<OnceLock<(String, String)>>);
+
+impl std::fmt::Debug for SecretPseudonym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretPseudonym(..)")
+    }
+}
+
+impl SecretPseudonym {
+    fn of(&self, audit: &Audit, name: &str) -> String {
+        let (named, shown) = self.0.get_or_init(|| (name.to_owned(), audit.hash(name)));
+        if named == name {
+            shown.clone()
+        } else {
+            audit.hash(name)
+        }
+    }
 }
 
 impl RequestContext {
@@ -66,15 +91,19 @@ impl RequestContext {
                 audit.hash(ns)
             }
         });
-        let path = target.secret.as_deref().map(|s| audit.hash(s)).or_else(|| {
-            target.public.as_deref().map(|p| {
-                if p.len() <= MAX_PUBLIC_LEN && p.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                    p.to_owned()
-                } else {
-                    audit.hash(p)
-                }
-            })
-        });
+        let path = target
+            .secret
+            .as_deref()
+            .map(|s| self.secret.of(audit, s))
+            .or_else(|| {
+                target.public.as_deref().map(|p| {
+                    if p.len() <= MAX_PUBLIC_LEN && p.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                        p.to_owned()
+                    } else {
+                        audit.hash(p)
+                    }
+                })
+            });
         Entry {
             time: rfc3339(now_ms()),
             request_id: self.id.clone(),
@@ -95,7 +124,7 @@ impl RequestContext {
 fn request_id() -> String {
     let mut bytes = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    crate::lower_hex::lower_hex(&bytes)
 }
 
 fn outcome(status: StatusCode) -> &'static str {
@@ -140,6 +169,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     let context = RequestContext {
         id: request_id(),
         remote: address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        secret: SecretPseudonym::default(),
     };
     request
         .extensions_mut()

@@ -218,7 +218,11 @@ impl Audit {
         if !self.settings.enabled {
             return Ok(());
         }
-        entry.detail = entry.detail.map(|d| record::bounded_detail(&d));
+        if let Some(detail) = entry.detail.as_mut()
+            && detail.len() > record::MAX_DETAIL
+        {
+            *detail = record::bounded_detail(detail);
+        }
         // Serialize before taking the lock: only chaining is serial.
         let entry_json = serde_json::to_vec(&entry).map_err(|_| AuditUnavailable)?;
         let mut chain = self.chain.lock().unwrap_or_else(|p| p.into_inner());

@@ -131,7 +131,7 @@ impl ChainKey {
         mac.update(prev.as_bytes());
         mac.update(&seq.to_be_bytes());
         mac.update(entry_json);
-        hex::encode(mac.finalize().into_bytes())
+        crate::lower_hex::lower_hex(&mac.finalize().into_bytes())
     }
 }
 
@@ -151,21 +151,30 @@ pub fn line(record: &Record, entry_json: &[u8]) -> Vec<u8> {
         .strip_prefix(b"{")
         .and_then(|j| j.strip_suffix(b"}"))
         .unwrap_or(entry_json);
-    // `prev` and the link are hex when this engine made them, but a chain
-    // picked up from a file another hand wrote may hold anything: quote them.
-    let quoted = |text: &str| serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned());
     let mut line = Vec::with_capacity(entry_json.len() + 192);
-    line.extend_from_slice(
-        format!(
-            "{{\"seq\":{},\"prev\":{},",
-            record.seq,
-            quoted(&record.prev)
-        )
-        .as_bytes(),
-    );
+    line.extend_from_slice(b"{\"seq\":");
+    line.extend_from_slice(record.seq.to_string().as_bytes());
+    line.extend_from_slice(b",\"prev\":");
+    push_quoted(&mut line, &record.prev);
+    line.push(b',');
     line.extend_from_slice(fields);
-    line.extend_from_slice(format!(",\"mac\":{}}}\n", quoted(record.link())).as_bytes());
+    line.extend_from_slice(b",\"mac\":");
+    push_quoted(&mut line, record.link());
+    line.extend_from_slice(b"}\n");
     line
+}
+
+/// `text` as a JSON string. `prev` and the link are hex when this engine
+/// made them, but a chain picked up from a file another hand wrote may
+/// hold anything: whatever is not plainly alphanumeric is escaped.
+fn push_quoted(line: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        line.push(b'"');
+        line.extend_from_slice(text.as_bytes());
+        line.push(b'"');
+    } else if serde_json::to_writer(&mut *line, text).is_err() {
+        line.extend_from_slice(b"\"\"");
+    }
 }
 
 /// Cuts `text` to at most [`MAX_DETAIL`] bytes, at a character boundary.
@@ -175,4 +184,41 @@ pub fn bounded_detail(text: &str) -> String {
         end -= 1;
     }
     text[..end].to_owned()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            time: "2026-12-07T20:00:00.000Z".to_owned(),
+            request_id: "abc".to_owned(),
+            actor_id: Some("t1".to_owned()),
+            actor_name: Some("ops \"night\"".to_owned()),
+            action: "secret.write".to_owned(),
+            namespace: Some("pay".to_owned()),
+            path: Some("hmac-sha256:00".to_owned()),
+            outcome: "allowed".to_owned(),
+            status: 200,
+            remote: "127.0.0.1".to_owned(),
+            detail: Some("pruned versions 1".to_owned()),
+            sealed: true,
+        }
+    }
+
+    #[test]
+    fn a_line_reads_back_as_its_record() {
+        let key = ChainKey::derive(b"audit key");
+        for prev in [GENESIS, "from \"another\" hand\n"] {
+            let json = serde_json::to_vec(&entry()).unwrap();
+            let record = key.seal(7, prev, entry(), &json);
+            let line = line(&record, &json);
+            assert_eq!(line.last(), Some(&b'\n'));
+            let read: Record = serde_json::from_slice(&line).unwrap();
+            assert_eq!(read, record);
+            assert!(key.is_intact(&read));
+        }
+    }
 }

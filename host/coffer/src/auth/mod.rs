@@ -128,7 +128,7 @@ pub struct Auth {
 }
 
 fn token_hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    crate::lower_hex::lower_hex(&Sha256::digest(token.as_bytes()))
 }
 
 impl Auth {
