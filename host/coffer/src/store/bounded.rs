@@ -69,11 +69,8 @@ impl<V: Weigh + Clone> BoundedMap<V> {
     /// Sets the entry of `key` to what `update` makes of the one there.
     pub fn update(&self, key: &str, update: impl FnOnce(Option<&V>) -> V) {
         let mut shard = self.shard(key);
-        let old = match shard.current.get(key) {
-            Some(current) => Some(current.clone()),
-            None => shard.previous.remove(key),
-        };
-        let value = update(old.as_ref());
+        let value = update(shard.current.get(key).or_else(|| shard.previous.get(key)));
+        shard.previous.remove(key);
         shard.put(key.to_owned(), value);
     }
 
