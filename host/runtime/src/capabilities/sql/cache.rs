@@ -2,7 +2,10 @@
 //! again (the same text: parameters are bound anew) is not parsed and
 //! planned again. Only single statements up to [`MAX_TEXT`] bytes are
 //! kept, at most [`MAX_KEPT`] per connection; when more arrive, all are
-//! dropped and the cache fills again. A kept statement is reset and its
+//! dropped and the cache fills again. The writer's own transaction
+//! control (`BEGIN IMMEDIATE`, `COMMIT`, at every group) is kept apart:
+//! a kept statement skips the checks a plugin's text gets, and a plugin
+//! may not run those. A kept statement is reset and its
 //! parameters cleared before it goes back, so nothing of one call's values
 //! stays bound for the next.
 #![allow(unsafe_code)]
@@ -17,11 +20,22 @@ const MAX_KEPT: usize = 64;
 /// Longest statement text kept.
 pub(super) const MAX_TEXT: usize = 4096;
 
+/// Whose statements are run.
+#[derive(Clone, Copy)]
+pub(super) enum Source {
+    /// The writer's own transaction control.
+    Writer,
+    /// A plugin's, which may not control transactions.
+    Plugin,
+}
+
 /// The prepared statements of one connection. Its owner must drop (or
 /// [`StatementCache::clear`]) it before closing that connection.
 #[derive(Default)]
 pub(super) struct StatementCache {
     kept: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
+    /// The writer's own, a handful of fixed texts.
+    own: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
 }
 
 // SAFETY: the statements belong to one connection, which only the cache's
@@ -29,15 +43,24 @@ pub(super) struct StatementCache {
 unsafe impl Send for StatementCache {}
 
 impl StatementCache {
-    /// Takes the statement prepared for `text`, if kept; it is the
-    /// caller's until given back with [`StatementCache::keep`].
-    pub(super) fn take(&mut self, text: &str) -> Option<NonNull<ffi::sqlite3_stmt>> {
-        self.kept.remove(text)
+    /// Takes the statement `source` prepared for `text`, if kept; it is
+    /// the caller's until given back with [`StatementCache::keep`].
+    pub(super) fn take(
+        &mut self,
+        source: Source,
+        text: &str,
+    ) -> Option<NonNull<ffi::sqlite3_stmt>> {
+        self.of(source).remove(text)
     }
 
-    /// Resets `statement`, prepared for `text`, and keeps it — or
-    /// finalizes it when its text is too long to keep.
-    pub(super) fn keep(&mut self, text: &str, statement: NonNull<ffi::sqlite3_stmt>) {
+    /// Resets `statement`, prepared by `source` for `text`, and keeps it —
+    /// or finalizes it when its text is too long to keep.
+    pub(super) fn keep(
+        &mut self,
+        source: Source,
+        text: &str,
+        statement: NonNull<ffi::sqlite3_stmt>,
+    ) {
         // SAFETY: the statement is live and no longer stepped by anyone.
         unsafe {
             ffi::sqlite3_reset(statement.as_ptr());
@@ -47,17 +70,24 @@ impl StatementCache {
             finalize(statement);
             return;
         }
-        if self.kept.len() >= MAX_KEPT {
+        if self.of(source).len() >= MAX_KEPT {
             self.clear();
         }
-        if let Some(replaced) = self.kept.insert(text.to_owned(), statement) {
+        if let Some(replaced) = self.of(source).insert(text.to_owned(), statement) {
             finalize(replaced);
+        }
+    }
+
+    fn of(&mut self, source: Source) -> &mut HashMap<String, NonNull<ffi::sqlite3_stmt>> {
+        match source {
+            Source::Writer => &mut self.own,
+            Source::Plugin => &mut self.kept,
         }
     }
 
     /// Finalizes every kept statement.
     pub(super) fn clear(&mut self) {
-        for (_, statement) in self.kept.drain() {
+        for (_, statement) in self.kept.drain().chain(self.own.drain()) {
             finalize(statement);
         }
     }

@@ -7,8 +7,9 @@
 //! Parameters bind, rows convert and errors classify as they do through
 //! sqlx: `$N` and `?N` name argument N, a bare `?` takes the next one, and
 //! a string of several statements runs them in order, its rows and changed
-//! rows added up. A plugin's single statement stays prepared in the
-//! connection's [`StatementCache`] for the next time it runs. The
+//! rows added up. A plugin's single statement, and the writer's own
+//! transaction control, stay prepared in the connection's
+//! [`StatementCache`] for the next time they run. The
 //! connection keeps its limits, busy timeout and statement deadline, which
 //! SQLite applies whoever steps the statement.
 #![allow(unsafe_code)]
@@ -20,7 +21,7 @@ use std::ptr::NonNull;
 use libsqlite3_sys as ffi;
 use sqlx::sqlite::LockedSqliteHandle;
 
-use super::cache::{self, StatementCache};
+use super::cache::{self, Source, StatementCache};
 use super::group_commit::{Done, Work, refuse_transaction_control};
 use super::{RowBudget, Value, sqlite_error};
 use crate::error::GuestError;
@@ -97,11 +98,11 @@ impl<'a> RawConnection<'a> {
         source: Source,
     ) -> Result<Done, GuestError> {
         let mut results = Results::new(work);
-        let cacheable = matches!(source, Source::Plugin) && sql.len() <= cache::MAX_TEXT;
+        let cacheable = sql.len() <= cache::MAX_TEXT;
         // A statement kept from an earlier run passed every check then.
-        if let Some(handle) = cacheable.then(|| self.cache.take(sql)).flatten() {
+        if let Some(handle) = cacheable.then(|| self.cache.take(source, sql)).flatten() {
             let run = Statement::kept(handle, self).run(params, &mut 0, &mut results);
-            self.cache.keep(sql, handle);
+            self.cache.keep(source, sql, handle);
             return run.map(|()| results.done());
         }
         let mut rest = sql.as_bytes();
@@ -124,7 +125,7 @@ impl<'a> RawConnection<'a> {
             }
         }
         if let Some(handle) = keep {
-            self.cache.keep(sql, handle);
+            self.cache.keep(source, sql, handle);
         }
         Ok(results.done())
     }
@@ -182,15 +183,6 @@ impl<'a> RawConnection<'a> {
         };
         sqlite_error(code, message)
     }
-}
-
-/// Whose statements are run.
-#[derive(Clone, Copy)]
-enum Source {
-    /// The writer's own transaction control.
-    Writer,
-    /// A plugin's, which may not control transactions.
-    Plugin,
 }
 
 /// What the statements of one string gave: their changed rows, or their
@@ -426,4 +418,41 @@ fn parameter_number(name: &[u8]) -> Result<usize, GuestError> {
             String::from_utf8_lossy(name)
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use sqlx::Connection;
+
+    use super::super::cache::StatementCache;
+    use super::super::group_commit::Work;
+    use super::RawConnection;
+
+    /// The writer's transaction control stays prepared from one group to
+    /// the next, and a plugin's same text is still refused: the writer's
+    /// kept statements are not the plugin's.
+    #[tokio::test]
+    async fn the_writers_kept_control_is_not_a_plugins() {
+        let mut connection = sqlx::SqliteConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let mut handle = connection.lock_handle().await.unwrap();
+        let mut cache = StatementCache::default();
+        let mut raw = RawConnection::new(&mut handle, &mut cache);
+        raw.run("CREATE TABLE t (a INTEGER)", &[], Work::Execute)
+            .unwrap();
+        for _ in 0..3 {
+            raw.control("BEGIN IMMEDIATE").unwrap();
+            assert!(raw.in_transaction());
+            raw.run("INSERT INTO t VALUES (1)", &[], Work::Execute)
+                .unwrap();
+            raw.control("COMMIT").unwrap();
+            assert!(!raw.in_transaction());
+        }
+        for control in ["BEGIN IMMEDIATE", "COMMIT"] {
+            assert!(raw.run(control, &[], Work::Execute).is_err(), "{control}");
+        }
+        assert!(!raw.in_transaction());
+    }
 }
