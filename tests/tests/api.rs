@@ -31,6 +31,17 @@ async fn secrets_are_written_read_versioned_listed_and_deleted() {
         (Some("hunter3"), Some(2))
     );
     assert!(body["created_at"].as_str().unwrap().ends_with('Z'));
+    for token in [server.token.as_str(), "cft_not-a-real-token"] {
+        let response = reqwest::Client::new()
+            .get(format!("{}/v1/secrets/payments/db/password", server.addr))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        assert_eq!(response.headers()["cache-control"], "no-store", "{status}");
+        assert!(response.headers().contains_key("x-request-id"), "{status}");
+    }
     let (_, body) = server.get("payments/db/password?version=1").await;
     assert_eq!(body["value"], "hunter2");
 

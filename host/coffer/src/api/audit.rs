@@ -1,7 +1,8 @@
 //! The audit layer around every request.
 //!
-//! It gives each request an id and a [`RequestContext`], and writes one
-//! record per request before the answer leaves; the route's guard
+//! It gives each request an id and a [`RequestContext`], marks every
+//! answer for no cache to keep, and writes one record per request before
+//! the answer leaves; the route's guard
 //! ([`super::guard`]) adds the record written before a change runs. What
 //! the request is comes from the route ([`Target`]), never from re-reading
 //! the path. Whatever a request brings is bounded before it is recorded:
@@ -15,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
@@ -127,6 +128,17 @@ fn request_id() -> String {
     crate::lower_hex::lower_hex(&bytes)
 }
 
+/// `response` with its request's id, and marked for no cache to keep:
+/// secrets must not linger between client and server.
+fn finished(mut response: Response, id: &str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert("x-request-id", value);
+    }
+    response
+}
+
 fn outcome(status: StatusCode) -> &'static str {
     match status.as_u16() {
         401 | 403 => "denied",
@@ -203,7 +215,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
             ));
             let _ = state.audit.write(summary);
         }
-        return throttled();
+        return finished(throttled(), &context.id);
     }
 
     // Every line logged while the request runs carries its id.
@@ -215,30 +227,30 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<Target>()
         .cloned()
         .unwrap_or_else(|| Target::unknown(Some(path)));
-    let mut answered = context.entry(
-        &state.audit,
-        &target,
-        status,
-        response.extensions().get::<Actor>(),
-        outcome(status),
-        response
-            .extensions()
-            .get::<AuditNote>()
-            .map(|note| note.0.clone()),
-    );
-    answered.sealed = response
-        .extensions()
-        .get::<super::transport::Sealed>()
-        .is_some();
-    let mut response =
-        if state.audit.records(target.action.name()) && state.audit.write(answered).is_err() {
-            unavailable().into_response()
-        } else {
+    let response = if state.audit.records(target.action.name()) {
+        let mut answered = context.entry(
+            &state.audit,
+            &target,
+            status,
+            response.extensions().get::<Actor>(),
+            outcome(status),
             response
-        };
-    if let Ok(value) = HeaderValue::from_str(&context.id) {
-        response.headers_mut().insert("x-request-id", value);
-    }
+                .extensions()
+                .get::<AuditNote>()
+                .map(|note| note.0.clone()),
+        );
+        answered.sealed = response
+            .extensions()
+            .get::<super::transport::Sealed>()
+            .is_some();
+        match state.audit.write(answered) {
+            Ok(()) => response,
+            Err(_) => unavailable().into_response(),
+        }
+    } else {
+        response
+    };
+    let response = finished(response, &context.id);
     state.metrics.observe_request(
         target.action.name(),
         response.status().as_u16(),

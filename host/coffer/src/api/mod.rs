@@ -23,10 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::{HeaderMap, header};
+use axum::middleware;
 
 pub use audit::{AuditNote, RequestId};
 pub use error::ApiError;
@@ -42,7 +40,7 @@ const BODY_OVERHEAD: usize = 16 * 1024;
 
 /// The router: each route declares its action and the right it takes
 /// ([`routes`]); every request is audited, and answered within
-/// `request_timeout`.
+/// `request_timeout`, with an answer no cache keeps ([`audit::layer`]).
 pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -> Router {
     let body_limit = body_limit(max_value_bytes);
     let routes = routes::Routes::new(state.clone(), request_timeout);
@@ -53,7 +51,6 @@ pub fn app(state: AppState, max_value_bytes: usize, request_timeout: Duration) -
         .fallback(sys::no_route)
         .method_not_allowed_fallback(sys::no_method)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(no_store))
         .layer(middleware::from_fn_with_state(state.clone(), audit::layer))
         .with_state(state)
 }
@@ -75,13 +72,4 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "));
     let vault = || headers.get("x-vault-token").and_then(|v| v.to_str().ok());
     bearer.or_else(vault).map(str::trim)
-}
-
-/// Secrets must not linger in caches between client and server.
-async fn no_store(request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
