@@ -4,9 +4,12 @@
 //! Table (name from config `table`, default `coffer_kv`):
 //! `k` text primary key (bytewise collation), `v` blob, `rev` integer.
 //! Every conditional write is one statement whose `WHERE` clause carries
-//! the expected revision, so the database checks it atomically. A batch
-//! reads its keys with one `SELECT … IN (…)` and runs its writes as one
-//! `sql.batch`, so they share a commit.
+//! the expected revision, so the database checks it atomically. A lone
+//! write is answered by its count of changed rows, since the revision it
+//! leaves is known beforehand (the plugin draws a new key's first one):
+//! `RETURNING` costs SQLite a temporary table per statement. A batch reads
+//! its keys with one `SELECT … IN (…)` and runs its writes as one
+//! `sql.batch`, so they share a commit; its writes return their revisions.
 
 mod query;
 
@@ -14,7 +17,7 @@ use coffer_sdk::Error;
 use coffer_sdk::sql::{self, Statement, Value};
 use coffer_sdk::storage::{Entry, Expected, Page, Storage, Write};
 
-use query::{Statements, prefix_upper_bound};
+use query::{FIRST_REVISIONS, Statements, prefix_upper_bound};
 
 struct SqlStorage {
     statements: Statements,
@@ -41,9 +44,30 @@ impl Storage for SqlStorage {
     }
 
     fn put(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<u64, Error> {
-        let statement = self.write(key, value, expected)?;
-        let rows = sql::rows(&statement.text, &statement.params)?;
-        written(rows.first(), expected)
+        let (key, value): (Value, Value) = (key.into(), value.into());
+        let (text, params, revision) = match expected {
+            Expected::Any => {
+                let rows = sql::rows(&self.statements.upsert, &[key, value])?;
+                return written(rows.first(), expected);
+            }
+            Expected::Absent => {
+                let first = coffer_sdk::random::u64() % FIRST_REVISIONS + 1;
+                let params = vec![key, value, sql::revision(first)?];
+                (&self.statements.insert, params, first)
+            }
+            Expected::Revision(rev) => {
+                let next = rev
+                    .checked_add(1)
+                    .filter(|next| sql::revision(*next).is_ok())
+                    .ok_or_else(|| Error::Invalid(format!("revision {rev} is the last")))?;
+                let params = vec![key, value, sql::revision(rev)?];
+                (&self.statements.update, params, next)
+            }
+        };
+        match sql::execute(text, &params)? {
+            0 => Err(conflict(expected)),
+            _ => Ok(revision),
+        }
     }
 
     fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Entry>>, Error> {
@@ -150,15 +174,15 @@ impl Storage for SqlStorage {
 }
 
 impl SqlStorage {
-    /// The statement that writes `key` if `expected` holds, returning the
-    /// new revision (no row when `expected` did not hold).
+    /// The statement of a batch that writes `key` if `expected` holds,
+    /// returning the new revision (no row when `expected` did not hold).
     fn write(&self, key: &str, value: Vec<u8>, expected: Expected) -> Result<Statement, Error> {
         let (key, value): (Value, Value) = (key.into(), value.into());
         let (text, params) = match expected {
             Expected::Any => (&self.statements.upsert, vec![key, value]),
-            Expected::Absent => (&self.statements.insert, vec![key, value]),
+            Expected::Absent => (&self.statements.insert_returning, vec![key, value]),
             Expected::Revision(rev) => (
-                &self.statements.update,
+                &self.statements.update_returning,
                 vec![key, value, sql::revision(rev)?],
             ),
         };
@@ -174,11 +198,16 @@ impl SqlStorage {
 fn written(row: Option<&sql::Columns>, expected: Expected) -> Result<u64, Error> {
     match row {
         Some(row) => row.revision(0),
-        None => Err(Error::Conflict(match expected {
-            Expected::Absent => "the key already exists".to_owned(),
-            _ => "the key is not at the expected revision".to_owned(),
-        })),
+        None => Err(conflict(expected)),
     }
+}
+
+/// The answer to a write `expected` did not hold for.
+fn conflict(expected: Expected) -> Error {
+    Error::Conflict(match expected {
+        Expected::Absent => "the key already exists".to_owned(),
+        _ => "the key is not at the expected revision".to_owned(),
+    })
 }
 
 coffer_sdk::export_storage!(SqlStorage);

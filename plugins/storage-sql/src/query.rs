@@ -2,14 +2,24 @@
 
 use coffer_sdk::sql::Dialect;
 
+/// A key created anew starts at a random revision of 1 to this.
+pub const FIRST_REVISIONS: u64 = 1 << 52;
+
 /// Every statement the backend runs, built once when it opens.
 pub struct Statements {
     table: String,
     pub create_table: String,
     pub get: String,
     pub upsert: String,
+    /// Writes answered by their count of changed rows: the revision they
+    /// leave is known beforehand (the one given, or the expected one plus
+    /// one). `RETURNING` costs SQLite a temporary table per statement.
     pub insert: String,
     pub update: String,
+    /// The same writes returning the revision they leave, for batches,
+    /// whose answers are rows; the first revision is drawn by the database.
+    pub insert_returning: String,
+    pub update_returning: String,
     pub delete: String,
     pub delete_at: String,
     pub list_from: String,
@@ -28,11 +38,15 @@ impl Statements {
         // delete and re-create, a writer holding the old revision must not
         // match the new key (ABA). Later writes add one.
         let (key_type, blob_type, first_rev) = match dialect {
-            Dialect::Sqlite => ("TEXT", "BLOB", "(abs(random()) % 4503599627370496) + 1"),
+            Dialect::Sqlite => (
+                "TEXT",
+                "BLOB",
+                format!("(abs(random()) % {FIRST_REVISIONS}) + 1"),
+            ),
             Dialect::Postgres => (
                 "TEXT COLLATE \"C\"",
                 "BYTEA",
-                "(floor(random() * 4503599627370496) + 1)::bigint",
+                format!("(floor(random() * {FIRST_REVISIONS}) + 1)::bigint"),
             ),
         };
         let t = table;
@@ -47,9 +61,13 @@ impl Statements {
                  ON CONFLICT (k) DO UPDATE SET v = excluded.v, rev = {t}.rev + 1 RETURNING rev"
             ),
             insert: format!(
+                "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, $3) ON CONFLICT (k) DO NOTHING"
+            ),
+            update: format!("UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3"),
+            insert_returning: format!(
                 "INSERT INTO {t} (k, v, rev) VALUES ($1, $2, {first_rev}) ON CONFLICT (k) DO NOTHING RETURNING rev"
             ),
-            update: format!(
+            update_returning: format!(
                 "UPDATE {t} SET v = $2, rev = rev + 1 WHERE k = $1 AND rev = $3 RETURNING rev"
             ),
             delete: format!("DELETE FROM {t} WHERE k = $1"),
