@@ -43,6 +43,8 @@ pub struct MemoryStorage {
     gets: Mutex<BTreeMap<String, u64>>,
     /// A read to hold back: its key, and what releases it.
     held: Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
+    /// A write to hold back before it is made: its key, and what releases it.
+    held_put: Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
 }
 
 impl MemoryStorage {
@@ -59,6 +61,20 @@ impl MemoryStorage {
         release
     }
 
+    /// Makes the next write of `key` wait for the returned sender before
+    /// it is made: to cut a write short while it is in storage's hands.
+    pub fn hold_next_put(&self, key: &str) -> tokio::sync::oneshot::Sender<()> {
+        let (release, wait) = tokio::sync::oneshot::channel();
+        *lock(&self.held_put) = Some((key.to_owned(), wait));
+        release
+    }
+
+    /// Whether the write [`MemoryStorage::hold_next_put`] holds back has
+    /// reached storage (and waits there).
+    pub fn held_put_reached(&self) -> bool {
+        lock(&self.held_put).is_none()
+    }
+
     fn conflict(message: &str) -> PluginError {
         PluginError::Guest {
             plugin: "memory".to_owned(),
@@ -71,25 +87,33 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What releases the operation on `key` that `held` holds back, if any.
+fn take_held(
+    held: &Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
+    key: &str,
+) -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let mut held = lock(held);
+    match held.as_ref() {
+        Some((k, _)) if k == key => held.take().map(|(_, wait)| wait),
+        _ => None,
+    }
+}
+
 #[async_trait::async_trait]
 impl Storage for MemoryStorage {
     async fn get(&self, key: &str) -> Result<Option<Entry>, PluginError> {
         *lock(&self.gets).entry(key.to_owned()).or_default() += 1;
         let value = lock(&self.entries).get(key).cloned();
-        let held = {
-            let mut held = lock(&self.held);
-            match held.as_ref() {
-                Some((k, _)) if k == key => held.take().map(|(_, wait)| wait),
-                _ => None,
-            }
-        };
-        if let Some(wait) = held {
+        if let Some(wait) = take_held(&self.held, key) {
             let _ = wait.await;
         }
         Ok(value)
     }
 
     async fn put(&self, key: &str, value: &[u8], expected: Expected) -> Result<u64, PluginError> {
+        if let Some(wait) = take_held(&self.held_put, key) {
+            let _ = wait.await;
+        }
         let mut entries = lock(&self.entries);
         let current = entries.get(key).map(|e| e.revision);
         let holds = match expected {

@@ -8,6 +8,13 @@
 //! which every write still gets its own version, its own check-and-set
 //! verdict and its own answer — the outcome of running them one by one in
 //! the order they arrived.
+//!
+//! A write that finds its name's line empty, as most do, runs in its own
+//! request's task, alone: a task of its own would cost more than the
+//! write's own work on the host. Whoever joins the line meanwhile is handed
+//! to a task of the line's own once that write is done or cut short
+//! ([`Handoff`]), so one client going away never cuts short another's
+//! write.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -16,7 +23,7 @@ use coffer_crypto::record::ValueFormat;
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
-use super::Written;
+use super::{Secrets, Written};
 use crate::error::Result;
 
 /// Most writes one batch takes.
@@ -68,6 +75,33 @@ impl Lines {
         line.drain(..take).collect()
     }
 
+    /// The first write in the line of `key` alone (none when it is empty).
+    pub fn first(&self, key: &str) -> Vec<Pending> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match waiting.get_mut(key) {
+            Some(line) if !line.is_empty() => vec![line.remove(0)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Closes the line of `key` if nothing waits in it; false when writes
+    /// do.
+    pub fn close_if_empty(&self, key: &str) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.get(key).is_some_and(|line| !line.is_empty()) {
+            return false;
+        }
+        waiting.remove(key);
+        true
+    }
+
+    /// How many writes wait in the line of `key`.
+    #[cfg(test)]
+    pub fn waiting(&self, key: &str) -> usize {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        waiting.get(key).map_or(0, Vec::len)
+    }
+
     /// Closes the line of `key` whatever waits in it: their writers hear
     /// that their write did not run.
     pub fn abandon(&self, key: &str) {
@@ -99,6 +133,37 @@ impl Drop for Draining<'_> {
         if !self.drained {
             self.lines.abandon(self.key);
         }
+    }
+}
+
+/// Held while a line's first write runs in its request's task: when it
+/// ends, done or cut short, the line closes if nothing waits in it, and
+/// goes to a task of its own ([`Secrets::drain_line`]) otherwise.
+pub(super) struct Handoff<'a> {
+    pub secrets: &'a Secrets,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub key: &'a str,
+}
+
+impl Drop for Handoff<'_> {
+    fn drop(&mut self) {
+        let lines = &self.secrets.lines;
+        if lines.close_if_empty(self.key) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // The server is stopping: no task can take the line.
+            lines.abandon(self.key);
+            return;
+        };
+        let secrets = self.secrets.clone();
+        let (namespace, name, key) = (
+            self.namespace.to_owned(),
+            self.name.to_owned(),
+            self.key.to_owned(),
+        );
+        runtime.spawn(async move { secrets.drain_line(&namespace, &name, &key).await });
     }
 }
 
@@ -146,6 +211,19 @@ mod tests {
                 .all(|(i, w)| w.cas == Some(i as u32))
         );
         assert_eq!(lines.next_batch("k").len(), 3);
+    }
+
+    #[test]
+    fn the_first_write_is_taken_alone_and_an_empty_line_closes() {
+        let lines = Lines::default();
+        assert!(lines.join("k", pending().0));
+        assert!(!lines.join("k", pending().0));
+        assert_eq!(lines.first("k").len(), 1);
+        assert!(!lines.close_if_empty("k"), "a write still waits");
+        assert_eq!(lines.first("k").len(), 1);
+        assert!(lines.close_if_empty("k"));
+        assert!(lines.first("k").is_empty());
+        assert!(lines.join("k", pending().0), "a new line starts");
     }
 
     #[test]

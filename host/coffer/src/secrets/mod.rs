@@ -27,7 +27,7 @@ pub use names::{
 };
 pub use rewrap::{Mode, Moved};
 
-use coalesce::{Draining, Lines, Pending};
+use coalesce::{Draining, Handoff, Lines, Pending};
 
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
@@ -140,16 +140,24 @@ impl Secrets {
             cas,
             reply,
         };
-        if self.lines.join(&key, pending) {
-            // The line's task is no request's: a client that goes away
-            // does not cut short the writes of the others in it.
-            let secrets = self.clone();
-            let (namespace, name) = (namespace.to_owned(), name.to_owned());
-            tokio::spawn(async move { secrets.drain_line(&namespace, &name, &key).await });
+        let stopped =
+            || Error::Internal("the write of this secret stopped before it answered".to_owned());
+        if !self.lines.join(&key, pending) {
+            return answer.await.map_err(|_| stopped())?;
         }
-        answer.await.map_err(|_| {
-            Error::Internal("the write of this secret stopped before it answered".to_owned())
-        })?
+        // First in an empty line: this write runs here, alone, and the
+        // line goes to a task of its own if others join meanwhile.
+        let _handoff = Handoff {
+            secrets: self,
+            namespace,
+            name,
+            key: &key,
+        };
+        let own = self.lines.first(&key);
+        self.write_batch(namespace, name, &own)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(stopped()))
     }
 
     /// Writes the line of `namespace/name` batch by batch until it is empty.
@@ -402,5 +410,58 @@ impl Secrets {
             )
             .await?;
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::sync::Arc;
+
+    use crate::config::Config;
+    use crate::keys::RootSource;
+    use crate::memory::{MemoryKeyring, MemoryStorage};
+    use crate::store::layout;
+
+    /// A line's first write runs in its request's task. When that request
+    /// goes away mid-write, the writes that joined the line meanwhile still
+    /// run, each with its own version.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_behind_a_first_write_cut_short_still_run() {
+        let config = Config::parse("[audit]\nenabled = false\n", "test", Vec::new(), None).unwrap();
+        let storage = Arc::new(MemoryStorage::default());
+        let root = RootSource::Keyring(Arc::new(MemoryKeyring::default()));
+        let coffer = crate::memory::engine_on(&config, storage.clone(), root)
+            .await
+            .unwrap();
+        let secrets = coffer.secrets.clone();
+        let key = layout::secret("app", "hot");
+        let _release = storage.hold_next_put(&key);
+        let first = {
+            let secrets = secrets.clone();
+            tokio::spawn(async move { secrets.put("app", "hot", b"first", None).await })
+        };
+        while !storage.held_put_reached() {
+            tokio::task::yield_now().await;
+        }
+        let behind: Vec<_> = (0..3)
+            .map(|i| {
+                let secrets = secrets.clone();
+                let value = format!("behind-{i}");
+                tokio::spawn(async move { secrets.put("app", "hot", value.as_bytes(), None).await })
+            })
+            .collect();
+        while secrets.lines.waiting(&key) < 3 {
+            tokio::task::yield_now().await;
+        }
+        first.abort();
+        let mut versions = Vec::new();
+        for write in behind {
+            versions.push(write.await.unwrap().unwrap().version);
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, [1, 2, 3]);
+        let latest = secrets.get("app", "hot", None).await.unwrap();
+        assert!(latest.value.starts_with(b"behind-"));
     }
 }
