@@ -107,6 +107,40 @@ async fn concurrent_writes_share_commits_and_keep_their_own_answers() {
     storage.put("after", b"x", Expected::Absent).await.unwrap();
 }
 
+/// A row planted at the largest revision a SQL integer holds: the next
+/// write has no revision to leave, so it is refused as invalid (a lone
+/// write's revision is worked out, not read back), and the row is left as
+/// it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_planted_at_the_last_revision_refuses_the_next_write() {
+    use coffer_runtime::Expected;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("kv.db").display());
+    let storage = sql_storage(&url, "coffer_kv").await;
+    storage
+        .put("planted", b"v0", Expected::Absent)
+        .await
+        .unwrap();
+    let dba = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE coffer_kv SET rev = $1 WHERE k = 'planted'")
+        .bind(i64::MAX)
+        .execute(&dba)
+        .await
+        .unwrap();
+    let last = storage.get("planted").await.unwrap().unwrap().revision;
+    assert_eq!(last, i64::MAX as u64);
+    let refused = storage
+        .put("planted", b"v1", Expected::Revision(last))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused.guest(), Some(GuestError::Invalid(_))),
+        "{refused:?}"
+    );
+    let kept = storage.get("planted").await.unwrap().unwrap();
+    assert_eq!((kept.value.as_slice(), kept.revision), (&b"v0"[..], last));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_table_name_that_is_not_an_identifier_is_refused() {
     let dir = tempfile::tempdir().unwrap();
