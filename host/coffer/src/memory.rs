@@ -41,11 +41,14 @@ pub struct MemoryStorage {
     entries: Mutex<BTreeMap<String, Entry>>,
     revision: AtomicU64,
     gets: Mutex<BTreeMap<String, u64>>,
-    /// A read to hold back: its key, and what releases it.
-    held: Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
-    /// A write to hold back before it is made: its key, and what releases it.
-    held_put: Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
+    /// A read to hold back.
+    held: Held,
+    /// A write to hold back before it is made.
+    held_put: Held,
 }
+
+/// An operation to hold back: its key, and what releases it.
+type Held = Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>;
 
 impl MemoryStorage {
     /// How many times `key` was read.
@@ -88,10 +91,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What releases the operation on `key` that `held` holds back, if any.
-fn take_held(
-    held: &Mutex<Option<(String, tokio::sync::oneshot::Receiver<()>)>>,
-    key: &str,
-) -> Option<tokio::sync::oneshot::Receiver<()>> {
+fn take_held(held: &Held, key: &str) -> Option<tokio::sync::oneshot::Receiver<()>> {
     let mut held = lock(held);
     match held.as_ref() {
         Some((k, _)) if k == key => held.take().map(|(_, wait)| wait),
